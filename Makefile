@@ -1,0 +1,37 @@
+# Set-up and checks. `make test` and `make demo` work from a fresh clone:
+# they create .venv, install the package with its dev extra and build the
+# native module (incrementally, in build/).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Build requirements, read from pyproject.toml's [build-system] so they live in one place.
+BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
+
+.PHONY: all install test demo bench clean
+
+all: install
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall when the package metadata or any native source changes.
+$(VENV)/.installed: $(PY) pyproject.toml $(shell find native -type f 2>/dev/null)
+	$(PY) -m pip install --quiet $(BUILD_DEPS)
+	@command -v cmake >/dev/null || $(PY) -m pip install --quiet "cmake>=3.18" ninja
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q
+
+demo: install
+	$(PY) -m pyserver bench kernels --quick
+
+bench: install
+	$(PY) -m pyserver bench kernels
+
+clean:
+	rm -rf build $(VENV) .pytest_cache

@@ -1,0 +1,55 @@
+// What the per-ISA kernel translation units see: plain data and function
+// pointers only. Those units are compiled with wider instruction sets than the
+// rest of the module, so they must not instantiate shared inline or template
+// code (the linker could pick their copy for a CPU that lacks the ISA).
+#pragma once
+#include <cstdint>
+
+namespace ryz {
+
+enum class Format : int { TQ1_0 = 0, TQ2_0 = 1, I2_S = 2 };
+
+constexpr int kTQBlock = 256;  // weights per TQ1_0 / TQ2_0 block
+constexpr int kTQ1Bytes = 54;
+constexpr int kTQ2Bytes = 66;
+constexpr int kI2Group = 128;  // weights per I2_S group
+constexpr int kI2Tail = 32;    // I2_S tail bytes holding the fp32 scale
+
+struct MatView {
+    Format fmt;
+    const uint8_t* data;  // packed rows, row r at data + r * row_bytes
+    int64_t rows, cols, row_bytes;
+    float tensor_scale;   // I2_S only
+};
+
+// One token's int8 activations, prepared by the driver.
+struct ActRow {
+    const int8_t* q;       // natural order, cols values
+    const int8_t* qk;      // kernel order (see formats.h: kernel_order), for the SIMD GEMV
+    const int32_t* bsum;   // TQ: sum of q over each 256-block
+    int32_t total;         // sum of all q
+};
+
+// A batch of tokens, natural order, row-major [n, cols].
+struct ActBatch {
+    const int8_t* q;
+    int64_t n;
+    const int32_t* bsum;   // TQ: [n, cols/256]
+    const int32_t* total;  // [n]
+};
+
+// y[r] = sum_k W[r,k] * q[k] with W's scales applied (activation scale not applied).
+using GemvFn = void (*)(const MatView&, const ActRow&, float* y, int64_t r0, int64_t r1);
+// Y[t, r] (row stride ldy) for t < n, r in [r0, r1).
+using GemmFn = void (*)(const MatView&, const ActBatch&, float* Y, int64_t ldy, int64_t r0, int64_t r1);
+
+struct KernelSet {
+    GemvFn gemv;
+    GemmFn gemm;
+};
+
+const KernelSet& scalar_kernels();
+const KernelSet& avx2_kernels();
+const KernelSet& avx512_kernels();
+
+}  // namespace ryz

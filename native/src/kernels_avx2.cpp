@@ -1,0 +1,90 @@
+// AVX2 kernels: pmaddubsw into int16 lanes (widened before they can
+// overflow), one row per vector. Compiled with -mavx2 -mfma -mf16c only.
+#include <immintrin.h>
+#include <stdlib.h>
+
+#include "kernel_api.h"
+
+namespace ryz {
+namespace {
+
+struct T {
+    using V = __m256i;
+    using VF = __m256;
+    using Acc = __m256i;  // int16 lanes
+    static constexpr int kRows = 1;      // rows per GEMV vector
+    static constexpr int kGemvVecs = 4;  // vectors per GEMV row group
+
+    static V zero() { return _mm256_setzero_si256(); }
+    static VF fzero() { return _mm256_setzero_ps(); }
+    static Acc acc_zero() { return _mm256_setzero_si256(); }
+    static V set1_8(int8_t v) { return _mm256_set1_epi8(v); }
+    static V and_(V a, V b) { return _mm256_and_si256(a, b); }
+    static V xor_(V a, V b) { return _mm256_xor_si256(a, b); }
+    static V add8(V a, V b) { return _mm256_add_epi8(a, b); }
+    static V cmpgt8(V a, V b) { return _mm256_cmpgt_epi8(a, b); }
+    static V abs8(V a) { return _mm256_abs_epi8(a); }
+    template <int N> static V srli16(V a) { return _mm256_srli_epi16(a, N); }
+    static V bcast_x(const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+    static V load_unit(const uint8_t* const* p, int64_t off) {
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[0] + off));
+    }
+    // [16 bytes of qs | 4 bytes of qh | zeros]; never reads past the block.
+    static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) {
+        uint32_t qh;
+        __builtin_memcpy(&qh, p[0] + off + 16, 4);
+        return _mm256_inserti128_si256(
+            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0] + off))),
+            _mm_cvtsi32_si128(static_cast<int>(qh)), 1);
+    }
+    static Acc dot(Acc acc, V c, V x) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(c, x)); }
+    static V widen(Acc a) { return _mm256_madd_epi16(a, _mm256_set1_epi16(1)); }
+    // acc holds 4x the true sums (codes masked in place by 0x0C): widen, then divide exactly.
+    static V widen4(Acc a) { return _mm256_srai_epi32(_mm256_madd_epi16(a, _mm256_set1_epi16(1)), 2); }
+    static V add32(V a, V b) { return _mm256_add_epi32(a, b); }
+    static VF cvt(V a) { return _mm256_cvtepi32_ps(a); }
+    static VF fmadd(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
+    static VF row_scales(const float* d) { return _mm256_set1_ps(d[0]); }
+    static int32_t hsum_i(__m256i a) {
+        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+        return _mm_cvtsi128_si32(s);
+    }
+    static float hsum_f(__m256 a) {
+        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        s = _mm_add_ss(s, _mm_movehdup_ps(s));
+        return _mm_cvtss_f32(s);
+    }
+    static void hsum32(V a, int32_t* out) { out[0] = hsum_i(a); }
+    static void hsumf(VF a, float* out) { out[0] = hsum_f(a); }
+
+    // GEMM: natural-order vectors of 32 codes / activations.
+    static constexpr int kGW = 32, kGemmRows = 2, kGemmToks = 4;
+    using GV = __m256i;
+    using GVF = __m256;
+    using GAcc = __m256i;
+    static GV gzero() { return _mm256_setzero_si256(); }
+    static GVF gfzero() { return _mm256_setzero_ps(); }
+    static GAcc gacc_zero() { return _mm256_setzero_si256(); }
+    static GV gload(const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+    static GAcc gdot(GAcc acc, GV c, GV x) { return dot(acc, c, x); }
+    static GV gwiden(GAcc a) { return widen(a); }
+    static GV gadd32(GV a, GV b) { return _mm256_add_epi32(a, b); }
+    static GVF gcvt(GV a) { return _mm256_cvtepi32_ps(a); }
+    static GVF gfmadd(GVF a, GVF b, GVF c) { return _mm256_fmadd_ps(a, b, c); }
+    static GVF gfset1(float d) { return _mm256_set1_ps(d); }
+    static int32_t ghsum32(GV a) { return hsum_i(a); }
+    static float ghsumf(GVF a) { return hsum_f(a); }
+};
+
+#include "kernels_simd.inl"
+
+const KernelSet kSet{gemv, gemm};
+
+}  // namespace
+
+const KernelSet& avx2_kernels() { return kSet; }
+
+}  // namespace ryz

@@ -1,0 +1,53 @@
+// The scalar reference kernels: decode a row to codes, then integer dot
+// products per scale block. Portable C++; every SIMD path is checked against it.
+#include <vector>
+
+#include "formats.h"
+
+namespace ryz {
+namespace {
+
+// Row r's dot product with one token: integer sums per scale block, then scaled.
+float row_dot(const MatView& m, const uint8_t* row, const uint8_t* codes, const int8_t* q) {
+    if (m.fmt == Format::I2_S) {
+        int64_t s = 0;
+        for (int64_t k = 0; k < m.cols; ++k) s += (static_cast<int32_t>(codes[k]) - 1) * q[k];
+        return m.tensor_scale * static_cast<float>(s);
+    }
+    const int bytes = m.fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < m.cols / kTQBlock; ++b) {
+        int32_t s = 0;
+        for (int k = 0; k < kTQBlock; ++k)
+            s += (static_cast<int32_t>(codes[b * kTQBlock + k]) - 1) * q[b * kTQBlock + k];
+        const uint8_t* d = row + b * bytes + bytes - 2;
+        acc += f16_to_f32(static_cast<uint16_t>(d[0] | (d[1] << 8))) * static_cast<float>(s);
+    }
+    return acc;
+}
+
+void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
+    std::vector<uint8_t> codes(static_cast<size_t>(m.cols));
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = m.data + r * m.row_bytes;
+        decode_row_codes(m.fmt, row, m.cols, codes.data());
+        y[r] = row_dot(m, row, codes.data(), a.q);
+    }
+}
+
+void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+    std::vector<uint8_t> codes(static_cast<size_t>(m.cols));
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* row = m.data + r * m.row_bytes;
+        decode_row_codes(m.fmt, row, m.cols, codes.data());
+        for (int64_t t = 0; t < a.n; ++t) Y[t * ldy + r] = row_dot(m, row, codes.data(), a.q + t * m.cols);
+    }
+}
+
+const KernelSet kSet{gemv, gemm};
+
+}  // namespace
+
+const KernelSet& scalar_kernels() { return kSet; }
+
+}  // namespace ryz

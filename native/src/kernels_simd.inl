@@ -1,0 +1,354 @@
+// SIMD kernel bodies, written once against a traits struct `T` and included by
+// kernels_avx2.cpp and kernels_avx512.cpp inside an anonymous namespace.
+//
+// Dot products use codes c = w + 1 in {0,1,2} as the unsigned operand and the
+// int8 activations as the signed one (pmaddubsw / vpdpbusd), then subtract the
+// activation sum: sum(w*x) = sum(c*x) - sum(x).
+//
+// GEMV walks each row in 32-byte units of packed weights, extracting 32 codes
+// at a time, and reads activations in the packing's kernel order (formats.h),
+// which the driver prepares once per call. A vector holds T::kRows rows' units.
+//
+// GEMM unpacks a panel of rows into natural-order codes once, then runs an
+// R x NT register-blocked micro-kernel over all tokens.
+
+using V = typename T::V;
+using VF = typename T::VF;
+using Acc = typename T::Acc;
+
+inline uint16_t load_u16(const uint8_t* p) { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
+inline float half_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
+
+// -------------------------------------------------------------------- GEMV
+
+// Rows r .. r+n-1 of the group; rows past r1 repeat the last one (results discarded).
+template <int NR>
+inline void group_rows(const MatView& m, int64_t r, int64_t r1, const uint8_t* (&p)[NR]) {
+    for (int i = 0; i < NR; ++i) p[i] = m.data + ((r + i < r1) ? r + i : r1 - 1) * m.row_bytes;
+}
+
+// Weights stream from memory once per token: prefetch this far ahead in every row.
+#ifndef RYZ_PREFETCH
+#define RYZ_PREFETCH 1024
+#endif
+constexpr int64_t kPrefetch = RYZ_PREFETCH;
+
+// TQ2_0 (kBlockScales) and I2_S: 128 weights per 32-byte unit.
+// Codes are extracted with 5 operations per unit instead of 7: masks 0x03 and
+// 0x0C on the unit and on the unit shifted by 4. The 0x0C codes are 4x too
+// large, so they feed a second accumulator that is divided by 4 (exactly) when widened.
+// Int16 bounds: per unit each lane gains at most 2 * 2*(3*4)*128 = 6144, so
+// four units (one flush period) stay below 32767.
+template <int NV, bool kBlockScales>
+void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
+    constexpr int R = T::kRows, NR = NV * R;
+    constexpr int64_t kFlushUnits = kBlockScales ? 2 : 4;
+    const int64_t units = m.cols / 128;
+    const V lo2 = T::set1_8(0x03), hi2 = T::set1_8(0x0c);
+    for (int64_t r = r0; r < r1; r += NR) {
+        const uint8_t* p[NR];
+        group_rows<NR>(m, r, r1, p);
+        Acc acc1[NV], acc4[NV];
+        V iacc[NV];
+        VF facc[NV];
+        float corr[NR] = {};
+        for (int v = 0; v < NV; ++v) {
+            acc1[v] = T::acc_zero(); acc4[v] = T::acc_zero(); iacc[v] = T::zero(); facc[v] = T::fzero();
+        }
+        for (int64_t u = 0; u < units; ++u) {
+            const int64_t off = kBlockScales ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
+            const int8_t* xk = a.qk + u * 128;
+            const V x0 = T::bcast_x(xk), x1 = T::bcast_x(xk + 32), x2 = T::bcast_x(xk + 64),
+                    x3 = T::bcast_x(xk + 96);
+            if ((u & 1) == 0)
+                for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
+            for (int v = 0; v < NV; ++v) {
+                const V w = T::load_unit(p + v * R, off);
+                const V w4 = T::template srli16<4>(w);
+                acc1[v] = T::dot(acc1[v], T::and_(w, lo2), x0);
+                acc4[v] = T::dot(acc4[v], T::and_(w, hi2), x1);
+                acc1[v] = T::dot(acc1[v], T::and_(w4, lo2), x2);
+                acc4[v] = T::dot(acc4[v], T::and_(w4, hi2), x3);
+            }
+            if ((u + 1) % kFlushUnits != 0 && u + 1 != units) continue;
+            for (int v = 0; v < NV; ++v) {
+                const V s = T::add32(T::widen(acc1[v]), T::widen4(acc4[v]));
+                acc1[v] = T::acc_zero();
+                acc4[v] = T::acc_zero();
+                if (kBlockScales) {  // end of a 256-block: apply its f16 scale
+                    const int64_t b = u >> 1;
+                    float d[R];
+                    for (int i = 0; i < R; ++i) {
+                        d[i] = half_at(p[v * R + i] + b * kTQ2Bytes + 64);
+                        corr[v * R + i] += d[i] * static_cast<float>(a.bsum[b]);
+                    }
+                    facc[v] = T::fmadd(T::cvt(s), T::row_scales(d), facc[v]);
+                } else {
+                    iacc[v] = T::add32(iacc[v], s);
+                }
+            }
+        }
+        for (int v = 0; v < NV; ++v) {
+            if (kBlockScales) {
+                float s[R];
+                T::hsumf(facc[v], s);
+                for (int i = 0; i < R; ++i)
+                    if (r + v * R + i < r1) y[r + v * R + i] = s[i] - corr[v * R + i];
+            } else {
+                int32_t s[R];
+                T::hsum32(iacc[v], s);
+                for (int i = 0; i < R; ++i)
+                    if (r + v * R + i < r1) y[r + v * R + i] = m.tensor_scale * static_cast<float>(s[i] - a.total);
+            }
+        }
+    }
+}
+
+// Base-3 digits of TQ1_0 bytes. With q' = q ^ 0x80 (q shifted into the signed
+// range), multiplying by 3 mod 256 commutes with the shift, and the digit
+// ((q*3) >> 8) = [q >= 86] + [q >= 171] becomes two signed compares.
+inline V tq1_digit(V qs) {
+    const V m1 = T::cmpgt8(qs, T::set1_8(-43));
+    const V m2 = T::cmpgt8(qs, T::set1_8(42));
+    return T::abs8(T::add8(m1, m2));
+}
+inline V mul3(V q) { return T::add8(T::add8(q, q), q); }
+
+template <int NV>
+void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
+    constexpr int R = T::kRows, NR = NV * R;
+    const int64_t blocks = m.cols / kTQBlock;
+    const V flip = T::set1_8(static_cast<int8_t>(0x80));
+    for (int64_t r = r0; r < r1; r += NR) {
+        const uint8_t* p[NR];
+        group_rows<NR>(m, r, r1, p);
+        VF facc[NV];
+        float corr[NR] = {};
+        for (int v = 0; v < NV; ++v) facc[v] = T::fzero();
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int64_t off = b * kTQ1Bytes;
+            const int8_t* xk = a.qk + b * 320;
+            Acc acc[NV];
+            V q0[NV], q1[NV];
+            for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
+            for (int v = 0; v < NV; ++v) {
+                acc[v] = T::acc_zero();
+                q0[v] = T::xor_(T::load_unit(p + v * R, off), flip);
+                q1[v] = T::xor_(T::load_unit_tq1_tail(p + v * R, off + 32), flip);
+            }
+            for (int n = 0; n < 5; ++n) {
+                const V x0 = T::bcast_x(xk + 32 * n), x1 = T::bcast_x(xk + 160 + 32 * n);
+                for (int v = 0; v < NV; ++v) {
+                    if (n > 0) { q0[v] = mul3(q0[v]); q1[v] = mul3(q1[v]); }
+                    acc[v] = T::dot(acc[v], tq1_digit(q0[v]), x0);
+                    acc[v] = T::dot(acc[v], tq1_digit(q1[v]), x1);
+                }
+            }
+            for (int v = 0; v < NV; ++v) {
+                float d[R];
+                for (int i = 0; i < R; ++i) {
+                    d[i] = half_at(p[v * R + i] + off + 52);
+                    corr[v * R + i] += d[i] * static_cast<float>(a.bsum[b]);
+                }
+                facc[v] = T::fmadd(T::cvt(T::widen(acc[v])), T::row_scales(d), facc[v]);
+            }
+        }
+        for (int v = 0; v < NV; ++v) {
+            float s[R];
+            T::hsumf(facc[v], s);
+            for (int i = 0; i < R; ++i)
+                if (r + v * R + i < r1) y[r + v * R + i] = s[i] - corr[v * R + i];
+        }
+    }
+}
+
+void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
+    switch (m.fmt) {
+        case Format::TQ2_0: gemv_2bit<T::kGemvVecs, true>(m, a, y, r0, r1); break;
+        case Format::I2_S: gemv_2bit<T::kGemvVecs, false>(m, a, y, r0, r1); break;
+        case Format::TQ1_0: gemv_tq1<T::kGemvVecs>(m, a, y, r0, r1); break;
+    }
+}
+
+// -------------------------------------------------------------------- GEMM
+
+// Natural-order codes of one packed row (AVX2 width; both units have AVX2).
+void unpack_row_codes(const MatView& m, const uint8_t* row, uint8_t* codes) {
+    const __m256i mask3 = _mm256_set1_epi8(3);
+    auto st = [](uint8_t* dst, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst), v); };
+    if (m.fmt == Format::TQ1_0) {
+        const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+        const __m256i lo = _mm256_set1_epi8(-43), hi = _mm256_set1_epi8(42);
+        auto digit = [&](__m256i q) {
+            return _mm256_abs_epi8(_mm256_add_epi8(_mm256_cmpgt_epi8(q, lo), _mm256_cmpgt_epi8(q, hi)));
+        };
+        auto m3 = [](__m256i q) { return _mm256_add_epi8(_mm256_add_epi8(q, q), q); };
+        for (int64_t b = 0; b < m.cols / kTQBlock; ++b) {
+            const uint8_t* src = row + b * kTQ1Bytes;
+            uint8_t* dst = codes + b * kTQBlock;
+            __m256i q0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)), flip);
+            uint32_t qh;
+            __builtin_memcpy(&qh, src + 48, 4);
+            __m256i q1 = _mm256_xor_si256(
+                _mm256_inserti128_si256(
+                    _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 32))),
+                    _mm_cvtsi32_si128(static_cast<int>(qh)), 1),
+                flip);
+            for (int n = 0; n < 5; ++n) {
+                if (n > 0) { q0 = m3(q0); q1 = m3(q1); }
+                st(dst + 32 * n, digit(q0));
+                const __m256i d1 = digit(q1);
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 160 + 16 * n), _mm256_castsi256_si128(d1));
+                if (n < 4) {
+                    const uint32_t t = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(d1, 1)));
+                    __builtin_memcpy(dst + 240 + 4 * n, &t, 4);
+                }
+            }
+        }
+        return;
+    }
+    const bool tq2 = m.fmt == Format::TQ2_0;
+    for (int64_t u = 0; u < m.cols / 128; ++u) {
+        const int64_t off = tq2 ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + off));
+        for (int k = 0; k < 4; ++k) {
+            const __m256i c = _mm256_and_si256(_mm256_srli_epi16(w, 2 * k), mask3);
+            st(codes + u * 128 + (tq2 ? 32 * k : 32 * (3 - k)), c);
+        }
+    }
+}
+
+// Thread-local scratch for a panel of unpacked rows (internal linkage, plain memory).
+struct Scratch {
+    uint8_t* p = nullptr;
+    size_t n = 0;
+    ~Scratch() { free(p); }
+    uint8_t* get(size_t bytes) {
+        if (bytes > n) {
+            free(p);
+            p = static_cast<uint8_t*>(aligned_alloc(64, (bytes + 63) / 64 * 64));
+            n = p ? bytes : 0;
+        }
+        return p;
+    }
+};
+thread_local Scratch t_scratch;
+
+// Micro-kernel: R code rows x NT token rows over K, width T::kGW.
+// kBlock: flush per 256-block with per-(row, block) scales; else flush to int32 every 1024.
+template <int R, int NT, bool kBlock>
+inline void micro(const uint8_t* const* c, const int8_t* const* x, int64_t K, const float* const* dsc,
+                  float (&out)[R][NT]) {
+    constexpr int W = T::kGW;
+    constexpr int kFlush = kBlock ? kTQBlock / W : 1024 / W;
+    typename T::GAcc acc[R][NT];
+    typename T::GV i32[R][NT];
+    typename T::GVF f32[R][NT];
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NT; ++j) { acc[i][j] = T::gacc_zero(); i32[i][j] = T::gzero(); f32[i][j] = T::gfzero(); }
+    const int64_t steps = K / W;
+    for (int64_t s0 = 0; s0 < steps; s0 += kFlush) {
+        const int64_t s1 = s0 + kFlush < steps ? s0 + kFlush : steps;
+#pragma GCC unroll 4
+        for (int64_t s = s0; s < s1; ++s) {
+            typename T::GV w[R], xv[NT];
+            for (int i = 0; i < R; ++i) w[i] = T::gload(c[i] + s * W);
+            for (int j = 0; j < NT; ++j) xv[j] = T::gload(x[j] + s * W);
+            for (int i = 0; i < R; ++i)
+                for (int j = 0; j < NT; ++j) acc[i][j] = T::gdot(acc[i][j], w[i], xv[j]);
+        }
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < NT; ++j) {
+                if (kBlock) {
+                    const float d = dsc[i][s0 * W / kTQBlock];
+                    f32[i][j] = T::gfmadd(T::gcvt(T::gwiden(acc[i][j])), T::gfset1(d), f32[i][j]);
+                } else {
+                    i32[i][j] = T::gadd32(i32[i][j], T::gwiden(acc[i][j]));
+                }
+                acc[i][j] = T::gacc_zero();
+            }
+    }
+    for (int i = 0; i < R; ++i)
+        for (int j = 0; j < NT; ++j)
+            out[i][j] = kBlock ? T::ghsumf(f32[i][j]) : static_cast<float>(T::ghsum32(i32[i][j]));
+}
+
+template <bool kBlock>
+void gemm_panel(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t p0, int np,
+                const uint8_t* codes, const float* dsc, const float* rscale) {
+    constexpr int R = T::kGemmRows, NT = T::kGemmToks;
+    const int64_t K = m.cols, nb = m.cols / kTQBlock;
+    for (int64_t t0 = 0; t0 < a.n; t0 += NT) {
+        const int8_t* x[NT];
+        for (int j = 0; j < NT; ++j) x[j] = a.q + ((t0 + j < a.n) ? t0 + j : a.n - 1) * K;
+        for (int i0 = 0; i0 < np; i0 += R) {
+            const uint8_t* c[R];
+            const float* d[R];
+            for (int i = 0; i < R; ++i) {
+                const int ii = i0 + i < np ? i0 + i : np - 1;
+                c[i] = codes + ii * K;
+                d[i] = dsc + ii * nb;
+            }
+            float out[R][NT];
+            micro<R, NT, kBlock>(c, x, K, d, out);
+            for (int i = 0; i < R && i0 + i < np; ++i)
+                for (int j = 0; j < NT && t0 + j < a.n; ++j) {
+                    const int64_t t = t0 + j;
+                    float yv;
+                    if (kBlock) {
+                        float corr = 0.0f;
+                        for (int64_t b = 0; b < nb; ++b) corr += d[i][b] * static_cast<float>(a.bsum[t * nb + b]);
+                        yv = out[i][j] - corr;
+                    } else {
+                        yv = rscale[i0 + i] * (out[i][j] - static_cast<float>(a.total[t]));
+                    }
+                    Y[t * ldy + p0 + i0 + i] = yv;
+                }
+        }
+    }
+}
+
+void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t K = m.cols, nb = m.cols / kTQBlock;
+    // Panel height: keep the unpacked panel around 128 KiB (it is reused by every token).
+    int P = static_cast<int>((128 * 1024) / K);
+    P = P < T::kGemmRows ? T::kGemmRows : (P > 64 ? 64 : P);
+    P -= P % T::kGemmRows;
+    const size_t codes_bytes = static_cast<size_t>(P) * K;
+    const size_t scales_bytes = (static_cast<size_t>(P) * (nb + 1) + P) * sizeof(float);
+    uint8_t* buf = t_scratch.get(codes_bytes + scales_bytes + 64);
+    if (buf == nullptr) return;  // the driver checks for allocation failure before calling
+    uint8_t* codes = buf;
+    float* dsc = reinterpret_cast<float*>(buf + (codes_bytes + 63) / 64 * 64);
+    float* rscale = dsc + static_cast<size_t>(P) * (nb + 1);
+    const int bytes = m.fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
+    for (int64_t p0 = r0; p0 < r1; p0 += P) {
+        const int np = static_cast<int>(r1 - p0 < P ? r1 - p0 : P);
+        bool uniform = true;
+        for (int i = 0; i < np; ++i) {
+            const uint8_t* row = m.data + (p0 + i) * m.row_bytes;
+            uint8_t* ci = codes + static_cast<size_t>(i) * K;
+            unpack_row_codes(m, row, ci);
+            if (m.fmt == Format::I2_S) { rscale[i] = m.tensor_scale; continue; }
+            // Rows whose nonzero block scales are all equal run on the integer path;
+            // zero-scale blocks contribute nothing, so their codes become zeros (c = 1).
+            float common = 0.0f;
+            for (int64_t b = 0; b < nb; ++b) {
+                const float d = half_at(row + b * bytes + bytes - 2);
+                dsc[i * nb + b] = d;
+                if (d == 0.0f) {
+                    __builtin_memset(ci + b * kTQBlock, 1, kTQBlock);
+                } else if (common == 0.0f) {
+                    common = d;
+                } else if (d != common) {
+                    uniform = false;
+                }
+            }
+            rscale[i] = common;
+        }
+        if (uniform)
+            gemm_panel<false>(m, a, Y, ldy, p0, np, codes, dsc, rscale);
+        else
+            gemm_panel<true>(m, a, Y, ldy, p0, np, codes, dsc, rscale);
+    }
+}

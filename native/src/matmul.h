@@ -1,0 +1,36 @@
+// The driver between Python and the kernels: validates a packed tensor,
+// prepares activations (block sums, kernel order), picks the kernel set for
+// the requested ISA and splits rows over the thread pool.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "cpu.h"
+#include "formats.h"
+
+namespace ryz {
+
+class TernaryMatrix {
+public:
+    // data must hold packed_bytes(fmt, rows, cols) bytes; it is used in place, never copied.
+    TernaryMatrix(Format fmt, const uint8_t* data, int64_t nbytes, int64_t rows, int64_t cols);
+
+    const MatView& view() const { return view_; }
+    // y[rows] = W q. q: cols int8 values.
+    void gemv(const int8_t* q, float* y, Isa isa) const;
+    // Y[n, rows] = X W^T. X: [n, cols] int8, row-major.
+    void gemm(const int8_t* X, int64_t n, float* Y, Isa isa) const;
+
+private:
+    MatView view_;
+};
+
+// Kernel set for an ISA level. An explicit level must be supported by the CPU
+// (std::runtime_error otherwise). Isa resolution for "auto" is resolve_auto_isa().
+const KernelSet& kernels_for(Isa isa);
+// The highest level <= active_isa() whose kernels passed the start-up self-check.
+Isa resolve_auto_isa();
+// "passed", "failed: ..." or "not run" for a level.
+std::string self_check_status(Isa isa);
+
+}  // namespace ryz

@@ -1,0 +1,49 @@
+// A persistent pool: workers are created once (or on resize) and spin briefly
+// between jobs before sleeping, so back-to-back matmuls of a decode step pay
+// no thread start-up and almost no wake-up latency.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace ryz {
+
+class ThreadPool {
+public:
+    static ThreadPool& instance();
+    ~ThreadPool();
+
+    int size() const { return static_cast<int>(workers_.size()) + 1; }  // the caller counts as one
+    void resize(int n);
+    // Runs fn(i) for every i in [0, n_tasks); the calling thread takes part. Blocks until done.
+    // Calls from several threads are serialised.
+    void run(int n_tasks, const std::function<void(int)>& fn);
+
+private:
+    ThreadPool();
+    using Fn = std::function<void(int)>;
+    void stop_workers();
+    void worker_loop(uint64_t seen);
+    void drain(const Fn& fn);
+
+    std::vector<std::thread> workers_;
+    std::mutex run_mutex_;  // one job at a time
+    std::mutex sleep_mutex_;
+    std::condition_variable wake_;
+    std::atomic<uint64_t> generation_{0};
+    std::atomic<int> sleepers_{0};
+    std::atomic<bool> stop_{false};
+    // The current job. n_tasks_ is written before job_ is published.
+    std::atomic<const Fn*> job_{nullptr};
+    int n_tasks_ = 0;
+    std::atomic<int> next_{0};
+    std::atomic<int> done_{0};
+    // Workers between reading job_ and finishing with it; run() returns only
+    // when this is zero, so no worker can touch a job that has ended.
+    std::atomic<int> in_flight_{0};
+};
+
+}  // namespace ryz

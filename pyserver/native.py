@@ -1,0 +1,44 @@
+"""The compiled engine module, with an actionable error when it is missing."""
+
+from __future__ import annotations
+
+try:
+    from pyserver import _native
+except ImportError as exc:  # pragma: no cover - exercised only on a broken install
+    raise ImportError(
+        "the native module pyserver._native is not built; run `make install` "
+        "(or `pip install -e .`) from the repository root"
+    ) from exc
+
+TernaryMatrix = _native.TernaryMatrix
+pack = _native.pack
+unpack = _native.unpack
+packed_nbytes = _native.packed_nbytes
+scale_count = _native.scale_count
+quantize_activations = _native.quantize_activations
+cpu_info = _native.cpu_info
+available_isas = _native.available_isas
+set_isa_cap = _native.set_isa_cap
+set_num_threads = _native.set_num_threads
+num_threads = _native.num_threads
+measure_read_bandwidth = _native.measure_read_bandwidth
+alloc_weights = _native.alloc_weights
+
+FORMATS = ("TQ2_0", "TQ1_0", "I2_S")
+
+__all__ = [
+    "FORMATS",
+    "alloc_weights",
+    "TernaryMatrix",
+    "available_isas",
+    "cpu_info",
+    "measure_read_bandwidth",
+    "num_threads",
+    "pack",
+    "packed_nbytes",
+    "quantize_activations",
+    "scale_count",
+    "set_isa_cap",
+    "set_num_threads",
+    "unpack",
+]

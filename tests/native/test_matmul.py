@@ -1,0 +1,125 @@
+"""GEMV/GEMM for every packing x ISA path, exactly against integer numpy references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyserver import native
+from tests.native import reference as ref
+
+ISAS = native.available_isas()
+COLS = {"TQ2_0": [256, 768, 2560], "TQ1_0": [256, 768, 2560], "I2_S": [128, 384, 2560]}
+ROWS = [1, 3, 8, 13, 67]
+
+
+def unit_scales(fmt: str, rows: int, cols: int) -> np.ndarray:
+    n = native.scale_count(fmt, rows, cols)
+    return np.ones(n, dtype=np.float32) if fmt == "I2_S" else np.ones((rows, cols // 256), np.float32)
+
+
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    saved = native.num_threads()
+    yield
+    native.set_num_threads(saved)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt", native.FORMATS)
+def test_exact_integer_results(fmt: str, isa: str, rng: np.random.Generator) -> None:
+    # Unit scales make every result an exact integer (sums stay far below 2**24).
+    for cols in COLS[fmt]:
+        for rows in ROWS:
+            w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+            m = native.TernaryMatrix(fmt, native.pack(fmt, w, unit_scales(fmt, rows, cols)), rows, cols)
+            x = rng.integers(-128, 128, size=(5, cols), dtype=np.int8)
+            expected = x.astype(np.int64) @ w.T.astype(np.int64)
+            np.testing.assert_array_equal(m.gemm(x, isa), expected.astype(np.float32))
+            np.testing.assert_array_equal(m.gemv(x[2], isa), expected[2].astype(np.float32))
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt", native.FORMATS)
+def test_scaled_results(fmt: str, isa: str, rng: np.random.Generator) -> None:
+    rows, cols = 37, 1536
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+    n = native.scale_count(fmt, rows, cols)
+    scales = rng.uniform(0.1, 2.0, size=n).astype(np.float32)
+    if fmt != "I2_S":
+        scales = scales.reshape(rows, -1)
+    m = native.TernaryMatrix(fmt, native.pack(fmt, w, scales), rows, cols)
+    x = rng.integers(-127, 128, size=(9, cols), dtype=np.int8)
+    expected = ref.matmul(fmt, w, scales, x)
+    np.testing.assert_allclose(m.gemm(x, isa), expected, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(m.gemv(x[4], isa), expected[4], rtol=1e-5, atol=1e-2)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt", ["TQ2_0", "TQ1_0"])  # I2_S has one tensor scale
+def test_mixed_block_scales_and_zero_blocks(fmt: str, isa: str, rng: np.random.Generator) -> None:
+    """TQ rows with uniform and non-uniform block scales, and zero-scale blocks, in one matrix."""
+    rows, cols = 20, 1024
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+    scales = np.full((rows, cols // 256), 0.5, dtype=np.float32)
+    scales[3] = [0.5, 0.25, 0.5, 1.0]
+    scales[7, 1] = 0.0  # a zero-scale block with nonzero codes contributes nothing
+    m = native.TernaryMatrix(fmt, native.pack(fmt, w, scales), rows, cols)
+    x = rng.integers(-128, 128, size=(6, cols), dtype=np.int8)
+    expected = ref.matmul(fmt, w, scales, x)
+    np.testing.assert_allclose(m.gemm(x, isa), expected, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(m.gemv(x[0], isa), expected[0], rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt", native.FORMATS)
+def test_worst_case_accumulation_k16384(fmt: str, isa: str) -> None:
+    """All weights +1, all activations 127 (and -128) at K = 16384: int16 accumulation would overflow."""
+    rows, cols = 9, 16384
+    w = np.ones((rows, cols), dtype=np.int8)
+    w[1] = -1
+    m = native.TernaryMatrix(fmt, native.pack(fmt, w, unit_scales(fmt, rows, cols)), rows, cols)
+    for value in (127, -128):
+        x = np.full((3, cols), value, dtype=np.int8)
+        expected = np.full((3, rows), value * cols, dtype=np.float32)
+        expected[:, 1] = -value * cols
+        np.testing.assert_array_equal(m.gemm(x, isa), expected)
+        np.testing.assert_array_equal(m.gemv(x[0], isa), expected[0])
+
+
+@pytest.mark.parametrize("fmt", native.FORMATS)
+def test_thread_counts_agree(fmt: str, rng: np.random.Generator) -> None:
+    rows, cols = 1000, 1024
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+    m = native.TernaryMatrix(fmt, native.pack(fmt, w, unit_scales(fmt, rows, cols)), rows, cols)
+    x = rng.integers(-128, 128, size=(17, cols), dtype=np.int8)
+    expected = (x.astype(np.int64) @ w.T.astype(np.int64)).astype(np.float32)
+    for threads in (1, 2, 3):
+        native.set_num_threads(threads)
+        np.testing.assert_array_equal(m.gemm(x), expected)
+        np.testing.assert_array_equal(m.gemv(x[5]), expected[5])
+
+
+def test_quantize_activations_matches_reference(rng: np.random.Generator) -> None:
+    x = rng.normal(size=(7, 2560)).astype(np.float32) * rng.uniform(0.01, 30, size=(7, 1)).astype(np.float32)
+    x[3] = 0.0  # all-zero token: scale from the 1e-5 clamp
+    x[4, :5] = [0.5, -0.5, 1.5, -2.5, 3.0]  # ties to even after scaling
+    q, s = native.quantize_activations(x)
+    q_ref, s_ref = ref.quantize_activations(x)
+    np.testing.assert_array_equal(s, s_ref)
+    np.testing.assert_array_equal(q, q_ref)
+    q1, s1 = native.quantize_activations(x[1])
+    np.testing.assert_array_equal(q1, q_ref[1])
+    assert s1[0] == s_ref[1]
+
+
+def test_quantized_matmul_approximates_float(rng: np.random.Generator) -> None:
+    """End to end as a BitNet layer: quantize, ternary matmul, rescale ~ float matmul."""
+    rows, cols = 64, 2560
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+    m = native.TernaryMatrix("I2_S", native.pack("I2_S", w, np.array([0.7], np.float32)), rows, cols)
+    x = rng.normal(size=(4, cols)).astype(np.float32)
+    q, s = native.quantize_activations(x)
+    y = m.gemm(q) / s[:, None]
+    y_float = x @ (0.7 * w.T.astype(np.float32))
+    np.testing.assert_allclose(y, y_float, rtol=0, atol=0.02 * np.abs(y_float).max())
