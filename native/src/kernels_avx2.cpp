@@ -8,6 +8,8 @@
 namespace ryz {
 namespace {
 
+#include "simd_helpers.inl"
+
 struct T {
     using V = __m256i;
     using VF = __m256;
@@ -29,15 +31,8 @@ struct T {
     static V load_unit(const uint8_t* const* p, int64_t off) {
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[0] + off));
     }
-    // [16 bytes of qs | 4 bytes of qh | zeros]; never reads past the block.
-    static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) {
-        uint32_t qh;
-        __builtin_memcpy(&qh, p[0] + off + 16, 4);
-        return _mm256_inserti128_si256(
-            _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p[0] + off))),
-            _mm_cvtsi32_si128(static_cast<int>(qh)), 1);
-    }
-    static Acc dot(Acc acc, V c, V x) { return _mm256_add_epi16(acc, _mm256_maddubs_epi16(c, x)); }
+    static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) { return load_tq1_tail(p[0] + off); }
+    static Acc dot(Acc acc, V c, V x) { return _mm256_add_epi16(_mm256_maddubs_epi16(c, x), acc); }
     static V widen(Acc a) { return _mm256_madd_epi16(a, _mm256_set1_epi16(1)); }
     // acc holds 4x the true sums (codes masked in place by 0x0C): widen, then divide exactly.
     static V widen4(Acc a) { return _mm256_srai_epi32(_mm256_madd_epi16(a, _mm256_set1_epi16(1)), 2); }
@@ -45,20 +40,8 @@ struct T {
     static VF cvt(V a) { return _mm256_cvtepi32_ps(a); }
     static VF fmadd(VF a, VF b, VF c) { return _mm256_fmadd_ps(a, b, c); }
     static VF row_scales(const float* d) { return _mm256_set1_ps(d[0]); }
-    static int32_t hsum_i(__m256i a) {
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-        return _mm_cvtsi128_si32(s);
-    }
-    static float hsum_f(__m256 a) {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        return _mm_cvtss_f32(s);
-    }
-    static void hsum32(V a, int32_t* out) { out[0] = hsum_i(a); }
-    static void hsumf(VF a, float* out) { out[0] = hsum_f(a); }
+    static void hsum32(V a, int32_t* out) { out[0] = hsum_epi32(a); }
+    static void hsumf(VF a, float* out) { out[0] = hsum_ps(a); }
 
     // GEMM: natural-order vectors of 32 codes / activations.
     static constexpr int kGW = 32, kGemmRows = 2, kGemmToks = 4;
@@ -74,9 +57,12 @@ struct T {
     static GV gadd32(GV a, GV b) { return _mm256_add_epi32(a, b); }
     static GVF gcvt(GV a) { return _mm256_cvtepi32_ps(a); }
     static GVF gfmadd(GVF a, GVF b, GVF c) { return _mm256_fmadd_ps(a, b, c); }
+    // float lanes kept in an integer vector slot of the GEMM sums
+    static GV gfbits_add(GV a, GVF b) { return _mm256_castps_si256(_mm256_add_ps(_mm256_castsi256_ps(a), b)); }
+    static GVF gasf(GV a) { return _mm256_castsi256_ps(a); }
     static GVF gfset1(float d) { return _mm256_set1_ps(d); }
-    static int32_t ghsum32(GV a) { return hsum_i(a); }
-    static float ghsumf(GVF a) { return hsum_f(a); }
+    static int32_t ghsum32(GV a) { return hsum_epi32(a); }
+    static float ghsumf(GVF a) { return hsum_ps(a); }
 };
 
 #include "kernels_simd.inl"

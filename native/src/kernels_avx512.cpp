@@ -9,6 +9,8 @@
 namespace ryz {
 namespace {
 
+#include "simd_helpers.inl"
+
 struct T {
     using V = __m512i;
     using VF = __m512;
@@ -34,14 +36,8 @@ struct T {
         return pair(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[0] + off)),
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[1] + off)));
     }
-    static __m256i tq1_tail(const uint8_t* q) {
-        uint32_t qh;
-        __builtin_memcpy(&qh, q + 16, 4);
-        return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
-                                       _mm_cvtsi32_si128(static_cast<int>(qh)), 1);
-    }
     static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) {
-        return pair(tq1_tail(p[0] + off), tq1_tail(p[1] + off));
+        return pair(load_tq1_tail(p[0] + off), load_tq1_tail(p[1] + off));
     }
     static Acc dot(Acc acc, V c, V x) { return _mm512_dpbusd_epi32(acc, c, x); }
     static V widen(Acc a) { return a; }
@@ -50,25 +46,13 @@ struct T {
     static VF cvt(V a) { return _mm512_cvtepi32_ps(a); }
     static VF fmadd(VF a, VF b, VF c) { return _mm512_fmadd_ps(a, b, c); }
     static VF row_scales(const float* d) { return _mm512_insertf32x8(_mm512_set1_ps(d[0]), _mm256_set1_ps(d[1]), 1); }
-    static int32_t hsum_i(__m256i a) {
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-        return _mm_cvtsi128_si32(s);
-    }
-    static float hsum_f(__m256 a) {
-        __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-        s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        return _mm_cvtss_f32(s);
-    }
     static void hsum32(V a, int32_t* out) {
-        out[0] = hsum_i(_mm512_castsi512_si256(a));
-        out[1] = hsum_i(_mm512_extracti64x4_epi64(a, 1));
+        out[0] = hsum_epi32(_mm512_castsi512_si256(a));
+        out[1] = hsum_epi32(_mm512_extracti64x4_epi64(a, 1));
     }
     static void hsumf(VF a, float* out) {
-        out[0] = hsum_f(_mm512_castps512_ps256(a));
-        out[1] = hsum_f(_mm512_extractf32x8_ps(a, 1));
+        out[0] = hsum_ps(_mm512_castps512_ps256(a));
+        out[1] = hsum_ps(_mm512_extractf32x8_ps(a, 1));
     }
 
     static constexpr int kGW = 64, kGemmRows = 4, kGemmToks = 4;
@@ -84,6 +68,8 @@ struct T {
     static GV gadd32(GV a, GV b) { return _mm512_add_epi32(a, b); }
     static GVF gcvt(GV a) { return _mm512_cvtepi32_ps(a); }
     static GVF gfmadd(GVF a, GVF b, GVF c) { return _mm512_fmadd_ps(a, b, c); }
+    static GV gfbits_add(GV a, GVF b) { return _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), b)); }
+    static GVF gasf(GV a) { return _mm512_castsi512_ps(a); }
     static GVF gfset1(float d) { return _mm512_set1_ps(d); }
     static int32_t ghsum32(GV a) { return _mm512_reduce_add_epi32(a); }
     static float ghsumf(GVF a) { return _mm512_reduce_add_ps(a); }

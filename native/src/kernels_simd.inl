@@ -187,13 +187,7 @@ void unpack_row_codes(const MatView& m, const uint8_t* row, uint8_t* codes) {
             const uint8_t* src = row + b * kTQ1Bytes;
             uint8_t* dst = codes + b * kTQBlock;
             __m256i q0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)), flip);
-            uint32_t qh;
-            __builtin_memcpy(&qh, src + 48, 4);
-            __m256i q1 = _mm256_xor_si256(
-                _mm256_inserti128_si256(
-                    _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + 32))),
-                    _mm_cvtsi32_si128(static_cast<int>(qh)), 1),
-                flip);
+            __m256i q1 = _mm256_xor_si256(load_tq1_tail(src + 32), flip);
             for (int n = 0; n < 5; ++n) {
                 if (n > 0) { q0 = m3(q0); q1 = m3(q1); }
                 st(dst + 32 * n, digit(q0));
@@ -234,28 +228,32 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
-// Micro-kernel: R code rows x NT token rows over K, width T::kGW.
-// kBlock: flush per 256-block with per-(row, block) scales; else flush to int32 every 1024.
+// Micro-kernel: R code rows x NT token rows over K elements, width T::kGW.
+// kBlock: flush per 256-block with per-(row, block) scales into floats; else
+// widen to int32 every 1024 elements. Adds its lanes into the vector sums
+// vs[i][j] (horizontal sums wait until the whole row of K is done).
 template <int R, int NT, bool kBlock>
 inline void micro(const uint8_t* const* c, const int8_t* const* x, int64_t K, const float* const* dsc,
-                  float (&out)[R][NT]) {
+                  typename T::GV* const* vs) {
     constexpr int W = T::kGW;
     constexpr int kFlush = kBlock ? kTQBlock / W : 1024 / W;
-    typename T::GAcc acc[R][NT];
     typename T::GV i32[R][NT];
     typename T::GVF f32[R][NT];
     for (int i = 0; i < R; ++i)
-        for (int j = 0; j < NT; ++j) { acc[i][j] = T::gacc_zero(); i32[i][j] = T::gzero(); f32[i][j] = T::gfzero(); }
+        for (int j = 0; j < NT; ++j) { i32[i][j] = T::gzero(); f32[i][j] = T::gfzero(); }
     const int64_t steps = K / W;
     for (int64_t s0 = 0; s0 < steps; s0 += kFlush) {
         const int64_t s1 = s0 + kFlush < steps ? s0 + kFlush : steps;
-#pragma GCC unroll 4
+        typename T::GAcc acc[R][NT];
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < NT; ++j) acc[i][j] = T::gacc_zero();
         for (int64_t s = s0; s < s1; ++s) {
-            typename T::GV w[R], xv[NT];
+            typename T::GV w[R];
             for (int i = 0; i < R; ++i) w[i] = T::gload(c[i] + s * W);
-            for (int j = 0; j < NT; ++j) xv[j] = T::gload(x[j] + s * W);
-            for (int i = 0; i < R; ++i)
-                for (int j = 0; j < NT; ++j) acc[i][j] = T::gdot(acc[i][j], w[i], xv[j]);
+            for (int j = 0; j < NT; ++j) {
+                const typename T::GV xv = T::gload(x[j] + s * W);
+                for (int i = 0; i < R; ++i) acc[i][j] = T::gdot(acc[i][j], w[i], xv);
+            }
         }
         for (int i = 0; i < R; ++i)
             for (int j = 0; j < NT; ++j) {
@@ -265,62 +263,78 @@ inline void micro(const uint8_t* const* c, const int8_t* const* x, int64_t K, co
                 } else {
                     i32[i][j] = T::gadd32(i32[i][j], T::gwiden(acc[i][j]));
                 }
-                acc[i][j] = T::gacc_zero();
             }
     }
     for (int i = 0; i < R; ++i)
-        for (int j = 0; j < NT; ++j)
-            out[i][j] = kBlock ? T::ghsumf(f32[i][j]) : static_cast<float>(T::ghsum32(i32[i][j]));
+        for (int j = 0; j < NT; ++j) {
+            typename T::GV* v = vs[j] + i;
+            if (kBlock) *v = T::gfbits_add(*v, f32[i][j]);
+            else *v = T::gadd32(*v, i32[i][j]);
+        }
 }
+
+// One panel of np unpacked rows against every token. K is walked in slices of
+// kKc so the panel's slice and a token group's slice stay in L1 while all
+// token groups and row groups use them; partial sums collect in fsum / isum.
+constexpr int64_t kKc = 1024;
 
 template <bool kBlock>
 void gemm_panel(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t p0, int np,
-                const uint8_t* codes, const float* dsc, const float* rscale) {
+                const uint8_t* codes, const float* dsc, const float* rscale, typename T::GV* vsum) {
     constexpr int R = T::kGemmRows, NT = T::kGemmToks;
-    const int64_t K = m.cols, nb = m.cols / kTQBlock;
-    for (int64_t t0 = 0; t0 < a.n; t0 += NT) {
-        const int8_t* x[NT];
-        for (int j = 0; j < NT; ++j) x[j] = a.q + ((t0 + j < a.n) ? t0 + j : a.n - 1) * K;
-        for (int i0 = 0; i0 < np; i0 += R) {
-            const uint8_t* c[R];
-            const float* d[R];
-            for (int i = 0; i < R; ++i) {
-                const int ii = i0 + i < np ? i0 + i : np - 1;
-                c[i] = codes + ii * K;
-                d[i] = dsc + ii * nb;
-            }
-            float out[R][NT];
-            micro<R, NT, kBlock>(c, x, K, d, out);
-            for (int i = 0; i < R && i0 + i < np; ++i)
-                for (int j = 0; j < NT && t0 + j < a.n; ++j) {
-                    const int64_t t = t0 + j;
-                    float yv;
-                    if (kBlock) {
-                        float corr = 0.0f;
-                        for (int64_t b = 0; b < nb; ++b) corr += d[i][b] * static_cast<float>(a.bsum[t * nb + b]);
-                        yv = out[i][j] - corr;
-                    } else {
-                        yv = rscale[i0 + i] * (out[i][j] - static_cast<float>(a.total[t]));
-                    }
-                    Y[t * ldy + p0 + i0 + i] = yv;
+    const int64_t K = m.cols, nb = m.cols / kTQBlock, n = a.n;
+    const int64_t npad = (np + R - 1) / R * R;
+    // vsum[t * npad + i]: lanes of row i's sum for token t (int32, or float bits when kBlock)
+    for (int64_t i = 0; i < (n + NT) * npad; ++i) vsum[i] = T::gzero();
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t kl = K - k0 < kKc ? K - k0 : kKc;
+        for (int64_t t0 = 0; t0 < n; t0 += NT) {
+            const int8_t* x[NT];
+            for (int j = 0; j < NT; ++j) x[j] = a.q + ((t0 + j < n) ? t0 + j : n - 1) * K + k0;
+            for (int i0 = 0; i0 < np; i0 += R) {
+                const uint8_t* c[R];
+                const float* d[R];
+                for (int i = 0; i < R; ++i) {
+                    const int ii = i0 + i < np ? i0 + i : np - 1;
+                    c[i] = codes + ii * K + k0;
+                    d[i] = dsc + ii * nb + k0 / kTQBlock;
                 }
+                // padded tokens (t >= n) land in spare rows of vsum and are never read
+                typename T::GV* vs[NT];
+                for (int j = 0; j < NT; ++j) vs[j] = vsum + (t0 + j) * npad + i0;
+                micro<R, NT, kBlock>(c, x, kl, d, vs);
+            }
         }
     }
+    for (int64_t t = 0; t < n; ++t)
+        for (int i = 0; i < np; ++i) {
+            float yv;
+            if (kBlock) {
+                float corr = 0.0f;
+                for (int64_t b = 0; b < nb; ++b) corr += dsc[i * nb + b] * static_cast<float>(a.bsum[t * nb + b]);
+                yv = T::ghsumf(T::gasf(vsum[t * npad + i])) - corr;
+            } else {
+                yv = rscale[i] * static_cast<float>(T::ghsum32(vsum[t * npad + i]) - a.total[t]);
+            }
+            Y[t * ldy + p0 + i] = yv;
+        }
 }
 
 void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
     const int64_t K = m.cols, nb = m.cols / kTQBlock;
-    // Panel height: keep the unpacked panel around 128 KiB (it is reused by every token).
-    int P = static_cast<int>((128 * 1024) / K);
-    P = P < T::kGemmRows ? T::kGemmRows : (P > 64 ? 64 : P);
-    P -= P % T::kGemmRows;
+    // Panel height: a kKc slice of the panel (P * 1 KiB) stays in L1 beside a token group's slice.
+    constexpr int P = 16;
+    static_assert(P % T::kGemmRows == 0, "panel must hold whole row groups");
     const size_t codes_bytes = static_cast<size_t>(P) * K;
     const size_t scales_bytes = (static_cast<size_t>(P) * (nb + 1) + P) * sizeof(float);
-    uint8_t* buf = t_scratch.get(codes_bytes + scales_bytes + 64);
+    const size_t sums_bytes = static_cast<size_t>(a.n + T::kGemmToks) * P * sizeof(typename T::GV);
+    uint8_t* buf = t_scratch.get(codes_bytes + scales_bytes + sums_bytes + 256);
     if (buf == nullptr) return;  // the driver checks for allocation failure before calling
     uint8_t* codes = buf;
     float* dsc = reinterpret_cast<float*>(buf + (codes_bytes + 63) / 64 * 64);
     float* rscale = dsc + static_cast<size_t>(P) * (nb + 1);
+    auto* vsum = reinterpret_cast<typename T::GV*>(
+        buf + (codes_bytes + scales_bytes + 64 + 127) / 64 * 64);
     const int bytes = m.fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
     for (int64_t p0 = r0; p0 < r1; p0 += P) {
         const int np = static_cast<int>(r1 - p0 < P ? r1 - p0 : P);
@@ -347,8 +361,8 @@ void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0
             rscale[i] = common;
         }
         if (uniform)
-            gemm_panel<false>(m, a, Y, ldy, p0, np, codes, dsc, rscale);
+            gemm_panel<false>(m, a, Y, ldy, p0, np, codes, dsc, rscale, vsum);
         else
-            gemm_panel<true>(m, a, Y, ldy, p0, np, codes, dsc, rscale);
+            gemm_panel<true>(m, a, Y, ldy, p0, np, codes, dsc, rscale, vsum);
     }
 }
