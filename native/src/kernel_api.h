@@ -19,7 +19,8 @@ struct MatView {
     Format fmt;
     const uint8_t* data;  // packed rows, row r at data + r * row_bytes
     int64_t rows, cols, row_bytes;
-    float tensor_scale;   // I2_S only
+    float tensor_scale;   // I2_S; and TQ when every block shares one nonzero scale
+    bool uniform_scale;   // TQ only: all block scales equal tensor_scale (integer fast path)
 };
 
 // One token's int8 activations, prepared by the driver.

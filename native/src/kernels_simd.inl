@@ -39,7 +39,9 @@ constexpr int64_t kPrefetch = RYZ_PREFETCH;
 // large, so they feed a second accumulator that is divided by 4 (exactly) when widened.
 // Int16 bounds: per unit each lane gains at most 2 * 2*(3*4)*128 = 6144, so
 // four units (one flush period) stay below 32767.
-template <int NV, bool kBlockScales>
+// kTQ2: TQ2_0 block layout (66-byte blocks); else I2_S (32-byte groups).
+// kBlockScales: apply each block's f16 scale; else one scale (m.tensor_scale) at the end.
+template <int NV, bool kTQ2, bool kBlockScales>
 void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     constexpr int R = T::kRows, NR = NV * R;
     constexpr int64_t kFlushUnits = kBlockScales ? 2 : 4;
@@ -56,7 +58,7 @@ void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t 
             acc1[v] = T::acc_zero(); acc4[v] = T::acc_zero(); iacc[v] = T::zero(); facc[v] = T::fzero();
         }
         for (int64_t u = 0; u < units; ++u) {
-            const int64_t off = kBlockScales ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
+            const int64_t off = kTQ2 ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
             const int8_t* xk = a.qk + u * 128;
             const V x0 = T::bcast_x(xk), x1 = T::bcast_x(xk + 32), x2 = T::bcast_x(xk + 64),
                     x3 = T::bcast_x(xk + 96);
@@ -164,8 +166,11 @@ void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r
 
 void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     switch (m.fmt) {
-        case Format::TQ2_0: gemv_2bit<T::kGemvVecs, true>(m, a, y, r0, r1); break;
-        case Format::I2_S: gemv_2bit<T::kGemvVecs, false>(m, a, y, r0, r1); break;
+        case Format::TQ2_0:
+            if (m.uniform_scale) gemv_2bit<T::kGemvVecs, true, false>(m, a, y, r0, r1);
+            else gemv_2bit<T::kGemvVecs, true, true>(m, a, y, r0, r1);
+            break;
+        case Format::I2_S: gemv_2bit<T::kGemvVecs, false, false>(m, a, y, r0, r1); break;
         case Format::TQ1_0: gemv_tq1<T::kGemvVecs>(m, a, y, r0, r1); break;
     }
 }

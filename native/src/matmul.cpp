@@ -17,8 +17,24 @@ TernaryMatrix::TernaryMatrix(Format fmt, const uint8_t* data, int64_t nbytes, in
         throw std::invalid_argument(std::string(format_name(fmt)) + " tensor " + std::to_string(rows) + "x" +
                                     std::to_string(cols) + " needs " + std::to_string(need) +
                                     " bytes, buffer has " + std::to_string(nbytes) + " (truncated?)");
-    view_ = MatView{fmt, data, rows, cols, row_bytes(fmt, cols), 1.0f};
-    if (fmt == Format::I2_S) std::memcpy(&view_.tensor_scale, data + rows * view_.row_bytes, 4);
+    view_ = MatView{fmt, data, rows, cols, row_bytes(fmt, cols), 1.0f, false};
+    if (fmt == Format::I2_S) {
+        std::memcpy(&view_.tensor_scale, data + rows * view_.row_bytes, 4);
+    } else {
+        // Real BitNet checkpoints give every block the tensor's scale; then the kernels can
+        // accumulate in integers across blocks. A zero scale never qualifies (its codes must not count).
+        const int bytes = fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
+        uint16_t first;
+        std::memcpy(&first, data + bytes - 2, 2);
+        bool uniform = f16_to_f32(first) != 0.0f;
+        for (int64_t b = 0; uniform && b < rows * (cols / kTQBlock); ++b) {
+            uint16_t d;
+            std::memcpy(&d, data + b * bytes + bytes - 2, 2);
+            uniform = d == first;
+        }
+        view_.uniform_scale = uniform;
+        if (uniform) view_.tensor_scale = f16_to_f32(first);
+    }
 }
 
 // ---- kernel sets and the self-check --------------------------------------------
@@ -54,22 +70,28 @@ std::string run_self_check(Isa isa) {
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int> wdist(-1, 1), xdist(-128, 127);
     for (Format f : {Format::TQ1_0, Format::TQ2_0, Format::I2_S}) {
-        const int64_t rows = 11, cols = f == Format::I2_S ? 384 : 512, n = 5;
-        std::vector<int8_t> w(rows * cols), x(n * cols);
-        for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
-        for (auto& v : x) v = static_cast<int8_t>(xdist(rng));
-        std::vector<float> scales(scale_count(f, rows, cols), 1.0f);
-        std::vector<uint8_t> packed(packed_bytes(f, rows, cols));
-        pack(f, w.data(), scales.data(), rows, cols, packed.data());
-        TernaryMatrix m(f, packed.data(), static_cast<int64_t>(packed.size()), rows, cols);
-        std::vector<float> ref(n * rows), got(n * rows);
-        m.gemm(x.data(), n, ref.data(), Isa::Scalar);
-        m.gemm(x.data(), n, got.data(), isa);
-        if (ref != got) return std::string("failed: ") + format_name(f) + " gemm differs from scalar";
-        for (int64_t t = 0; t < n; ++t) {
-            m.gemv(x.data() + t * cols, got.data(), isa);
-            if (!std::equal(got.begin(), got.begin() + rows, ref.begin() + t * rows))
-                return std::string("failed: ") + format_name(f) + " gemv differs from scalar";
+        // Variant 0: unit scales (the integer paths). Variant 1 (TQ): powers of two per block on
+        // one row (the per-block paths). Every result is exact whatever the summation order.
+        for (int variant = 0; variant < (f == Format::I2_S ? 1 : 2); ++variant) {
+            const int64_t rows = 11, cols = f == Format::I2_S ? 384 : 512, n = 5;
+            std::vector<int8_t> w(rows * cols), x(n * cols);
+            for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
+            for (auto& v : x) v = static_cast<int8_t>(xdist(rng));
+            std::vector<float> scales(scale_count(f, rows, cols), 1.0f);
+            if (variant == 1)
+                for (int64_t b = 0; b < cols / kTQBlock; ++b) scales[4 * (cols / kTQBlock) + b] = b % 2 ? 0.5f : 2.0f;
+            std::vector<uint8_t> packed(packed_bytes(f, rows, cols));
+            pack(f, w.data(), scales.data(), rows, cols, packed.data());
+            TernaryMatrix m(f, packed.data(), static_cast<int64_t>(packed.size()), rows, cols);
+            std::vector<float> ref(n * rows), got(n * rows);
+            m.gemm(x.data(), n, ref.data(), Isa::Scalar);
+            m.gemm(x.data(), n, got.data(), isa);
+            if (ref != got) return std::string("failed: ") + format_name(f) + " gemm differs from scalar";
+            for (int64_t t = 0; t < n; ++t) {
+                m.gemv(x.data() + t * cols, got.data(), isa);
+                if (!std::equal(got.begin(), got.begin() + rows, ref.begin() + t * rows))
+                    return std::string("failed: ") + format_name(f) + " gemv differs from scalar";
+            }
         }
     }
     return "passed";

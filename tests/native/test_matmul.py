@@ -123,3 +123,17 @@ def test_quantized_matmul_approximates_float(rng: np.random.Generator) -> None:
     y = m.gemm(q) / s[:, None]
     y_float = x @ (0.7 * w.T.astype(np.float32))
     np.testing.assert_allclose(y, y_float, rtol=0, atol=0.02 * np.abs(y_float).max())
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt", ["TQ2_0", "TQ1_0"])
+def test_uniform_non_unit_block_scale(fmt: str, isa: str, rng: np.random.Generator) -> None:
+    """One shared block scale (as real BitNet TQ files have) takes the integer path; results still scaled."""
+    rows, cols = 45, 2560
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+    scales = np.full((rows, cols // 256), 0.37, dtype=np.float32)
+    m = native.TernaryMatrix(fmt, native.pack(fmt, w, scales), rows, cols)
+    x = rng.integers(-128, 128, size=(3, cols), dtype=np.int8)
+    expected = ref.matmul(fmt, w, scales, x)
+    np.testing.assert_allclose(m.gemm(x, isa), expected, rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(m.gemv(x[1], isa), expected[1], rtol=1e-6, atol=1e-3)
