@@ -20,7 +20,8 @@ struct MatView {
     const uint8_t* data;  // packed rows, row r at data + r * row_bytes
     int64_t rows, cols, row_bytes;
     float tensor_scale;   // I2_S; and TQ when every block shares one nonzero scale
-    bool uniform_scale;   // TQ only: all block scales equal tensor_scale (integer fast path)
+    bool uniform_scale;   // TQ: all block scales equal tensor_scale; the TQ2_0 GEMV then stays in
+                          // integers (GEMM decides per panel of rows; TQ1_0 GEMV always scales per block)
 };
 
 // One token's int8 activations, prepared by the driver.
