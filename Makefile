@@ -15,8 +15,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-# Reinstall when the package metadata or any native source changes.
-$(VENV)/.installed: $(PY) pyproject.toml $(shell find native -type f 2>/dev/null)
+# The editable install maps the package's modules when it is made, so a new
+# Python file needs a reinstall too: this stamp changes only when the list does.
+MODULES_STAMP := build/.pymodules
+$(shell mkdir -p build && find pyserver -name '*.py' | sort > $(MODULES_STAMP).new && \
+  (cmp -s $(MODULES_STAMP).new $(MODULES_STAMP) || mv $(MODULES_STAMP).new $(MODULES_STAMP)); rm -f $(MODULES_STAMP).new)
+
+# Reinstall when the package metadata, the module list or any native source changes.
+$(VENV)/.installed: $(PY) pyproject.toml $(MODULES_STAMP) $(shell find native -type f 2>/dev/null)
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	@command -v cmake >/dev/null || $(PY) -m pip install --quiet "cmake>=3.18" ninja
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'

@@ -23,11 +23,19 @@ set_num_threads = _native.set_num_threads
 num_threads = _native.num_threads
 measure_read_bandwidth = _native.measure_read_bandwidth
 alloc_weights = _native.alloc_weights
+Model = _native.Model
+KvCache = _native.KvCache
+CancelFlag = _native.CancelFlag
+quantize_weight_rows = _native.quantize_weight_rows
 
 FORMATS = ("TQ2_0", "TQ1_0", "I2_S")
 
 __all__ = [
     "FORMATS",
+    "CancelFlag",
+    "KvCache",
+    "Model",
+    "quantize_weight_rows",
     "alloc_weights",
     "TernaryMatrix",
     "available_isas",

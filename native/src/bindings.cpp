@@ -4,6 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <memory>
 
 #include "act_quant.h"
@@ -11,6 +14,7 @@
 #include "formats.h"
 #include "matmul.h"
 #include "membw.h"
+#include "model.h"
 #include "thread_pool.h"
 
 namespace py = pybind11;
@@ -69,6 +73,52 @@ std::unique_ptr<PyTernaryMatrix> make_matrix(const std::string& fmt, const py::b
     out->m = std::make_unique<TernaryMatrix>(format_from_name(fmt), static_cast<const uint8_t*>(b.ptr),
                                              static_cast<int64_t>(b.size), rows, cols);
     return out;
+}
+
+
+// ---- model -------------------------------------------------------------------------
+
+struct PyModel {
+    std::unique_ptr<Model> m;
+    std::vector<py::object> owners;  // every buffer the model borrows
+    std::vector<std::unique_ptr<py::buffer_info>> bufs;
+};
+
+struct PyKvCache {
+    py::object model_owner;
+    const Model* model;
+    std::unique_ptr<KvCache> kv;
+};
+
+struct CancelFlag {
+    std::atomic<bool> flag{false};
+};
+
+template <class T>
+T cfg_get(const py::dict& d, const char* key) {
+    if (!d.contains(key)) throw py::value_error(std::string("model config: missing '") + key + "'");
+    return d[key].cast<T>();
+}
+
+ModelConfig parse_config(const py::dict& d) {
+    ModelConfig c;
+    c.n_embd = cfg_get<int64_t>(d, "n_embd");
+    c.n_ff = cfg_get<int64_t>(d, "n_ff");
+    c.n_layer = cfg_get<int64_t>(d, "n_layer");
+    c.n_head = cfg_get<int64_t>(d, "n_head");
+    c.n_head_kv = cfg_get<int64_t>(d, "n_head_kv");
+    c.head_dim = cfg_get<int64_t>(d, "head_dim");
+    c.rope_dim = cfg_get<int64_t>(d, "rope_dim");
+    c.vocab = cfg_get<int64_t>(d, "vocab");
+    c.rope_base = cfg_get<float>(d, "rope_base");
+    c.norm_eps = cfg_get<float>(d, "norm_eps");
+    const std::string act = cfg_get<std::string>(d, "act");
+    if (act == "silu") c.act = FfnAct::Silu;
+    else if (act == "relu2") c.act = FfnAct::Relu2;
+    else throw py::value_error("model config: unknown FFN activation '" + act + "' (silu, relu2)");
+    c.sub_norms = cfg_get<bool>(d, "sub_norms");
+    c.rope_neox = cfg_get<bool>(d, "rope_neox");
+    return c;
 }
 
 }  // namespace
@@ -213,4 +263,154 @@ PYBIND11_MODULE(_native, mod) {
             }
             return y;
         }, py::arg("x"), py::arg("isa") = "auto", "Y = X W^T for int8 X [n, cols] (weight scales applied).");
+
+    py::class_<CancelFlag>(mod, "CancelFlag", "A flag the forward pass checks between layers.")
+        .def(py::init<>())
+        .def("set", [](CancelFlag& c) { c.flag.store(true); })
+        .def("clear", [](CancelFlag& c) { c.flag.store(false); })
+        .def_property_readonly("is_set", [](const CancelFlag& c) { return c.flag.load(); });
+
+    py::class_<PyModel>(mod, "Model", "The native transformer; every weight buffer is borrowed, never copied.")
+        .def(py::init([](const py::dict& cfg) {
+            auto pm = std::make_unique<PyModel>();
+            pm->m = std::make_unique<Model>(parse_config(cfg));
+            return pm;
+        }), py::arg("config"))
+        .def("set_linear", [](PyModel& pm, int64_t layer, const std::string& name, const std::string& fmt,
+                              const py::buffer& data, int64_t rows, int64_t cols, float scale) {
+            auto holder = make_matrix(fmt, data, rows, cols);
+            pm.m->set_linear(layer, name.c_str(), std::move(holder->m), scale);
+            pm.owners.push_back(holder->owner);
+            pm.bufs.push_back(std::move(holder->buf));
+        }, py::arg("layer"), py::arg("name"), py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
+           py::arg("scale") = 1.0f)
+        .def("set_norm", [](PyModel& pm, int64_t layer, const std::string& name, const py::handle& w_obj) {
+            auto w = strict_array<float>(w_obj, name.c_str(), 1, 1);
+            const ModelConfig& c = pm.m->config();
+            const int64_t want = name == "ffn_sub_norm" ? c.n_ff
+                               : name == "attn_sub_norm" ? c.n_head * c.head_dim : c.n_embd;
+            if (w.shape(0) != want)
+                throw py::value_error(name + " has " + std::to_string(w.shape(0)) + " values, the config needs " +
+                                      std::to_string(want));
+            pm.m->set_norm(layer, name.c_str(), w.data());
+            pm.owners.push_back(w);
+        }, py::arg("layer"), py::arg("name"), py::arg("weight"), "layer -1 with name 'output_norm' for the final norm.")
+        .def("set_head_int8", [](PyModel& pm, const py::handle& q_obj, const py::handle& s_obj,
+                                 const py::object& exact, const std::string& exact_type, int rescore_k) {
+            auto q = strict_array<int8_t>(q_obj, "head rows", 2, 2);
+            auto s = strict_array<float>(s_obj, "head scales", 1, 1);
+            const ModelConfig& c = pm.m->config();
+            if (q.shape(0) != c.vocab || q.shape(1) != c.n_embd || s.shape(0) != c.vocab)
+                throw py::value_error("int8 head must be [vocab, n_embd] with vocab scales");
+            OutputHead h;
+            h.q = q.data();
+            h.q_scale = s.data();
+            if (!exact.is_none() && rescore_k > 0) {
+                auto b = std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(exact).request(false));
+                const int64_t item = exact_type == "F32" ? 4 : 2;
+                if (exact_type != "F32" && exact_type != "F16" && exact_type != "BF16")
+                    throw py::value_error("exact table type must be F32, F16 or BF16");
+                if (b->size * b->itemsize != c.vocab * c.n_embd * item)
+                    throw py::value_error("exact table has the wrong size for [vocab, n_embd] " + exact_type);
+                h.exact = b->ptr;
+                h.exact_type = exact_type == "F32" ? TableType::F32 : exact_type == "F16" ? TableType::F16
+                                                                                           : TableType::BF16;
+                h.rescore_k = rescore_k;
+                pm.owners.push_back(exact);
+                pm.bufs.push_back(std::move(b));
+            }
+            pm.m->set_head(h);
+            pm.owners.push_back(q);
+            pm.owners.push_back(s);
+        }, py::arg("rows"), py::arg("scales"), py::arg("exact") = py::none(), py::arg("exact_type") = "F16",
+           py::arg("rescore_k") = 0,
+           "Rows int8 in [-127, 127], logit = scale * (row . q) / act_scale; the top rescore_k logits per token are "
+           "recomputed from `exact` (the stored [vocab, n_embd] table, raw bytes of type exact_type).")
+        .def("set_head_f32", [](PyModel& pm, const py::handle& w_obj) {
+            auto w = strict_array<float>(w_obj, "head rows", 2, 2);
+            const ModelConfig& c = pm.m->config();
+            if (w.shape(0) != c.vocab || w.shape(1) != c.n_embd)
+                throw py::value_error("float32 head must be [vocab, n_embd]");
+            OutputHead h;
+            h.f32 = w.data();
+            pm.m->set_head(h);
+            pm.owners.push_back(w);
+        }, py::arg("rows"))
+        .def("check_complete", [](const PyModel& pm) { pm.m->check_complete(); })
+        .def_property_readonly("isa", [](const PyModel& pm) { return isa_name(pm.m->isa()); })
+        .def("forward", [](const PyModel& pm, PyKvCache& cache, const py::handle& x_obj, int64_t n_logits,
+                           CancelFlag* cancel) -> py::object {
+            if (cache.model != pm.m.get()) throw py::value_error("this cache belongs to another model");
+            auto x = strict_array<float>(x_obj, "embeddings", 2, 2);
+            const ModelConfig& c = pm.m->config();
+            if (x.shape(1) != c.n_embd)
+                throw py::value_error("embeddings have " + std::to_string(x.shape(1)) + " columns, n_embd is " +
+                                      std::to_string(c.n_embd));
+            py::array_t<float> logits(std::vector<int64_t>{n_logits, c.vocab});
+            bool done;
+            {
+                py::gil_scoped_release nogil;
+                done = pm.m->forward(*cache.kv, x.data(), x.shape(0), n_logits, logits.mutable_data(),
+                                     cancel != nullptr ? &cancel->flag : nullptr);
+            }
+            if (!done) return py::none();
+            return logits;
+        }, py::arg("cache"), py::arg("x"), py::arg("n_logits") = 1, py::arg("cancel") = nullptr,
+           "Appends tokens (embeddings x [n, n_embd]) to the cache; returns logits of the last n_logits tokens, "
+           "or None if cancelled (the cache is then unchanged).")
+        .def("head", [](const PyModel& pm, const py::handle& h_obj) {
+            auto h = strict_array<float>(h_obj, "hidden states", 2, 2);
+            const ModelConfig& c = pm.m->config();
+            if (h.shape(1) != c.n_embd) throw py::value_error("hidden states must have n_embd columns");
+            py::array_t<float> logits(std::vector<int64_t>{static_cast<int64_t>(h.shape(0)), c.vocab});
+            {
+                py::gil_scoped_release nogil;
+                pm.m->head(h.data(), h.shape(0), logits.mutable_data());
+            }
+            return logits;
+        }, py::arg("h"), "The output head alone on normed hidden states.");
+
+    py::class_<PyKvCache>(mod, "KvCache", "Keys and values of one sequence.")
+        .def(py::init([](const py::object& model_obj, int64_t n_ctx) {
+            const PyModel& pm = model_obj.cast<const PyModel&>();
+            auto c = std::make_unique<PyKvCache>();
+            c->model_owner = model_obj;
+            c->model = pm.m.get();
+            c->kv = std::make_unique<KvCache>(pm.m->config(), n_ctx);
+            return c;
+        }), py::arg("model"), py::arg("n_ctx"))
+        .def_property("n_past", [](const PyKvCache& c) { return c.kv->n_past; },
+                      [](PyKvCache& c, int64_t n) {
+                          if (n < 0 || n > c.kv->n_past)
+                              throw py::value_error("can only truncate the cache: 0 <= n_past <= " +
+                                                    std::to_string(c.kv->n_past));
+                          c.kv->n_past = n;
+                      })
+        .def_property_readonly("n_ctx", [](const PyKvCache& c) { return c.kv->n_ctx; })
+        .def_property_readonly("nbytes", [](const PyKvCache& c) {
+            return static_cast<int64_t>((c.kv->k.size() + c.kv->v.size()) * sizeof(float));
+        });
+
+    mod.def("quantize_weight_rows", [](const py::handle& w_obj) {
+        // Symmetric int8 per row for the output head: scale = max|w| / 127, q = round_half_even(w / scale).
+        auto w = strict_array<float>(w_obj, "weights", 2, 2);
+        const int64_t rows = w.shape(0), cols = w.shape(1);
+        py::array_t<int8_t> q(std::vector<int64_t>{rows, cols});
+        py::array_t<float> s(rows);
+        {
+            py::gil_scoped_release nogil;
+            const float* src = w.data();
+            int8_t* dst = q.mutable_data();
+            float* sc = s.mutable_data();
+            for (int64_t r = 0; r < rows; ++r) {
+                float amax = 0.0f;
+                for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::fabs(src[r * cols + k]));
+                const float scale = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / scale;
+                for (int64_t k = 0; k < cols; ++k)
+                    dst[r * cols + k] = static_cast<int8_t>(std::nearbyint(src[r * cols + k] * inv));
+                sc[r] = scale;
+            }
+        }
+        return py::make_tuple(q, s);
+    }, py::arg("w"), "Per-row symmetric int8: returns (q [rows, cols] in [-127, 127], scales [rows]).");
 }

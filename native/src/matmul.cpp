@@ -125,24 +125,6 @@ std::string self_check_status(Isa isa) {
 
 // ---- activation preparation and threading ----------------------------------------
 
-// Splits [0, rows) into one contiguous range per thread, boundaries on multiples of 8.
-template <class F>
-static void parallel_rows(int64_t rows, int64_t min_rows_per_thread, F&& body) {
-    ThreadPool& pool = ThreadPool::instance();
-    int nt = pool.size();
-    const int64_t max_useful = rows / min_rows_per_thread;
-    if (max_useful < nt) nt = max_useful < 1 ? 1 : static_cast<int>(max_useful);
-    if (nt == 1) {
-        body(0, rows);
-        return;
-    }
-    const int64_t per = ((rows + nt - 1) / nt + 7) / 8 * 8;
-    pool.run(nt, [&](int i) {
-        const int64_t r0 = i * per, r1 = r0 + per < rows ? r0 + per : rows;
-        if (r0 < r1) body(r0, r1);
-    });
-}
-
 // Sums of q over each 128-group, folded into 256-block sums (TQ) and the total.
 static void block_sums(Format f, const int8_t* q, int64_t cols, int32_t* bsum, int32_t* total) {
     int32_t tot = 0;

@@ -4,6 +4,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -45,5 +46,25 @@ private:
     // when this is zero, so no worker can touch a job that has ended.
     std::atomic<int> in_flight_{0};
 };
+
+// Splits [0, rows) into one contiguous range per pool thread (boundaries on
+// multiples of 8), giving each at least min_rows_per_thread rows, and runs
+// body(r0, r1) on each.
+template <class F>
+void parallel_rows(int64_t rows, int64_t min_rows_per_thread, F&& body) {
+    ThreadPool& pool = ThreadPool::instance();
+    int nt = pool.size();
+    const int64_t max_useful = rows / min_rows_per_thread;
+    if (max_useful < nt) nt = max_useful < 1 ? 1 : static_cast<int>(max_useful);
+    if (nt == 1) {
+        body(int64_t(0), rows);
+        return;
+    }
+    const int64_t per = ((rows + nt - 1) / nt + 7) / 8 * 8;
+    pool.run(nt, [&](int i) {
+        const int64_t r0 = i * per, r1 = r0 + per < rows ? r0 + per : rows;
+        if (r0 < r1) body(r0, r1);
+    });
+}
 
 }  // namespace ryz

@@ -1,0 +1,99 @@
+// The transformer forward pass for BitNet-family models (llama.cpp `bitnet`,
+// bitnet.cpp `bitnet-b1.58`, llama-style ternary models), read top to bottom in
+// Model::forward. Weights are borrowed: the caller keeps every buffer alive.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "cpu.h"
+#include "matmul.h"
+
+namespace ryz {
+
+enum class FfnAct : int { Silu = 0, Relu2 = 1 };
+
+struct ModelConfig {
+    int64_t n_embd = 0, n_ff = 0, n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, rope_dim = 0, vocab = 0;
+    float rope_base = 10000.0f, norm_eps = 1e-5f;
+    FfnAct act = FfnAct::Silu;
+    bool sub_norms = false;  // BitNet: RMSNorm before attn_output and before ffn_down
+    bool rope_neox = true;   // rotate pairs (i, i + rope_dim/2); false: adjacent pairs (2i, 2i+1), llama GGUF
+};
+
+// A ternary projection: packed matrix plus an optional extra output scale (GGUF `<proj>.scale`).
+struct Linear {
+    std::unique_ptr<TernaryMatrix> m;
+    float scale = 1.0f;
+};
+
+struct Layer {
+    const float* attn_norm = nullptr;
+    const float* attn_sub_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    const float* ffn_sub_norm = nullptr;
+    Linear wq, wk, wv, wo, gate, up, down;
+};
+
+// The output projection [vocab, n_embd]: int8 rows with one scale each (the default, a quarter of
+// the F32 bytes), or plain float32 (the reference the int8 head is checked against).
+//
+// The int8 head picks candidates; its top `rescore_k` logits per token are then recomputed exactly from the
+// stored table (`exact`, F32/F16/BF16 rows), so greedy decoding agrees with the full-precision head whenever
+// the true best token is among the int8 head's top k, at a cost of k rows read per token.
+enum class TableType : int { F32 = 0, F16 = 1, BF16 = 2 };
+struct OutputHead {
+    const int8_t* q = nullptr;
+    const float* q_scale = nullptr;
+    const float* f32 = nullptr;
+    const void* exact = nullptr;
+    TableType exact_type = TableType::F32;
+    int rescore_k = 0;
+};
+
+// Keys and values for positions [0, n_past), float32, [layer][pos][n_head_kv * head_dim].
+struct KvCache {
+    KvCache(const ModelConfig& c, int64_t n_ctx);
+    int64_t n_ctx, n_past = 0, kv_dim;
+    std::vector<float> k, v;
+    float* k_at(int64_t layer, int64_t pos) { return k.data() + (layer * n_ctx + pos) * kv_dim; }
+    float* v_at(int64_t layer, int64_t pos) { return v.data() + (layer * n_ctx + pos) * kv_dim; }
+};
+
+class Model {
+public:
+    explicit Model(const ModelConfig& cfg);  // validates the dimensions (std::invalid_argument)
+
+    const ModelConfig& config() const { return cfg_; }
+    // Takes ownership of nothing but the matrix wrapper; the packed bytes stay the caller's.
+    void set_linear(int64_t layer, const char* name, std::unique_ptr<TernaryMatrix> m, float scale);
+    void set_norm(int64_t layer, const char* name, const float* w);  // layer -1: output_norm
+    void set_head(const OutputHead& head);
+    // Throws std::invalid_argument naming the first missing piece.
+    void check_complete() const;
+
+    // Runs tokens whose embeddings are x [n, n_embd] at positions kv.n_past ... and appends them to kv.
+    // logits: [n_logits, vocab] for the last n_logits tokens (n_logits <= n; 0 computes none).
+    // If cancel becomes true the call stops between layers with kv unchanged and returns false.
+    bool forward(KvCache& kv, const float* x, int64_t n, int64_t n_logits, float* logits,
+                 const std::atomic<bool>* cancel = nullptr) const;
+    // Output head alone: logits [n, vocab] from final hidden states h [n, n_embd] (already normed).
+    void head(const float* h, int64_t n, float* logits) const;
+
+    Isa isa() const { return isa_; }
+
+private:
+    void linear(const Linear& l, const int8_t* q, const float* act_scale, int64_t n, float* out) const;
+    void attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, float* out) const;
+    void rescore_top(const float* h, float* y) const;
+
+    ModelConfig cfg_;
+    Isa isa_;
+    std::vector<Layer> layers_;
+    const float* output_norm_ = nullptr;
+    OutputHead head_;
+    std::vector<float> inv_freq_;  // RoPE: base^(-2i/rope_dim)
+};
+
+}  // namespace ryz

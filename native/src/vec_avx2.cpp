@@ -1,0 +1,77 @@
+// AVX2/FMA versions of the forward-pass helpers. Compiled with -mavx2 -mfma only.
+#include <immintrin.h>
+
+#include "vec_ops.h"
+
+namespace ryz {
+namespace {
+
+#include "simd_helpers.inl"
+
+float dot(const float* a, const float* b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum_ps(_mm256_add_ps(s0, s1));
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void axpy(float* y, float a, const float* x, int64_t n) {
+    const __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// |x| (unsigned) times sign(x)*w (signed) through pmaddubsw: each int16 pair sum is at most
+// 2 * 127 * 127 < 32767 because both operands stay in [-127, 127]; widened to int32 at once.
+inline __m256i dot32(__m256i w, __m256i ax, __m256i x, __m256i acc) {
+    const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(w, x));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+void gemv_i8(const int8_t* W, const float* row_scale, int64_t n, const int8_t* x, float* y, int64_t r0, int64_t r1) {
+    const int64_t nv = n / 32 * 32;
+    auto ld = [](const int8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const int8_t* w = W + r * n;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t k = 0; k < nv; k += 32) {
+            const __m256i xv = ld(x + k), ax = _mm256_abs_epi8(xv);
+            a0 = dot32(ld(w + k), ax, xv, a0);
+            a1 = dot32(ld(w + n + k), ax, xv, a1);
+            a2 = dot32(ld(w + 2 * n + k), ax, xv, a2);
+            a3 = dot32(ld(w + 3 * n + k), ax, xv, a3);
+        }
+        int32_t s[4] = {hsum_epi32(a0), hsum_epi32(a1), hsum_epi32(a2), hsum_epi32(a3)};
+        for (int64_t k = nv; k < n; ++k)
+            for (int j = 0; j < 4; ++j) s[j] += int32_t(w[j * n + k]) * int32_t(x[k]);
+        for (int j = 0; j < 4; ++j) y[r + j] = row_scale[r + j] * static_cast<float>(s[j]);
+    }
+    for (; r < r1; ++r) {
+        const int8_t* w = W + r * n;
+        __m256i a0 = _mm256_setzero_si256();
+        for (int64_t k = 0; k < nv; k += 32) {
+            const __m256i xv = ld(x + k);
+            a0 = dot32(ld(w + k), _mm256_abs_epi8(xv), xv, a0);
+        }
+        int32_t s = hsum_epi32(a0);
+        for (int64_t k = nv; k < n; ++k) s += int32_t(w[k]) * int32_t(x[k]);
+        y[r] = row_scale[r] * static_cast<float>(s);
+    }
+}
+
+}  // namespace
+
+const VecOps& avx2_vec_ops() {
+    static const VecOps ops{dot, axpy, gemv_i8};
+    return ops;
+}
+
+}  // namespace ryz

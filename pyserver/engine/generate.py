@@ -1,0 +1,143 @@
+"""Generation over a session: streaming text, stop tokens and strings, max tokens, a time budget, cancellation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pyserver.engine.model import Session
+from pyserver.engine.sampling import Sampler
+
+STOP_REASONS = ("eos", "stop_string", "max_tokens", "time_budget", "cancelled", "context_full")
+
+
+@dataclass
+class GenerationResult:
+    text: str = ""
+    tokens: list[int] = field(default_factory=list)
+    stop_reason: str = ""
+    prompt_tokens: int = 0
+    reused_tokens: int = 0  # prompt tokens served from the session's cache
+    prefill_seconds: float = 0.0
+    decode_seconds: float = 0.0
+    token_logprobs: list[float] = field(default_factory=list)  # of each generated token
+    token_entropies: list[float] = field(default_factory=list)  # of each step's distribution (nats)
+
+    @property
+    def decode_tokens_per_second(self) -> float:
+        return len(self.tokens) / self.decode_seconds if self.decode_seconds > 0 else 0.0
+
+
+def _held_back(text: str, stops: Sequence[str]) -> int:
+    """Length of the longest suffix of text that could still grow into a stop string."""
+    best = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), best, -1):
+            if text.endswith(s[:n]):
+                best = n
+                break
+    return best
+
+
+def _stats(logits: np.ndarray, token: int) -> tuple[float, float]:
+    z = logits.astype(np.float64)
+    z = z - z.max()
+    logp = z - np.log(np.exp(z).sum())
+    p = np.exp(logp)
+    return float(logp[token]), float(-(p * logp).sum())
+
+
+class Generation:
+    """Iterate for text deltas (stop strings are never emitted, not even in part); `result` is complete after."""
+
+    def __init__(self, session: Session, prompt: Sequence[int], sampler: Sampler | None = None, max_tokens: int = 64,
+                 stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
+                 time_budget_s: float | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+        self.session = session
+        self.prompt = [int(t) for t in prompt]
+        self.sampler = sampler or Sampler()
+        self.max_tokens = max_tokens
+        tok = session.model.tokenizer
+        self.stop_tokens = frozenset(stop_tokens) if stop_tokens is not None else tok.special.stop_ids
+        self.stop_strings = [s for s in stop_strings if s]
+        self.time_budget_s = time_budget_s
+        self.should_stop = should_stop or (lambda: False)
+        self.result = GenerationResult(prompt_tokens=len(self.prompt))
+
+    def _cancelled(self) -> bool:
+        return self.should_stop() or self.session.cancel.is_set
+
+    def __iter__(self) -> Iterator[str]:
+        r, s = self.result, self.session
+        tok = s.model.tokenizer
+        t0 = time.perf_counter()
+        deadline = None if self.time_budget_s is None else t0 + self.time_budget_s
+        common = 0
+        for a, b in zip(s.tokens, self.prompt):
+            if a != b:
+                break
+            common += 1
+        r.reused_tokens = min(common, len(self.prompt) - 1)
+        logits = None if self._cancelled() else s.eval(self.prompt)
+        t1 = time.perf_counter()
+        r.prefill_seconds = t1 - t0
+        if logits is None:
+            r.stop_reason = "cancelled"
+            return
+        emitted = 0
+        while True:
+            if self._cancelled():
+                r.stop_reason = "cancelled"
+                break
+            token = self.sampler(logits, self.prompt + r.tokens)
+            logp, ent = _stats(logits, token)
+            if token in self.stop_tokens:
+                r.stop_reason = "eos"
+                break
+            r.tokens.append(token)
+            r.token_logprobs.append(logp)
+            r.token_entropies.append(ent)
+            text = tok.decode(r.tokens)
+            cut = min((i for i in (text.find(st, max(0, emitted - len(st))) for st in self.stop_strings) if i >= 0),
+                      default=-1)
+            if cut >= 0:
+                r.text = text[:cut]
+                if cut > emitted:
+                    yield text[emitted:cut]
+                r.stop_reason = "stop_string"
+                break
+            safe = len(text) - _held_back(text, self.stop_strings)
+            if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for its last bytes
+                safe = min(safe, len(text.rstrip("\ufffd")))
+            if safe > emitted:
+                yield text[emitted:safe]
+                emitted = safe
+            r.text = text
+            if len(r.tokens) >= self.max_tokens:
+                r.stop_reason = "max_tokens"
+                break
+            if deadline is not None and time.perf_counter() >= deadline:
+                r.stop_reason = "time_budget"
+                break
+            if len(s.tokens) + 1 > s.n_ctx:
+                r.stop_reason = "context_full"
+                break
+            out = s.append([token])
+            if out is None:
+                r.stop_reason = "cancelled"
+                break
+            logits = out[-1]
+        if r.stop_reason != "stop_string" and len(r.text) > emitted:
+            yield r.text[emitted:]
+        r.decode_seconds = time.perf_counter() - t1
+
+
+def generate(session: Session, prompt: Sequence[int], **kwargs: object) -> GenerationResult:
+    """Runs a `Generation` to the end and returns its result."""
+    g = Generation(session, prompt, **kwargs)  # type: ignore[arg-type]
+    for _ in g:
+        pass
+    return g.result

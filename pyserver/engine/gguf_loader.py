@@ -1,0 +1,171 @@
+"""GGUF files -> `ModelWeights`: llama.cpp `bitnet`, bitnet.cpp `bitnet-b1.58` (I2_S) and llama-style ternary models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pyserver.engine.config import ModelConfig
+from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.gguf_file import GGUFFile, TensorInfo
+from pyserver.engine.weights import (
+    FLOAT_TABLE_TYPES,
+    LINEAR_NAMES,
+    TERNARY_FORMATS,
+    FloatTable,
+    LayerWeights,
+    ModelWeights,
+    TernaryTensor,
+    pack_ternary,
+    ternarize_absmean,
+    ternarize_exact,
+)
+
+# What each supported architecture computes. Everything else about the model comes from the file.
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "bitnet": {"act": "silu", "sub_norms": True, "rope_neox": True},
+    "bitnet-b1.58": {"act": "relu2", "sub_norms": True, "rope_neox": True},
+    # llama.cpp's converter permutes Q/K rows of llama models for the interleaved rotation.
+    "llama": {"act": "silu", "sub_norms": False, "rope_neox": False},
+}
+# Tables (embedding, output) we can read: plain floats, plus anything gguf.quants can dequantize.
+TABLE_TYPES = (*FLOAT_TABLE_TYPES, "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+
+
+def _config(g: GGUFFile, arch: str, vocab: int) -> ModelConfig:
+    meta = g.metadata
+
+    def key(name: str, default: Any = None) -> Any:
+        value = meta.get(f"{arch}.{name}", default)
+        if value is None:
+            raise ModelLoadError(g.path, f"missing metadata key '{arch}.{name}'")
+        return value
+
+    def count(name: str, default: Any = None) -> int:
+        value = key(name, default)
+        if isinstance(value, np.ndarray):  # per-layer arrays (some converters): this engine needs them uniform
+            if value.size == 0 or not np.all(value == value.flat[0]):
+                raise ModelLoadError(g.path, f"'{arch}.{name}' varies per layer, which this engine does not support")
+            value = value.flat[0]
+        if not isinstance(value, (int, np.integer)) or int(value) <= 0:
+            raise ModelLoadError(g.path, f"metadata '{arch}.{name}' must be a positive integer, got {value!r}")
+        return int(value)
+
+    n_embd, n_head = count("embedding_length"), count("attention.head_count")
+    head_dim = count("attention.key_length", n_embd // n_head if n_embd % n_head == 0 else None)
+    return ModelConfig(
+        arch=arch,
+        n_embd=n_embd,
+        n_ff=count("feed_forward_length"),
+        n_layer=count("block_count"),
+        n_head=n_head,
+        n_head_kv=count("attention.head_count_kv", n_head),
+        head_dim=head_dim,
+        rope_dim=count("rope.dimension_count", head_dim),
+        vocab=vocab,
+        context_length=count("context_length", 4096),
+        rope_base=float(key("rope.freq_base", 10000.0)),
+        norm_eps=float(key("attention.layer_norm_rms_epsilon", 1e-5)),
+        **ARCHITECTURES[arch],
+    )
+
+
+def _tensor(g: GGUFFile, name: str) -> TensorInfo:
+    info = g.tensors.get(name)
+    if info is None:
+        raise ModelLoadError(g.path, f"missing tensor '{name}'")
+    return info
+
+
+def _vector(g: GGUFFile, name: str, length: int) -> np.ndarray:
+    info = _tensor(g, name)
+    if info.n_elements != length:
+        raise ModelLoadError(g.path, f"tensor '{name}' has {info.n_elements} values, expected {length}")
+    if info.type_name not in FLOAT_TABLE_TYPES:
+        raise ModelLoadError(g.path, f"tensor '{name}' has unsupported type {info.type_name} for a norm")
+    return FloatTable(info.type_name, g.tensor_data(name), 1, length).rows_f32(0, 1)[0].copy()
+
+
+def _table(g: GGUFFile, name: str, rows: int | None, cols: int) -> FloatTable:
+    info = _tensor(g, name)
+    if len(info.shape) != 2 or info.shape[1] != cols or (rows is not None and info.shape[0] != rows):
+        raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)}, expected [{rows or 'vocab'}, {cols}]")
+    if info.type_name not in TABLE_TYPES:
+        raise ModelLoadError(g.path, f"tensor '{name}' has unsupported type {info.type_name}"
+                             f" (supported: {', '.join(TABLE_TYPES)})")
+    return FloatTable(info.type_name, g.tensor_data(name), info.shape[0], cols)
+
+
+def _linear(g: GGUFFile, name: str, rows: int, cols: int) -> TernaryTensor:
+    info = _tensor(g, name)
+    if info.shape != (rows, cols):
+        raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)}, expected [{rows}, {cols}]")
+    if info.type_name in TERNARY_FORMATS:
+        return TernaryTensor(info.type_name, g.tensor_data(name), rows, cols)
+    if info.type_name in FLOAT_TABLE_TYPES:
+        # Converters write BitNet projections as floats already holding {-s, 0, +s}; latent weights get the absmean rule.
+        w = FloatTable(info.type_name, g.tensor_data(name), rows, cols).rows_f32(0, rows)
+        codes_scale = ternarize_exact(w) or ternarize_absmean(w)
+        try:
+            return pack_ternary(*codes_scale)
+        except ValueError as exc:
+            raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
+    raise ModelLoadError(g.path, f"tensor '{name}' has type {info.type_name}, which is not ternary"
+                         f" (supported: {', '.join(TERNARY_FORMATS + FLOAT_TABLE_TYPES)})")
+
+
+def _extra_scale(g: GGUFFile, name: str) -> float:
+    info = g.tensors.get(name)
+    if info is None:
+        return 1.0
+    if info.n_elements != 1 or info.type_name not in FLOAT_TABLE_TYPES:
+        raise ModelLoadError(g.path, f"tensor '{name}' must hold a single float")
+    value = float(FloatTable(info.type_name, g.tensor_data(name), 1, 1).rows_f32(0, 1)[0, 0])
+    if not np.isfinite(value):
+        raise ModelLoadError(g.path, f"tensor '{name}' is not finite")
+    return value
+
+
+def load_gguf(path: str | Path) -> tuple[ModelWeights, GGUFFile]:
+    g = GGUFFile(path)
+    arch = g.architecture
+    if arch not in ARCHITECTURES:
+        raise ModelLoadError(g.path, f"unsupported architecture {arch!r} (supported: {', '.join(ARCHITECTURES)})")
+    embd_info = _tensor(g, "token_embd.weight")
+    if len(embd_info.shape) != 2:
+        raise ModelLoadError(g.path, "tensor 'token_embd.weight' must be two-dimensional")
+    cfg = _config(g, arch, vocab=embd_info.shape[0])
+    if embd_info.shape[1] != cfg.n_embd:
+        raise ModelLoadError(g.path, f"tensor 'token_embd.weight' has {embd_info.shape[1]} columns,"
+                             f" embedding_length is {cfg.n_embd}")
+    qd, kvd = cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim
+    shapes = {
+        "attn_q": (qd, cfg.n_embd), "attn_k": (kvd, cfg.n_embd), "attn_v": (kvd, cfg.n_embd),
+        "attn_output": (cfg.n_embd, qd), "ffn_gate": (cfg.n_ff, cfg.n_embd), "ffn_up": (cfg.n_ff, cfg.n_embd),
+        "ffn_down": (cfg.n_embd, cfg.n_ff),
+    }
+    norm_sizes = {"attn_norm": cfg.n_embd, "ffn_norm": cfg.n_embd}
+    if cfg.sub_norms:
+        norm_sizes.update(attn_sub_norm=qd, ffn_sub_norm=cfg.n_ff)
+    layers = []
+    for i in range(cfg.n_layer):
+        layer = LayerWeights()
+        for norm, size in norm_sizes.items():
+            layer.norms[norm] = _vector(g, f"blk.{i}.{norm}.weight", size)
+        for lin in LINEAR_NAMES:
+            t = _linear(g, f"blk.{i}.{lin}.weight", *shapes[lin])
+            t.scale *= _extra_scale(g, f"blk.{i}.{lin}.scale")
+            layer.linears[lin] = t
+        layers.append(layer)
+    output = _table(g, "output.weight", cfg.vocab, cfg.n_embd) if "output.weight" in g.tensors else None
+    weights = ModelWeights(
+        config=cfg,
+        token_embd=_table(g, "token_embd.weight", cfg.vocab, cfg.n_embd),
+        output_norm=_vector(g, "output_norm.weight", cfg.n_embd),
+        layers=layers,
+        output=output,
+        keep_alive=[g],
+    )
+    return weights, g

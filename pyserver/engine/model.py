@@ -1,0 +1,188 @@
+"""The engine's Python face: `Model.load(path)` and `Session`s that own a KV cache.
+
+Loading turns any supported file into `ModelWeights` (see the loaders), then hands the packed ternary tensors to the
+native model, copied once into huge-page-backed memory (file mappings get no huge pages on common kernels, and
+the decode loop streams every weight byte per token). The output head is quantized to int8 per row here.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pyserver import native
+from pyserver.engine.config import ModelConfig
+from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.tokenizer import Tokenizer
+from pyserver.engine.weights import ModelWeights, TernaryTensor
+
+HEAD_KINDS = ("int8", "f32")
+RESCORE_K = 8  # top int8-head candidates recomputed from the stored table per token
+PREFILL_CHUNK = 256  # tokens per native call while prefilling: bounds scratch memory, lets cancel act in between
+
+
+@dataclass(frozen=True)
+class LoadStats:
+    seconds: float
+    weight_bytes: int  # packed ternary projections
+    head_bytes: int
+    embedding_bytes: int
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Weight bytes a decode step reads (all projections and the head; one embedding row is negligible)."""
+        return self.weight_bytes + self.head_bytes
+
+
+def _copy_to_weight_memory(tensors: list[TernaryTensor]) -> np.ndarray:
+    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them."""
+    offsets, total = [], 0
+    for t in tensors:
+        offsets.append(total)
+        total += (t.data.nbytes + 63) // 64 * 64
+    buf = native.alloc_weights(max(total, 1))
+    for t, off in zip(tensors, offsets):
+        dst = buf[off:off + t.data.nbytes]
+        dst[:] = t.data
+        t.data = dst
+    return buf
+
+
+class Model:
+    def __init__(self, weights: ModelWeights, tokenizer: Tokenizer, path: Path, head: str = "int8",
+                 copy_weights: bool = True) -> None:
+        if head not in HEAD_KINDS:
+            raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
+        t0 = time.perf_counter()
+        self.path = path
+        self.config: ModelConfig = weights.config
+        self.tokenizer = tokenizer
+        self.head_kind = head
+        self._weights = weights
+        cfg = weights.config
+        try:
+            nm = native.Model(cfg.native())
+        except ValueError as exc:
+            raise ModelLoadError(path, str(exc)) from exc
+        linears = [t for layer in weights.layers for t in layer.linears.values()]
+        self._weight_buffer = _copy_to_weight_memory(linears) if copy_weights else None
+        try:
+            for i, layer in enumerate(weights.layers):
+                for name, w in layer.norms.items():
+                    nm.set_norm(i, name, np.ascontiguousarray(w, dtype=np.float32))
+                for name, t in layer.linears.items():
+                    nm.set_linear(i, name, t.fmt, t.data, t.rows, t.cols, t.scale)
+            nm.set_norm(-1, "output_norm", np.ascontiguousarray(weights.output_norm, dtype=np.float32))
+            table = weights.output or weights.token_embd
+            if head == "int8":
+                q = native.alloc_weights(cfg.vocab * cfg.n_embd).view(np.int8).reshape(cfg.vocab, cfg.n_embd)
+                scales = np.empty(cfg.vocab, np.float32)
+                for start, rows in table.chunks():
+                    q[start:start + len(rows)], scales[start:start + len(rows)] = native.quantize_weight_rows(rows)
+                exact = table.data if table.type_name in ("F32", "F16", "BF16") and table.data.dtype == np.uint8 else None
+                nm.set_head_int8(q, scales, exact, table.type_name, RESCORE_K if exact is not None else 0)
+                head_bytes = q.nbytes + scales.nbytes
+            else:
+                f = np.concatenate([rows for _, rows in table.chunks()]) if table.rows else np.zeros((0, cfg.n_embd))
+                nm.set_head_f32(np.ascontiguousarray(f, dtype=np.float32))
+                head_bytes = f.nbytes
+            nm.check_complete()
+        except ValueError as exc:
+            raise ModelLoadError(path, str(exc)) from exc
+        self.native = nm
+        self.stats = LoadStats(
+            seconds=time.perf_counter() - t0,
+            weight_bytes=sum(t.data.nbytes for t in linears),
+            head_bytes=head_bytes,
+            embedding_bytes=int(weights.token_embd.data.nbytes),
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], head: str = "int8", copy_weights: bool = True) -> Model:
+        """Loads a GGUF file or a Hugging Face safetensors directory."""
+        from pyserver.engine.loaders import load_weights
+
+        t0 = time.perf_counter()
+        p = Path(path)
+        weights, tokenizer = load_weights(p)
+        model = cls(weights, tokenizer, p, head=head, copy_weights=copy_weights)
+        model.stats = LoadStats(time.perf_counter() - t0, model.stats.weight_bytes, model.stats.head_bytes,
+                                model.stats.embedding_bytes)
+        return model
+
+    def embed(self, tokens: Sequence[int]) -> np.ndarray:
+        ids = np.asarray(tokens, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.config.vocab):
+            raise ValueError(f"token id out of range [0, {self.config.vocab})")
+        return self._weights.token_embd.take(ids)
+
+    def session(self, n_ctx: int | None = None) -> Session:
+        return Session(self, n_ctx or min(self.config.context_length, 4096))
+
+
+class Session:
+    """One sequence and its KV cache. `eval` reuses the longest common prefix with what is already cached, so
+    re-evaluating a prompt after the user typed one more character costs a few tokens, not the whole prompt."""
+
+    def __init__(self, model: Model, n_ctx: int) -> None:
+        self.model = model
+        self.cache = native.KvCache(model.native, n_ctx)
+        self.tokens: list[int] = []
+        self._last_logits: np.ndarray | None = None  # logits after self.tokens[-1]
+        self.cancel = native.CancelFlag()
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self.cache.n_ctx)
+
+    def truncate(self, n: int) -> None:
+        n = max(0, min(n, len(self.tokens)))
+        if n < len(self.tokens):
+            self.cache.n_past = n
+            del self.tokens[n:]
+            self._last_logits = None
+
+    def append(self, tokens: Sequence[int], n_logits: int = 1) -> np.ndarray | None:
+        """Evaluates tokens after the cached ones. Returns logits [n_logits, vocab] for the last n_logits of them,
+        or None if the session's cancel flag was set (the cache then holds what was finished, whole chunks only)."""
+        tokens = [int(t) for t in tokens]
+        if not tokens:
+            raise ValueError("append needs at least one token")
+        if len(self.tokens) + len(tokens) > self.n_ctx:
+            raise ValueError(f"context is full: {len(self.tokens)} cached + {len(tokens)} new > {self.n_ctx}")
+        n_logits = max(0, min(n_logits, len(tokens)))
+        out: list[np.ndarray] = []
+        for start in range(0, len(tokens), PREFILL_CHUNK):
+            chunk = tokens[start:start + PREFILL_CHUNK]
+            remaining_after = len(tokens) - start - len(chunk)
+            want = max(0, min(len(chunk), n_logits - remaining_after))
+            logits = self.model.native.forward(self.cache, self.model.embed(chunk), want, self.cancel)
+            if logits is None:
+                return None
+            self.tokens.extend(chunk)
+            if want:
+                out.append(logits)
+        result = np.concatenate(out) if out else np.zeros((0, self.model.config.vocab), np.float32)
+        self._last_logits = result[-1].copy() if n_logits else None
+        return result
+
+    def eval(self, prompt: Sequence[int]) -> np.ndarray | None:
+        """Logits [vocab] after the whole prompt, reusing the cached common prefix. None if cancelled."""
+        prompt = [int(t) for t in prompt]
+        if not prompt:
+            raise ValueError("eval needs at least one token")
+        common = 0
+        for a, b in zip(self.tokens, prompt):
+            if a != b:
+                break
+            common += 1
+        if common == len(prompt) == len(self.tokens) and self._last_logits is not None:
+            return self._last_logits.copy()
+        self.truncate(min(common, len(prompt) - 1))
+        logits = self.append(prompt[len(self.tokens):], n_logits=1)
+        return None if logits is None else logits[-1]
