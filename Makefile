@@ -33,11 +33,20 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest -q
 
+# The model `make demo` generates with: MODEL=path, else a GGUF shipped in models/, else the shared test fixture.
+MODEL ?= $(firstword $(wildcard models/*.gguf) $(wildcard ../shared/fixtures/bitnet-b158-i2s-tiny.gguf))
+
 demo: install
-	$(PY) -m pyserver bench kernels --quick
+	@if [ -n "$(MODEL)" ]; then \
+	  $(PY) -m pyserver generate "$(MODEL)" --max-tokens 48; \
+	else \
+	  echo "No model file found: run 'make demo MODEL=path/to/model.gguf' (GGUF or a safetensors directory)."; \
+	  $(PY) -m pyserver bench kernels --quick; \
+	fi
 
 bench: install
 	$(PY) -m pyserver bench kernels
+	$(PY) -m pyserver bench model --shape 2b4t
 
 clean:
 	rm -rf build $(VENV) .pytest_cache

@@ -26,3 +26,36 @@ def test_bench_kernels_quick_prints_json_report() -> None:
 def test_unknown_command_exits_nonzero() -> None:
     proc = subprocess.run([sys.executable, "-m", "pyserver", "bench", "nothing"], capture_output=True, text=True)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+def test_bench_model_tiny_reports_consistent_figures() -> None:
+    out = subprocess.run([sys.executable, "-m", "pyserver", "bench", "model", "--shape", "tiny", "--quick",
+                          "--threads", "1"], check=True, capture_output=True, text=True, timeout=300).stdout
+    report = json.loads(out)
+    assert report["bytes_read_per_token"] == report["weight_bytes"] + report["head_bytes"]
+    (run,) = report["runs"]
+    assert run["prefill_tokens_per_s"] > 0 and run["decode_tokens_per_s"] > 0
+    implied = report["bytes_read_per_token"] * run["decode_tokens_per_s"] / (run["measured_read_gbs"] * 1e9)
+    assert abs(implied - run["roofline_fraction"]) < 0.01 + 0.05 * implied
+
+
+def test_generate_streams_text_and_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from tests.engine.builders import random_model, write_gguf
+
+    path = write_gguf(random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_layer=1), tmp_path / "m.gguf")
+    proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(path), "--prompt", "def f(x):",
+                           "--max-tokens", "8", "--threads", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("def f(x):")
+    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert summary["generated_tokens"] + (summary["stop_reason"] == "eos") >= 1
+    assert summary["decode_tokens_per_s"] >= 0
+
+
+def test_generate_bad_model_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model")
+    proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "bad.gguf" in proc.stderr and "Traceback" not in proc.stderr

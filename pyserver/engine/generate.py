@@ -61,6 +61,8 @@ class Generation:
         self.sampler = sampler or Sampler()
         self.max_tokens = max_tokens
         tok = session.model.tokenizer
+        if tok is None:
+            raise ValueError("generation needs a model with a tokenizer")
         self.stop_tokens = frozenset(stop_tokens) if stop_tokens is not None else tok.special.stop_ids
         self.stop_strings = [s for s in stop_strings if s]
         self.time_budget_s = time_budget_s
@@ -73,6 +75,7 @@ class Generation:
     def __iter__(self) -> Iterator[str]:
         r, s = self.result, self.session
         tok = s.model.tokenizer
+        assert tok is not None
         t0 = time.perf_counter()
         deadline = None if self.time_budget_s is None else t0 + self.time_budget_s
         common = 0

@@ -54,7 +54,7 @@ def _copy_to_weight_memory(tensors: list[TernaryTensor]) -> np.ndarray:
 
 
 class Model:
-    def __init__(self, weights: ModelWeights, tokenizer: Tokenizer, path: Path, head: str = "int8",
+    def __init__(self, weights: ModelWeights, tokenizer: Tokenizer | None, path: Path, head: str = "int8",
                  copy_weights: bool = True) -> None:
         if head not in HEAD_KINDS:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")

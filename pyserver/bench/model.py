@@ -1,0 +1,184 @@
+"""`python -m pyserver bench model --shape 2b4t`: whole-model prefill and decode speed on random weights at the
+shape of a real published checkpoint (weights need not be trained to measure speed).
+
+Decode is memory-bound, so the report gives the bytes a decode step reads and the fraction of the machine's
+measured read bandwidth that the achieved rate implies. Peers' figures on this machine class come from
+shared/notes/anchors.md (2B4T shape, 2 threads, Q6_K output head).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from pyserver import native
+from pyserver.bench.timing import median_seconds
+from pyserver.engine.config import ModelConfig
+from pyserver.engine.model import Model
+from pyserver.engine.weights import FloatTable, LayerWeights, ModelWeights, TernaryTensor
+
+
+@dataclass(frozen=True)
+class Shape:
+    arch: str
+    n_embd: int
+    n_ff: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    vocab: int
+    head_dim: int | None = None
+    source: str = ""
+
+
+SHAPES: dict[str, Shape] = {
+    "2b4t": Shape("bitnet-b1.58", 2560, 6912, 30, 20, 5, 128256, source="microsoft/bitnet-b1.58-2B-4T"),
+    "large": Shape("bitnet", 1536, 4096, 24, 16, 16, 32002, source="1bitLLM/bitnet_b1_58-large"),
+    "3b-falcon": Shape("llama", 3072, 9216, 22, 12, 4, 131072, 256, "tiiuae/Falcon3-3B-Instruct-1.58bit"),
+    "7b-falcon": Shape("llama", 3072, 23040, 28, 12, 4, 131072, 256, "tiiuae/Falcon3-7B-Instruct-1.58bit"),
+    "10b-falcon": Shape("llama", 3072, 23040, 40, 12, 4, 131072, 256, "tiiuae/Falcon3-10B-Instruct-1.58bit"),
+    "tiny": Shape("bitnet", 256, 512, 2, 4, 2, 1024, source="smoke test"),
+}
+PEERS_2B4T = {  # tokens/s, 2 threads, Q6_K head (anchors.md)
+    "llama.cpp TQ2_0": {"decode": 29.5, "prefill": 61.0},
+    "bitnet.cpp I2_S": {"decode": 42.4, "prefill": 126.6},
+}
+TARGETS_2B4T = {"decode_tps": 60.0, "prefill_tps": 250.0, "roofline_fraction": 0.85}
+PROMPT, DECODE = 128, 64
+_TILE = 1 << 20
+
+
+def _valid_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+    """Packed bytes of a random ternary matrix, built from one tiled random block (fast at any size)."""
+    nbytes = native.packed_nbytes(fmt, rows, cols)
+    tile_rows = max(1, min(rows, _TILE * 4 // cols))
+    w = rng.integers(-1, 2, size=(tile_rows, cols), dtype=np.int8)
+    scales = np.full(native.scale_count(fmt, tile_rows, cols), 0.01, np.float32)
+    tile = native.pack(fmt, w, scales)
+    out = np.empty(nbytes, np.uint8)
+    if fmt == "I2_S":  # codes, then the 32-byte tail holding the tensor scale
+        codes = tile[: tile_rows * cols // 4]
+        body = out[: rows * cols // 4]
+        reps = -(-body.size // codes.size)
+        body[:] = np.tile(codes, reps)[: body.size]
+        out[rows * cols // 4:] = tile[tile_rows * cols // 4:]
+    else:
+        reps = -(-nbytes // tile.size)
+        out[:] = np.tile(tile, reps)[:nbytes]
+    return out
+
+
+def build_random_model(shape: Shape, fmt: str, seed: int = 0) -> Model:
+    rng = np.random.default_rng(seed)
+    head_dim = shape.head_dim or shape.n_embd // shape.n_head
+    act = "relu2" if shape.arch == "bitnet-b1.58" else "silu"
+    cfg = ModelConfig(arch=shape.arch, n_embd=shape.n_embd, n_ff=shape.n_ff, n_layer=shape.n_layer,
+                      n_head=shape.n_head, n_head_kv=shape.n_head_kv, head_dim=head_dim, rope_dim=head_dim,
+                      vocab=shape.vocab, context_length=4096, act=act, sub_norms=shape.arch != "llama",
+                      rope_neox=shape.arch != "llama")
+    qd, kvd = shape.n_head * head_dim, shape.n_head_kv * head_dim
+    shapes = {"attn_q": (qd, cfg.n_embd), "attn_k": (kvd, cfg.n_embd), "attn_v": (kvd, cfg.n_embd),
+              "attn_output": (cfg.n_embd, qd), "ffn_gate": (cfg.n_ff, cfg.n_embd), "ffn_up": (cfg.n_ff, cfg.n_embd),
+              "ffn_down": (cfg.n_embd, cfg.n_ff)}
+    packed = {name: _valid_packed(fmt, r, c, rng) for name, (r, c) in shapes.items()}
+    layers = []
+    for _ in range(cfg.n_layer):
+        layer = LayerWeights()
+        layer.norms = {"attn_norm": np.ones(cfg.n_embd, np.float32), "ffn_norm": np.ones(cfg.n_embd, np.float32)}
+        if cfg.sub_norms:
+            layer.norms.update(attn_sub_norm=np.ones(qd, np.float32), ffn_sub_norm=np.ones(cfg.n_ff, np.float32))
+        # Distinct memory per layer (the model copies every tensor into its own weight buffer).
+        layer.linears = {n: TernaryTensor(fmt, packed[n], *shapes[n]) for n in shapes}
+        layers.append(layer)
+    tile = rng.normal(0, 0.02, size=(min(shape.vocab, 4096), cfg.n_embd)).astype(np.float16)
+    embd = np.tile(tile, (-(-shape.vocab // tile.shape[0]), 1))[: shape.vocab]
+    table = FloatTable("F16", embd.reshape(-1).view(np.uint8), shape.vocab, cfg.n_embd)
+    weights = ModelWeights(cfg, table, np.ones(cfg.n_embd, np.float32), layers)
+    return Model(weights, None, Path(f"<random {shape.arch}>"), head="int8")
+
+
+def _rss() -> int:
+    return int(psutil.Process(os.getpid()).memory_info().rss)
+
+
+def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | None = None,
+                    reps: int = 3) -> dict[str, Any]:
+    shape = SHAPES[shape_name]
+    threads = threads or [1, 2]
+    rss0 = _rss()
+    t0 = time.perf_counter()
+    model = build_random_model(shape, fmt)
+    load_s = time.perf_counter() - t0
+    rss = _rss() - rss0
+    bytes_per_token = model.stats.bytes_per_token
+    rng = np.random.default_rng(1)
+    prompt = [int(t) for t in rng.integers(0, shape.vocab, size=PROMPT)]
+    runs = []
+    for n in threads:
+        native.set_num_threads(n)
+        bw = native.measure_read_bandwidth(256 << 20, n, 3)
+
+        def prefill() -> None:
+            model.session(n_ctx=PROMPT + DECODE + 8).append(prompt)
+
+        t_prefill = median_seconds(prefill, reps=reps, warmup=1)
+        decode_times = []
+        for _ in range(reps):
+            s = model.session(n_ctx=PROMPT + DECODE + 8)
+            logits = s.append(prompt)[-1]
+            t1 = time.perf_counter()
+            for _ in range(DECODE):
+                logits = s.append([int(np.argmax(logits))])[-1]
+            decode_times.append(time.perf_counter() - t1)
+        t_decode = float(np.median(decode_times)) / DECODE
+        decode_tps = 1.0 / t_decode
+        runs.append({
+            "threads": n,
+            "prefill_tokens_per_s": round(PROMPT / t_prefill, 1),
+            "decode_tokens_per_s": round(decode_tps, 1),
+            "decode_ms_per_token": round(t_decode * 1e3, 2),
+            "measured_read_gbs": round(bw, 1),
+            "roofline_tokens_per_s": round(bw * 1e9 / bytes_per_token, 1),
+            "roofline_fraction": round(bytes_per_token * decode_tps / (bw * 1e9), 3),
+        })
+    report: dict[str, Any] = {
+        "benchmark": "model",
+        "shape": shape_name,
+        "source": shape.source,
+        "arch": shape.arch,
+        "format": fmt,
+        "params": model.config.n_params,
+        "machine": {"cpu": platform.processor() or platform.machine(), "isa": model.native.isa,
+                    "cores": os.cpu_count()},
+        "load_seconds": round(load_s, 2),
+        "resident_bytes": rss,
+        "bytes_read_per_token": bytes_per_token,
+        "weight_bytes": model.stats.weight_bytes,
+        "head_bytes": model.stats.head_bytes,
+        "prompt_tokens": PROMPT,
+        "decode_tokens": DECODE,
+        "runs": runs,
+    }
+    two = next((r for r in runs if r["threads"] == 2), None)
+    if shape_name == "2b4t" and two is not None:
+        report["vs_peers_2_threads"] = {
+            peer: {"decode_ratio": round(two["decode_tokens_per_s"] / v["decode"], 2),
+                   "prefill_ratio": round(two["prefill_tokens_per_s"] / v["prefill"], 2)}
+            for peer, v in PEERS_2B4T.items()
+        }
+        report["targets_2_threads"] = {
+            "decode_tps": {"target": TARGETS_2B4T["decode_tps"], "got": two["decode_tokens_per_s"],
+                           "met": two["decode_tokens_per_s"] >= TARGETS_2B4T["decode_tps"]},
+            "prefill_tps": {"target": TARGETS_2B4T["prefill_tps"], "got": two["prefill_tokens_per_s"],
+                            "met": two["prefill_tokens_per_s"] >= TARGETS_2B4T["prefill_tps"]},
+            "roofline_fraction": {"target": TARGETS_2B4T["roofline_fraction"], "got": two["roofline_fraction"],
+                                  "met": two["roofline_fraction"] >= TARGETS_2B4T["roofline_fraction"]},
+        }
+    return report
