@@ -1,5 +1,6 @@
 #include "matmul.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <random>
@@ -162,6 +163,49 @@ void TernaryMatrix::gemv(const int8_t* q, float* y, Isa isa) const {
     block_sums(view_.fmt, q, cols, bsum.data(), &a.total);
     if (isa != Isa::Scalar) a.qk = to_kernel_order(view_.fmt, q, cols, qk);
     parallel_rows(view_.rows, 64, [&](int64_t r0, int64_t r1) { ks.gemv(view_, a, y, r0, r1); });
+}
+
+void gemv_many(const TernaryMatrix* const* ms, float* const* ys, int count, const int8_t* q, Isa isa) {
+    const KernelSet& ks = kernels_for(isa);
+    // Activations prepared once per distinct (packing, width).
+    struct Prep {
+        Format f;
+        int64_t cols;
+        std::vector<int32_t> bsum;
+        std::vector<int8_t> qk;
+        ActRow a;
+    };
+    std::vector<Prep> preps;
+    preps.reserve(static_cast<size_t>(count));
+    std::vector<int> which(static_cast<size_t>(count));
+    int64_t total_rows = 0;
+    for (int i = 0; i < count; ++i) {
+        const MatView& v = ms[i]->view();
+        total_rows += v.rows;
+        int found = -1;
+        for (size_t j = 0; j < preps.size(); ++j)
+            if (preps[j].f == v.fmt && preps[j].cols == v.cols) found = static_cast<int>(j);
+        if (found < 0) {
+            preps.push_back(Prep{v.fmt, v.cols, {}, {}, ActRow{q, nullptr, nullptr, 0}});
+            Prep& p = preps.back();
+            p.bsum.resize(static_cast<size_t>(v.cols / kTQBlock + 1));
+            p.a.bsum = p.bsum.data();
+            block_sums(v.fmt, q, v.cols, p.bsum.data(), &p.a.total);
+            if (isa != Isa::Scalar) p.a.qk = to_kernel_order(v.fmt, q, v.cols, p.qk);
+            found = static_cast<int>(preps.size() - 1);
+        }
+        which[i] = found;
+    }
+    // One contiguous range of the concatenated rows per thread.
+    parallel_rows(total_rows, 64, [&](int64_t r0, int64_t r1) {
+        int64_t off = 0;
+        for (int i = 0; i < count && off < r1; ++i) {
+            const MatView& v = ms[i]->view();
+            const int64_t lo = std::max(r0, off), hi = std::min(r1, off + v.rows);
+            if (lo < hi) ks.gemv(v, preps[which[i]].a, ys[i], lo - off, hi - off);
+            off += v.rows;
+        }
+    });
 }
 
 void TernaryMatrix::gemm(const int8_t* X, int64_t n, float* Y, Isa isa) const {

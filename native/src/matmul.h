@@ -25,6 +25,10 @@ private:
     MatView view_;
 };
 
+// Several matrices applied to the same int8 activations q in one parallel region (decode: q/k/v, gate/up):
+// the threads synchronise once instead of once per matrix. ys[i] receives ms[i]'s rows.
+void gemv_many(const TernaryMatrix* const* ms, float* const* ys, int count, const int8_t* q, Isa isa);
+
 // Kernel set for an ISA level. An explicit level must be supported by the CPU
 // (std::runtime_error otherwise). Isa resolution for "auto" is resolve_auto_isa().
 const KernelSet& kernels_for(Isa isa);

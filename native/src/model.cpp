@@ -139,6 +139,26 @@ void Model::linear(const Linear& l, const int8_t* q, const float* act_scale, int
     }
 }
 
+void Model::linears(std::initializer_list<std::pair<const Linear*, float*>> ls, const int8_t* q,
+                    const float* act_scale, int64_t n) const {
+    if (n != 1) {
+        for (const auto& [l, out] : ls) linear(*l, q, act_scale, n, out);
+        return;
+    }
+    const TernaryMatrix* ms[8];
+    float* ys[8];
+    int count = 0;
+    for (const auto& [l, out] : ls) {
+        ms[count] = l->m.get();
+        ys[count++] = out;
+    }
+    gemv_many(ms, ys, count, q, isa_);
+    for (const auto& [l, out] : ls) {
+        const float s = l->scale / act_scale[0];
+        for (int64_t r = 0; r < l->m->view().rows; ++r) out[r] *= s;
+    }
+}
+
 // Causal attention of n new query rows (positions kv.n_past + i) over the cache, one task per head.
 void Model::attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, float* out) const {
     const VecOps& ops = vec_ops_for(isa_);
@@ -259,9 +279,7 @@ bool Model::forward(KvCache& kv, const float* x_in, int64_t n, int64_t n_logits,
         // Attention block.
         rms_norm(x.data(), L.attn_norm, n, d, c.norm_eps, h.data());
         quantize_rows(h.data(), n, d, q8.data(), act_s.data());
-        linear(L.wq, q8.data(), act_s.data(), n, Q.data());
-        linear(L.wk, q8.data(), act_s.data(), n, K.data());
-        linear(L.wv, q8.data(), act_s.data(), n, Vv.data());
+        linears({{&L.wq, Q.data()}, {&L.wk, K.data()}, {&L.wv, Vv.data()}}, q8.data(), act_s.data(), n);
         for (int64_t i = 0; i < n; ++i) {
             rope(Q.data() + i * qd, c.n_head, hd, c.rope_dim, c.rope_neox, &cs[i * half], &sn[i * half]);
             rope(K.data() + i * kvd, c.n_head_kv, hd, c.rope_dim, c.rope_neox, &cs[i * half], &sn[i * half]);
@@ -277,8 +295,7 @@ bool Model::forward(KvCache& kv, const float* x_in, int64_t n, int64_t n_logits,
         // Feed-forward block.
         rms_norm(x.data(), L.ffn_norm, n, d, c.norm_eps, h.data());
         quantize_rows(h.data(), n, d, q8.data(), act_s.data());
-        linear(L.gate, q8.data(), act_s.data(), n, G.data());
-        linear(L.up, q8.data(), act_s.data(), n, U.data());
+        linears({{&L.gate, G.data()}, {&L.up, U.data()}}, q8.data(), act_s.data(), n);
         if (c.act == FfnAct::Relu2) {
             for (int64_t i = 0; i < n * ff; ++i) {
                 const float g = G[i] > 0.0f ? G[i] : 0.0f;

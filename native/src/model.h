@@ -4,7 +4,9 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "cpu.h"
@@ -85,6 +87,9 @@ public:
 
 private:
     void linear(const Linear& l, const int8_t* q, const float* act_scale, int64_t n, float* out) const;
+    // Several projections of the same activations (q/k/v, gate/up).
+    void linears(std::initializer_list<std::pair<const Linear*, float*>> ls, const int8_t* q, const float* act_scale,
+                 int64_t n) const;
     void attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, float* out) const;
     void rescore_top(const float* h, float* y) const;
 
