@@ -33,14 +33,19 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest -q
 
-# The model `make demo` generates with: MODEL=path, else a GGUF shipped in models/, else the shared test fixture.
-MODEL ?= $(firstword $(wildcard models/*.gguf) $(wildcard ../shared/fixtures/bitnet-b158-i2s-tiny.gguf))
+# `make demo`: the shipped model completes a line in a sample file (suggestion and latency). MODEL=path instead
+# generates text from any model file (GGUF or a safetensors directory) and prints tokens/s.
+SHIPPED_MODEL := models/ryzanstein-code.gguf
+DEMO_FILE := models/samples/inventory.py:17:9
 
 demo: install
 	@if [ -n "$(MODEL)" ]; then \
 	  $(PY) -m pyserver generate "$(MODEL)" --max-tokens 48; \
+	elif [ -f "$(SHIPPED_MODEL)" ]; then \
+	  $(PY) -m pyserver complete $(DEMO_FILE); \
+	  $(PY) -m pyserver generate "$(SHIPPED_MODEL)" --prompt 'def read_config(path):' --max-tokens 48; \
 	else \
-	  echo "No model file found: run 'make demo MODEL=path/to/model.gguf' (GGUF or a safetensors directory)."; \
+	  echo "No shipped model yet: run 'make demo MODEL=path/to/model.gguf'."; \
 	  $(PY) -m pyserver bench kernels --quick; \
 	fi
 

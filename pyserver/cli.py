@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from collections.abc import Sequence
 
 
@@ -17,6 +18,16 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.model import run_model_bench
 
         report = run_model_bench(args.shape, fmt=args.format, threads=args.threads, reps=1 if args.quick else 3)
+    elif args.what == "quality":
+        from pyserver.bench.quality import run_quality_bench
+        from pyserver.models import default_model_path
+
+        path = Path(args.model) if args.model else default_model_path()
+        if path is None:
+            print("error: no model given and no shipped model found in models/", file=sys.stderr)
+            return 2
+        report = run_quality_bench(path, max_tokens=20_000 if args.quick else 60_000,
+                                   n_lines=100 if args.quick else 500)
     else:  # argparse restricts the choices
         raise AssertionError(args.what)
     json.dump(report, sys.stdout, indent=2)
@@ -61,6 +72,47 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_location(spec: str) -> tuple[Path, int, int]:
+    path, _, rest = spec.rpartition(":")
+    path2, _, line = path.rpartition(":")
+    if not path2 or not line.isdigit() or not rest.isdigit() or int(line) < 1 or int(rest) < 1:
+        raise ValueError(f"expected FILE:LINE:COL with 1-based line and column, got {spec!r}")
+    return Path(path2), int(line), int(rest)
+
+
+def _cmd_complete(args: argparse.Namespace) -> int:
+    from pyserver.completion.complete import complete_line
+    from pyserver.engine import Model, ModelLoadError
+    from pyserver.models import default_model_path
+
+    try:
+        path, line, col = _parse_location(args.location)
+        text = path.read_text(encoding="utf-8")
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    lines = text.split("\n")
+    if line > len(lines) or col > len(lines[line - 1]) + 1:
+        print(f"error: {path} has no line {line} column {col}", file=sys.stderr)
+        return 2
+    offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
+    model_path = Path(args.model) if args.model else default_model_path()
+    if model_path is None:
+        print("error: no model given and no shipped model found in models/", file=sys.stderr)
+        return 2
+    try:
+        model = Model.load(model_path)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    s = complete_line(model, text, offset)
+    print(json.dumps({"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],
+                      "suggestion": s.text, "latency_ms": round(s.latency_ms, 1), "prompt_tokens": s.prompt_tokens,
+                      "generated_tokens": s.generated_tokens, "model": str(model_path),
+                      "model_load_ms": round(model.stats.seconds * 1e3, 1)}, indent=2))
+    return 0
+
+
 def _cmd_cpu(_args: argparse.Namespace) -> int:
     from pyserver.native import cpu_info
 
@@ -74,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model"], help="what to measure")
+    bench.add_argument("what", choices=["kernels", "model", "quality"], help="what to measure")
+    bench.add_argument("--model", default=None, help="quality: the model file (default: the shipped model)")
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument("--shape", default="2b4t",
                        choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
@@ -98,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--time-budget", type=float, default=None, help="seconds")
     gen.add_argument("--threads", type=int, default=None)
     gen.set_defaults(func=_cmd_generate)
+
+    comp = sub.add_parser("complete", help="the completion the server would show at FILE:LINE:COL (1-based)")
+    comp.add_argument("location", help="FILE:LINE:COL")
+    comp.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    comp.set_defaults(func=_cmd_complete)
 
     cpu = sub.add_parser("cpu", help="CPU features, dispatch level and SIMD self-check")
     cpu.set_defaults(func=_cmd_cpu)

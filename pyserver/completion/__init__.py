@@ -1,0 +1,1 @@
+"""Inline completion: prompts, generation and clean-up of suggestions."""
