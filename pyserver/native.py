@@ -27,6 +27,7 @@ Model = _native.Model
 KvCache = _native.KvCache
 CancelFlag = _native.CancelFlag
 quantize_weight_rows = _native.quantize_weight_rows
+quantize_weight_rows_i4 = _native.quantize_weight_rows_i4
 
 FORMATS = ("TQ2_0", "TQ1_0", "I2_S")
 
@@ -36,6 +37,7 @@ __all__ = [
     "KvCache",
     "Model",
     "quantize_weight_rows",
+    "quantize_weight_rows_i4",
     "alloc_weights",
     "TernaryMatrix",
     "available_isas",

@@ -94,6 +94,24 @@ struct CancelFlag {
     std::atomic<bool> flag{false};
 };
 
+
+// Points the head's top-k rescoring at the stored table (any buffer of [vocab, n_embd] F32/F16/BF16 values).
+void set_exact(PyModel& pm, OutputHead& h, const py::object& exact, const std::string& exact_type, int rescore_k) {
+    if (exact.is_none() || rescore_k <= 0) return;
+    if (exact_type != "F32" && exact_type != "F16" && exact_type != "BF16")
+        throw py::value_error("exact table type must be F32, F16 or BF16");
+    const ModelConfig& c = pm.m->config();
+    auto b = std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(exact).request(false));
+    const int64_t item = exact_type == "F32" ? 4 : 2;
+    if (b->size * b->itemsize != c.vocab * c.n_embd * item)
+        throw py::value_error("exact table has the wrong size for [vocab, n_embd] " + exact_type);
+    h.exact = b->ptr;
+    h.exact_type = exact_type == "F32" ? TableType::F32 : exact_type == "F16" ? TableType::F16 : TableType::BF16;
+    h.rescore_k = rescore_k;
+    pm.owners.push_back(exact);
+    pm.bufs.push_back(std::move(b));
+}
+
 template <class T>
 T cfg_get(const py::dict& d, const char* key) {
     if (!d.contains(key)) throw py::value_error(std::string("model config: missing '") + key + "'");
@@ -305,20 +323,7 @@ PYBIND11_MODULE(_native, mod) {
             OutputHead h;
             h.q = q.data();
             h.q_scale = s.data();
-            if (!exact.is_none() && rescore_k > 0) {
-                auto b = std::make_unique<py::buffer_info>(py::reinterpret_borrow<py::buffer>(exact).request(false));
-                const int64_t item = exact_type == "F32" ? 4 : 2;
-                if (exact_type != "F32" && exact_type != "F16" && exact_type != "BF16")
-                    throw py::value_error("exact table type must be F32, F16 or BF16");
-                if (b->size * b->itemsize != c.vocab * c.n_embd * item)
-                    throw py::value_error("exact table has the wrong size for [vocab, n_embd] " + exact_type);
-                h.exact = b->ptr;
-                h.exact_type = exact_type == "F32" ? TableType::F32 : exact_type == "F16" ? TableType::F16
-                                                                                           : TableType::BF16;
-                h.rescore_k = rescore_k;
-                pm.owners.push_back(exact);
-                pm.bufs.push_back(std::move(b));
-            }
+            set_exact(pm, h, exact, exact_type, rescore_k);
             pm.m->set_head(h);
             pm.owners.push_back(q);
             pm.owners.push_back(s);
@@ -326,6 +331,22 @@ PYBIND11_MODULE(_native, mod) {
            py::arg("rescore_k") = 0,
            "Rows int8 in [-127, 127], logit = scale * (row . q) / act_scale; the top rescore_k logits per token are "
            "recomputed from `exact` (the stored [vocab, n_embd] table, raw bytes of type exact_type).")
+        .def("set_head_int4", [](PyModel& pm, const py::handle& q_obj, const py::handle& s_obj,
+                                 const py::object& exact, const std::string& exact_type, int rescore_k) {
+            auto q = strict_array<uint8_t>(q_obj, "head rows", 2, 2);
+            auto s = strict_array<float>(s_obj, "head scales", 1, 1);
+            const ModelConfig& c = pm.m->config();
+            if (q.shape(0) != c.vocab || q.shape(1) * 2 != c.n_embd || s.shape(0) != c.vocab)
+                throw py::value_error("4-bit head must be [vocab, n_embd / 2] bytes with vocab scales");
+            OutputHead h;
+            h.q4 = q.data();
+            h.q_scale = s.data();
+            set_exact(pm, h, exact, exact_type, rescore_k);
+            pm.m->set_head(h);
+            pm.owners.push_back(q);
+            pm.owners.push_back(s);
+        }, py::arg("rows"), py::arg("scales"), py::arg("exact") = py::none(), py::arg("exact_type") = "F16",
+           py::arg("rescore_k") = 0, "Rows from quantize_weight_rows_i4; see set_head_int8 for the rest.")
         .def("set_head_f32", [](PyModel& pm, const py::handle& w_obj) {
             auto w = strict_array<float>(w_obj, "head rows", 2, 2);
             const ModelConfig& c = pm.m->config();
@@ -413,4 +434,34 @@ PYBIND11_MODULE(_native, mod) {
         }
         return py::make_tuple(q, s);
     }, py::arg("w"), "Per-row symmetric int8: returns (q [rows, cols] in [-127, 127], scales [rows]).");
+
+    mod.def("quantize_weight_rows_i4", [](const py::handle& w_obj) {
+        // Symmetric 4-bit per row: scale = max|w| / 7, q = round_half_even(w / scale) in [-7, 7], packed as
+        // nibbles q + 8 in the layout of vec_ops.h.
+        auto w = strict_array<float>(w_obj, "weights", 2, 2);
+        const int64_t rows = w.shape(0), cols = w.shape(1);
+        if (cols % 64 != 0) throw py::value_error("4-bit rows need a multiple of 64 columns");
+        py::array_t<uint8_t> q(std::vector<int64_t>{rows, cols / 2});
+        py::array_t<float> s(rows);
+        {
+            py::gil_scoped_release nogil;
+            const float* src = w.data();
+            uint8_t* dst = q.mutable_data();
+            float* sc = s.mutable_data();
+            for (int64_t r = 0; r < rows; ++r) {
+                const float* row = src + r * cols;
+                float amax = 0.0f;
+                for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::fabs(row[k]));
+                const float scale = amax > 0.0f ? amax / 7.0f : 1.0f, inv = 1.0f / scale;
+                uint8_t* out = dst + r * (cols / 2);
+                for (int64_t k = 0; k < cols; ++k) {
+                    const int v = static_cast<int>(std::nearbyint(row[k] * inv)) + 8;
+                    uint8_t& b = out[(k / 64) * 32 + (k % 32)];
+                    b = (k % 64) < 32 ? static_cast<uint8_t>((b & 0xF0) | v) : static_cast<uint8_t>((b & 0x0F) | (v << 4));
+                }
+                sc[r] = scale;
+            }
+        }
+        return py::make_tuple(q, s);
+    }, py::arg("w"), "Per-row symmetric 4-bit: returns (packed [rows, cols / 2] uint8, scales [rows]).");
 }

@@ -76,8 +76,11 @@ void Model::set_norm(int64_t layer, const char* name, const float* w) {
 }
 
 void Model::set_head(const OutputHead& head) {
-    if ((head.q == nullptr) == (head.f32 == nullptr) || (head.q != nullptr && head.q_scale == nullptr))
-        throw std::invalid_argument("output head: give either int8 rows with scales or float32 rows");
+    const int kinds = (head.q != nullptr) + (head.q4 != nullptr) + (head.f32 != nullptr);
+    if (kinds != 1 || (head.f32 == nullptr && head.q_scale == nullptr))
+        throw std::invalid_argument("output head: give int8 or 4-bit rows with scales, or float32 rows");
+    if (head.q4 != nullptr && cfg_.n_embd % 64 != 0)
+        throw std::invalid_argument("output head: 4-bit rows need n_embd to be a multiple of 64");
     head_ = head;
 }
 
@@ -94,7 +97,7 @@ void Model::check_complete() const {
         need(L.gate.m && L.up.m && L.down.m, p + "feed-forward projections");
     }
     need(output_norm_ != nullptr, "output_norm");
-    need(head_.q != nullptr || head_.f32 != nullptr, "output head");
+    need(head_.q != nullptr || head_.q4 != nullptr || head_.f32 != nullptr, "output head");
 }
 
 // ---- pieces of the step ------------------------------------------------------------
@@ -193,14 +196,18 @@ void Model::attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, flo
 void Model::head(const float* h, int64_t n, float* logits) const {
     const int64_t d = cfg_.n_embd, V = cfg_.vocab;
     const VecOps& ops = vec_ops_for(isa_);
-    if (head_.q != nullptr) {
+    if (head_.q != nullptr || head_.q4 != nullptr) {
         std::vector<int8_t> q(static_cast<size_t>(n * d));
         std::vector<float> s(static_cast<size_t>(n));
         quantize_rows(h, n, d, q.data(), s.data());
         for (int64_t t = 0; t < n; ++t) {
             float* y = logits + t * V;
+            const int8_t* qt = q.data() + t * d;
+            int32_t xsum = 0;
+            for (int64_t k = 0; k < d; ++k) xsum += qt[k];
             parallel_rows(V, 256, [&](int64_t r0, int64_t r1) {
-                ops.gemv_i8(head_.q, head_.q_scale, d, q.data() + t * d, y, r0, r1);
+                if (head_.q4 != nullptr) ops.gemv_i4(head_.q4, head_.q_scale, d, qt, xsum, y, r0, r1);
+                else ops.gemv_i8(head_.q, head_.q_scale, d, qt, y, r0, r1);
                 const float inv = 1.0f / s[t];
                 for (int64_t r = r0; r < r1; ++r) y[r] *= inv;
             });

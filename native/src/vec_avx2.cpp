@@ -67,10 +67,49 @@ void gemv_i8(const int8_t* W, const float* row_scale, int64_t n, const int8_t* x
     }
 }
 
+// Unsigned nibbles (0..15) times signed x through pmaddubsw: pair sums stay within 2 * 15 * 128, two units
+// summed within int16; the -8 offset is applied once per row through sum(x).
+inline __m256i dot64_u4(__m256i b, __m256i xa, __m256i xb, __m256i acc) {
+    const __m256i m = _mm256_set1_epi8(15);
+    const __m256i lo = _mm256_and_si256(b, m), hi = _mm256_and_si256(_mm256_srli_epi16(b, 4), m);
+    const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, xa), _mm256_maddubs_epi16(hi, xb));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
+void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* x, int32_t xsum, float* y,
+             int64_t r0, int64_t r1) {
+    const int64_t rb = n / 2;
+    auto ld = [](const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+    const float off = 8.0f * static_cast<float>(xsum);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t* w = W + r * rb;
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t k = 0; k < n; k += 64) {
+            const __m256i xa = ld(x + k), xb = ld(x + k + 32);
+            const int64_t o = k / 2;
+            a0 = dot64_u4(ld(w + o), xa, xb, a0);
+            a1 = dot64_u4(ld(w + rb + o), xa, xb, a1);
+            a2 = dot64_u4(ld(w + 2 * rb + o), xa, xb, a2);
+            a3 = dot64_u4(ld(w + 3 * rb + o), xa, xb, a3);
+        }
+        y[r] = row_scale[r] * (static_cast<float>(hsum_epi32(a0)) - off);
+        y[r + 1] = row_scale[r + 1] * (static_cast<float>(hsum_epi32(a1)) - off);
+        y[r + 2] = row_scale[r + 2] * (static_cast<float>(hsum_epi32(a2)) - off);
+        y[r + 3] = row_scale[r + 3] * (static_cast<float>(hsum_epi32(a3)) - off);
+    }
+    for (; r < r1; ++r) {
+        const uint8_t* w = W + r * rb;
+        __m256i a0 = _mm256_setzero_si256();
+        for (int64_t k = 0; k < n; k += 64) a0 = dot64_u4(ld(w + k / 2), ld(x + k), ld(x + k + 32), a0);
+        y[r] = row_scale[r] * (static_cast<float>(hsum_epi32(a0)) - off);
+    }
+}
+
 }  // namespace
 
 const VecOps& avx2_vec_ops() {
-    static const VecOps ops{dot, axpy, gemv_i8};
+    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4};
     return ops;
 }
 

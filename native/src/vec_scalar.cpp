@@ -23,10 +23,21 @@ void gemv_i8(const int8_t* W, const float* row_scale, int64_t n, const int8_t* x
     }
 }
 
+void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* x, int32_t xsum, float* y,
+             int64_t r0, int64_t r1) {
+    (void)xsum;
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* w = W + r * (n / 2);
+        int32_t s = 0;
+        for (int64_t k = 0; k < n; ++k) s += i4_element(w, k) * int32_t(x[k]);
+        y[r] = row_scale[r] * static_cast<float>(s);
+    }
+}
+
 }  // namespace
 
 const VecOps& scalar_vec_ops() {
-    static const VecOps ops{dot, axpy, gemv_i8};
+    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4};
     return ops;
 }
 

@@ -101,7 +101,7 @@ def build_random_model(shape: Shape, fmt: str, seed: int = 0) -> Model:
     embd = np.tile(tile, (-(-shape.vocab // tile.shape[0]), 1))[: shape.vocab]
     table = FloatTable("F16", embd.reshape(-1).view(np.uint8), shape.vocab, cfg.n_embd)
     weights = ModelWeights(cfg, table, np.ones(cfg.n_embd, np.float32), layers)
-    return Model(weights, None, Path(f"<random {shape.arch}>"), head="int8")
+    return Model(weights, None, Path(f"<random {shape.arch}>"))
 
 
 def _rss() -> int:

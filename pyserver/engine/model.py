@@ -21,8 +21,10 @@ from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.tokenizer import Tokenizer
 from pyserver.engine.weights import ModelWeights, TernaryTensor
 
-HEAD_KINDS = ("int8", "f32")
-RESCORE_K = 8  # top int8-head candidates recomputed from the stored table per token
+HEAD_KINDS = ("auto", "int4", "int8", "f32")
+# Top candidates of a quantized head recomputed from the stored table, per token. Greedy output then follows the
+# full-precision head whenever its best token is among them; the rows cost a few hundred KB per token at most.
+RESCORE_K = {"int4": 32, "int8": 8}
 PREFILL_CHUNK = 256  # tokens per native call while prefilling: bounds scratch memory, lets cancel act in between
 
 
@@ -54,7 +56,7 @@ def _copy_to_weight_memory(tensors: list[TernaryTensor]) -> np.ndarray:
 
 
 class Model:
-    def __init__(self, weights: ModelWeights, tokenizer: Tokenizer | None, path: Path, head: str = "int8",
+    def __init__(self, weights: ModelWeights, tokenizer: Tokenizer | None, path: Path, head: str = "auto",
                  copy_weights: bool = True) -> None:
         if head not in HEAD_KINDS:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
@@ -62,9 +64,11 @@ class Model:
         self.path = path
         self.config: ModelConfig = weights.config
         self.tokenizer = tokenizer
+        cfg = weights.config
+        if head == "auto":  # 4-bit where the rows allow it: the head is the largest single read of a decode step
+            head = "int4" if cfg.n_embd % 64 == 0 else "int8"
         self.head_kind = head
         self._weights = weights
-        cfg = weights.config
         try:
             nm = native.Model(cfg.native())
         except ValueError as exc:
@@ -79,13 +83,18 @@ class Model:
                     nm.set_linear(i, name, t.fmt, t.data, t.rows, t.cols, t.scale)
             nm.set_norm(-1, "output_norm", np.ascontiguousarray(weights.output_norm, dtype=np.float32))
             table = weights.output or weights.token_embd
-            if head == "int8":
-                q = native.alloc_weights(cfg.vocab * cfg.n_embd).view(np.int8).reshape(cfg.vocab, cfg.n_embd)
+            exact = table.data if table.type_name in ("F32", "F16", "BF16") and table.data.dtype == np.uint8 else None
+            if head in ("int8", "int4"):
+                int4 = head == "int4"
+                width = cfg.n_embd // 2 if int4 else cfg.n_embd
+                q = native.alloc_weights(cfg.vocab * width).view(np.uint8 if int4 else np.int8)
+                q = q.reshape(cfg.vocab, width)
                 scales = np.empty(cfg.vocab, np.float32)
+                quantize = native.quantize_weight_rows_i4 if int4 else native.quantize_weight_rows
                 for start, rows in table.chunks():
-                    q[start:start + len(rows)], scales[start:start + len(rows)] = native.quantize_weight_rows(rows)
-                exact = table.data if table.type_name in ("F32", "F16", "BF16") and table.data.dtype == np.uint8 else None
-                nm.set_head_int8(q, scales, exact, table.type_name, RESCORE_K if exact is not None else 0)
+                    q[start:start + len(rows)], scales[start:start + len(rows)] = quantize(rows)
+                k = RESCORE_K[head] if exact is not None else 0
+                (nm.set_head_int4 if int4 else nm.set_head_int8)(q, scales, exact, table.type_name, k)
                 head_bytes = q.nbytes + scales.nbytes
             else:
                 f = np.concatenate([rows for _, rows in table.chunks()]) if table.rows else np.zeros((0, cfg.n_embd))
@@ -103,7 +112,7 @@ class Model:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], head: str = "int8", copy_weights: bool = True) -> Model:
+    def load(cls, path: str | os.PathLike[str], head: str = "auto", copy_weights: bool = True) -> Model:
         """Loads a GGUF file or a Hugging Face safetensors directory."""
         from pyserver.engine.loaders import load_weights
 
