@@ -81,9 +81,9 @@ def _parse_location(spec: str) -> tuple[Path, int, int]:
 
 
 def _cmd_complete(args: argparse.Namespace) -> int:
-    from pyserver.completion.complete import complete_line
-    from pyserver.engine import Model, ModelLoadError
-    from pyserver.models import default_model_path
+    from pyserver.completion.engine import CompletionEngine
+    from pyserver.server.model_host import ModelHost
+    from pyserver.server.settings import ServerSettings
 
     try:
         path, line, col = _parse_location(args.location)
@@ -96,20 +96,33 @@ def _cmd_complete(args: argparse.Namespace) -> int:
         print(f"error: {path} has no line {line} column {col}", file=sys.stderr)
         return 2
     offset = sum(len(x) + 1 for x in lines[: line - 1]) + col - 1
-    model_path = Path(args.model) if args.model else default_model_path()
-    if model_path is None:
-        print("error: no model given and no shipped model found in models/", file=sys.stderr)
+    host = ModelHost()
+    host.load(args.model or "")
+    if host.model is None:
+        print(f"error: {host.error}", file=sys.stderr)
         return 2
-    try:
-        model = Model.load(model_path)
-    except ModelLoadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    s = complete_line(model, text, offset)
+    engine = CompletionEngine(host, ServerSettings())
+    c = engine.complete(path.resolve().as_uri(), text, offset, lambda: False)
+    assert c is not None
     print(json.dumps({"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],
-                      "suggestion": s.text, "latency_ms": round(s.latency_ms, 1), "prompt_tokens": s.prompt_tokens,
-                      "generated_tokens": s.generated_tokens, "model": str(model_path),
-                      "model_load_ms": round(model.stats.seconds * 1e3, 1)}, indent=2))
+                      "suggestion": c.text, "latency_ms": round(c.latency_ms, 1), "prompt_tokens": c.prompt_tokens,
+                      "generated_tokens": c.generated_tokens, "model": str(host.model_path),
+                      "model_load_ms": round(host.model.stats.seconds * 1e3, 1)}, indent=2))
+    return 0
+
+
+def _cmd_serve(_args: argparse.Namespace) -> int:
+    from pyserver.server.server import serve
+
+    serve()
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from pyserver.server.doctor import doctor
+
+    json.dump(doctor(args.model), sys.stdout, indent=2)
+    sys.stdout.write("\n")
     return 0
 
 
@@ -157,11 +170,19 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--model", default=None, help="model file (default: the shipped model)")
     comp.set_defaults(func=_cmd_complete)
 
+    srv = sub.add_parser("serve", help="run the language server on stdio (the default with no command)")
+    srv.set_defaults(func=_cmd_serve)
+
+    doc = sub.add_parser("doctor", help="what the server would do on this machine, and why")
+    doc.add_argument("--model", default=None, help="model file to check (default: the shipped model)")
+    doc.set_defaults(func=_cmd_doctor)
+
     cpu = sub.add_parser("cpu", help="CPU features, dispatch level and SIMD self-check")
     cpu.set_defaults(func=_cmd_cpu)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv or ["serve"])
     return int(args.func(args))

@@ -137,13 +137,14 @@ def _stored_values(values: np.ndarray, kind: str) -> np.ndarray:
 
 
 def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str = "F16",
-               linear_type: str | None = None, skip: tuple[str, ...] = (), bad_shape: str | None = None) -> Path:
+               linear_type: str | None = None, skip: tuple[str, ...] = (), bad_shape: str | None = None,
+               context_length: int = 256) -> Path:
     """Writes the model as llama.cpp would. linear_type: "F16"/"F32" stores projections as floats holding
     {-s, 0, +s} (what convert_hf_to_gguf writes for --outtype f16). I2_S models go through write_gguf_i2s."""
     assert m.fmt != "I2_S", "use write_gguf_i2s"
     w = gguf.GGUFWriter(str(path), arch)
     c = m.cfg
-    w.add_context_length(256)
+    w.add_context_length(context_length)
     w.add_embedding_length(c.n_embd)
     w.add_block_count(c.n_layer)
     w.add_feed_forward_length(c.n_ff)

@@ -1,0 +1,67 @@
+"""Extra context for completions: a ring of recently opened, edited and saved chunks of other documents, picked by
+identifier overlap (Jaccard) with the text around the cursor."""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+
+CHUNK_LINES = 64
+RING_SIZE = 16
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
+
+
+def identifiers(text: str) -> frozenset[str]:
+    return frozenset(_IDENT.findall(text))
+
+
+@dataclass(frozen=True)
+class Chunk:
+    uri: str
+    start_line: int
+    text: str
+    idents: frozenset[str]
+
+
+class ContextRing:
+    def __init__(self, size: int = RING_SIZE) -> None:
+        self._ring: deque[Chunk] = deque(maxlen=size)
+
+    def add(self, uri: str, text: str, around_line: int = 0) -> None:
+        """Takes the CHUNK_LINES lines around a line of a document (replacing an overlapping chunk of it)."""
+        lines = text.split("\n")
+        start = max(0, min(around_line - CHUNK_LINES // 2, len(lines) - CHUNK_LINES))
+        body = "\n".join(lines[start:start + CHUNK_LINES])
+        if not body.strip():
+            return
+        for old in list(self._ring):
+            if old.uri == uri and abs(old.start_line - start) < CHUNK_LINES:
+                self._ring.remove(old)
+        self._ring.append(Chunk(uri, start, body, identifiers(body)))
+
+    def forget(self, uri: str) -> None:
+        for old in [c for c in self._ring if c.uri == uri]:
+            self._ring.remove(old)
+
+    def pick(self, uri: str, around_cursor: str, budget_chars: int) -> list[Chunk]:
+        """Chunks of other documents, most similar first, deduplicated, within budget_chars."""
+        want = identifiers(around_cursor)
+        if not want or budget_chars <= 0:
+            return []
+        scored = []
+        for c in self._ring:
+            if c.uri == uri or not c.idents:
+                continue
+            j = len(want & c.idents) / len(want | c.idents)
+            if j > 0:
+                scored.append((j, c))
+        scored.sort(key=lambda jc: -jc[0])
+        out, used, seen = [], 0, set()
+        for _, c in scored:
+            if c.text in seen or used + len(c.text) > budget_chars:
+                continue
+            seen.add(c.text)
+            out.append(c)
+            used += len(c.text)
+        return out

@@ -1,0 +1,72 @@
+"""The completion pipeline: cache -> extra context -> prompt -> model -> filters. Runs on a worker thread; every
+call may be stopped between tokens through `should_stop`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from pyserver.completion.cache import SuggestionCache
+from pyserver.completion.context_ring import ContextRing
+from pyserver.completion.filters import CursorContext, apply_filters
+from pyserver.completion.prompt import fim_prompt
+from pyserver.engine.generate import generate
+from pyserver.server.model_host import ModelHost
+from pyserver.server.settings import ServerSettings
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    latency_ms: float
+    from_cache: bool = False
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    generated_tokens: int = 0
+    tokens_per_s: float = 0.0
+    stop_reason: str = ""
+
+
+class CompletionEngine:
+    def __init__(self, host: ModelHost, settings: ServerSettings) -> None:
+        self.host = host
+        self.settings = settings
+        self.cache = SuggestionCache()
+        self.ring = ContextRing()
+        self.model_runs = 0  # completions that reached the model (not served from the cache)
+        self.finished_runs = 0  # of those, generations that ran to the end (not stopped by a newer request)
+
+    def _extra_context(self, uri: str, prefix: str, suffix: str) -> str:
+        chunks = self.ring.pick(uri, prefix[-1500:] + suffix[:500], self.settings.context_chars)
+        parts = [f"# {PurePosixPath(c.uri).name}\n{c.text}\n\n" for c in chunks]
+        return "".join(parts)
+
+    def complete(self, uri: str, text: str, offset: int, should_stop: Callable[[], bool]) -> Completion | None:
+        """None when stopped or when the model is not ready."""
+        t0 = time.perf_counter()
+        prefix, suffix = text[:offset], text[offset:]
+        cached = self.cache.get(uri, prefix, suffix)
+        if cached is not None:
+            return Completion(cached, (time.perf_counter() - t0) * 1e3, from_cache=True)
+        model = self.host.model
+        if model is None or model.tokenizer is None or should_stop():
+            return None
+        ctx = CursorContext(prefix, suffix)
+        s = self.settings
+        self.model_runs += 1
+        with self.host.completion_turn() as session:
+            budget = min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens
+            prompt = fim_prompt(model.tokenizer, self._extra_context(uri, prefix, suffix) + prefix, suffix, budget)
+            stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
+            r = generate(session, prompt, max_tokens=s.max_tokens, stop_strings=stops,
+                         time_budget_s=s.time_budget_ms / 1e3, should_stop=should_stop)
+        if r.stop_reason == "cancelled":
+            return None
+        self.finished_runs += 1
+        shown = apply_filters(r.text, ctx, max_lines=s.max_lines)
+        self.cache.put(uri, prefix, suffix, shown)
+        return Completion(shown, (time.perf_counter() - t0) * 1e3, prompt_tokens=len(prompt),
+                          reused_tokens=r.reused_tokens, generated_tokens=len(r.tokens),
+                          tokens_per_s=r.decode_tokens_per_second, stop_reason=r.stop_reason)

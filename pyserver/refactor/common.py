@@ -1,0 +1,59 @@
+"""What the refactors share: finding the function at a cursor, running the model with a stop flag."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from pyserver.engine import Session
+from pyserver.engine.generate import generate
+
+
+@dataclass(frozen=True)
+class FunctionSpan:
+    name: str
+    node: ast.FunctionDef | ast.AsyncFunctionDef
+    header_end_line: int  # 1-based line of the last line of the `def ...:` header
+    body_indent: str
+    docstring: tuple[int, int] | None  # 1-based first and last line of an existing docstring
+
+
+def function_at(text: str, line: int) -> FunctionSpan | None:
+    """The innermost function whose lines contain `line` (1-based), or None (or when the text does not parse)."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return None
+    best: ast.FunctionDef | ast.AsyncFunctionDef | None = None
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            end = node.end_lineno or node.lineno
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            if start <= line <= end and (best is None or node.lineno > best.lineno):
+                best = node
+    if best is None:
+        return None
+    first = best.body[0]
+    lines = text.split("\n")
+    body_line = lines[first.lineno - 1]
+    indent = body_line[: len(body_line) - len(body_line.lstrip())]
+    doc = None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+        doc = (first.lineno, first.end_lineno or first.lineno)
+    return FunctionSpan(best.name, best, first.lineno - 1, indent, doc)
+
+
+def run(session: Session, prompt: Sequence[int], max_tokens: int, stop: Sequence[str],
+        should_stop: Callable[[], bool]) -> str | None:
+    r = generate(session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop)
+    return None if r.stop_reason == "cancelled" else r.text
+
+
+def line_offsets(text: str) -> list[int]:
+    """Character offset of the start of every line (index 0 = line 1)."""
+    offs, pos = [], 0
+    for line in text.split("\n"):
+        offs.append(pos)
+        pos += len(line) + 1
+    return offs

@@ -1,0 +1,42 @@
+"""Add or update the docstring of the function at the cursor (fill-in-the-middle between the quotes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyserver.completion.prompt import fim_prompt
+from pyserver.engine import Session
+from pyserver.refactor import TextEdit
+from pyserver.refactor.common import function_at, line_offsets, run
+
+
+def docstring_edit(session: Session, text: str, line: int, max_tokens: int,
+                   should_stop: Callable[[], bool]) -> TextEdit | str | None:
+    """The edit, a reason string when there is nothing to do, or None when stopped."""
+    fn = function_at(text, line)
+    if fn is None:
+        return "no function at the cursor (or the file does not parse)"
+    tok = session.model.tokenizer
+    assert tok is not None
+    offs = line_offsets(text)
+    ind = fn.body_indent
+    if fn.docstring is not None:  # replace the existing docstring's lines
+        start = offs[fn.docstring[0] - 1]
+        end = offs[fn.docstring[1]] if fn.docstring[1] < len(offs) else len(text)
+    else:  # insert after the header
+        start = end = offs[fn.header_end_line] if fn.header_end_line < len(offs) else len(text)
+    prefix = text[:start] + ind + '"""'
+    suffix = '"""\n' + text[end:]
+    prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens)
+    out = run(session, prompt, max_tokens, ['"""'], should_stop)
+    if out is None:
+        return None
+    body = out.strip().replace('"""', "")
+    if not body:
+        return "the model produced an empty docstring"
+    lines = body.split("\n")
+    doc = ind + '"""' + lines[0].strip()
+    if len(lines) > 1:
+        doc += "\n" + "\n".join((ind + ln.strip()) if ln.strip() else "" for ln in lines[1:]) + "\n" + ind
+    doc += '"""\n'
+    return TextEdit(start, end, doc)

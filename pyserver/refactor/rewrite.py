@@ -1,0 +1,36 @@
+"""Rewrite the selection following an instruction: the instruction becomes a comment before the gap and the model
+fills the gap between the code before and after the selection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyserver.completion.filters.block_end import block_end
+from pyserver.completion.filters.context import CursorContext
+from pyserver.completion.prompt import fim_prompt
+from pyserver.engine import Session
+from pyserver.refactor import TextEdit
+from pyserver.refactor.common import run
+
+
+def rewrite_edit(session: Session, text: str, start: int, end: int, instruction: str, max_tokens: int,
+                 should_stop: Callable[[], bool]) -> TextEdit | str | None:
+    if start >= end:
+        return "select the code to rewrite"
+    tok = session.model.tokenizer
+    assert tok is not None
+    line_start = text.rfind("\n", 0, start) + 1
+    first = text[line_start:end].split("\n")[0]
+    indent = first[: len(first) - len(first.lstrip())]
+    original = text[start:end]
+    prefix = text[:line_start] + f"{indent}# {instruction.strip()}\n{indent}# Original:\n" + "".join(
+        f"{indent}#   {ln.strip()}\n" for ln in original.split("\n") if ln.strip()) + indent
+    suffix = text[end:]
+    prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens)
+    out = run(session, prompt, max_tokens, [], should_stop)
+    if out is None:
+        return None
+    new = block_end(out, CursorContext(prefix, suffix)).rstrip()
+    if not new.strip():
+        return "the model produced no code"
+    return TextEdit(line_start, end, indent + new.lstrip() + ("\n" if original.endswith("\n") else ""))

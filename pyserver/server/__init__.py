@@ -1,0 +1,1 @@
+"""The LSP sidecar (`python -m pyserver serve`)."""

@@ -1,0 +1,356 @@
+"""The language server: inline completions and palette refactors over LSP (pygls 2 / lsprotocol).
+
+Generation runs on worker threads, never on the event loop. A newer completion request for the same document, or
+a `$/cancelRequest`, sets the older request's stop flag, which generation checks between tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import traceback
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types as t
+from pygls.lsp.server import LanguageServer
+
+from pyserver import __version__
+from pyserver.completion.engine import CompletionEngine
+from pyserver.refactor import NewFile, TextEdit
+from pyserver.refactor.docstring import docstring_edit
+from pyserver.refactor.explain import explain
+from pyserver.refactor.rewrite import rewrite_edit
+from pyserver.refactor.write_tests import tests_file
+from pyserver.server.model_host import ModelHost
+from pyserver.server.protocol import RyzansteinProtocol
+from pyserver.server.settings import ServerSettings
+
+log = logging.getLogger("ryzanstein")
+
+STATUS_NOTIFICATION = "ryzanstein/status"
+COMMANDS = ("ryzanstein.explain", "ryzanstein.docstring", "ryzanstein.rewrite", "ryzanstein.writeTests",
+            "ryzanstein.status")
+MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
+# A request waits this long for a newer one before it starts the model: a burst of keystrokes costs one run.
+COALESCE_S = 0.015
+
+
+class RyzansteinServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("ryzanstein", __version__, text_document_sync_kind=t.TextDocumentSyncKind.Incremental,
+                         protocol_cls=RyzansteinProtocol)
+        self.settings = ServerSettings()
+        self.host = ModelHost(on_state=self._state_changed)
+        self.engine = CompletionEngine(self.host, self.settings)
+        self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="completion")
+        self.refactor_pool = ThreadPoolExecutor(1, thread_name_prefix="refactor")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.latest: dict[str, threading.Event] = {}  # per document: the stop flag of its newest completion
+        self.cancelled = 0  # completions stopped between tokens
+        self._shown: set[str] = set()
+        self._last_line: dict[str, int] = {}
+
+    # ---- status and errors -------------------------------------------------------------
+
+    def _state_changed(self, host: ModelHost) -> None:
+        if host.state == "error" and host.error:
+            self.error_once("model", f"Ryzanstein: the model could not be loaded: {host.error}")
+        self.send_status()
+
+    def send_status(self) -> None:
+        status = self.host.status()
+        if self.loop is None:
+            return
+        self.loop.call_soon_threadsafe(self.protocol.notify, STATUS_NOTIFICATION, status)
+
+    def error_once(self, key: str, message: str, detail: str = "") -> None:
+        """One popup per kind of problem; the details go to the log."""
+        log.error("%s %s", message, detail)
+        if key in self._shown or self.loop is None:
+            return
+        self._shown.add(key)
+        params = t.ShowMessageParams(type=t.MessageType.Error, message=message)
+        self.loop.call_soon_threadsafe(self.window_show_message, params)
+
+    def apply_settings(self, values: dict[str, Any] | None) -> None:
+        old = self.settings
+        self.settings = old.updated(values)
+        self.engine.settings = self.settings
+        if self.settings.model_path != old.model_path and self.host.state != "loading":
+            self.host.load_in_background(self.settings.model_path, self.settings.threads)
+
+
+server = RyzansteinServer()
+
+
+def _settings_from(obj: Any) -> dict[str, Any] | None:
+    if isinstance(obj, dict):
+        inner = obj.get("ryzanstein", obj)
+        return inner if isinstance(inner, dict) else None
+    return None
+
+
+@server.feature(t.INITIALIZE)
+def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
+    ls.settings = ls.settings.updated(_settings_from(params.initialization_options))
+    ls.engine.settings = ls.settings
+
+
+@server.feature(t.INITIALIZED)
+async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None:
+    ls.loop = asyncio.get_running_loop()
+    token = None
+    caps = ls.client_capabilities.window
+    if caps is not None and caps.work_done_progress:
+        token = f"ryzanstein-load-{uuid.uuid4()}"
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(token, t.WorkDoneProgressBegin(title="Ryzanstein: loading model"))
+        except Exception:  # a client that refuses progress still gets the model
+            token = None
+    thread = ls.host.load_in_background(ls.settings.model_path, ls.settings.threads)
+    await asyncio.get_running_loop().run_in_executor(None, thread.join)
+    if token is not None:
+        msg = "ready" if ls.host.ready else f"failed: {ls.host.error}"
+        ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=msg))
+
+
+@server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls: RyzansteinServer, params: t.DidChangeConfigurationParams) -> None:
+    ls.apply_settings(_settings_from(params.settings))
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: RyzansteinServer, params: t.DidOpenTextDocumentParams) -> None:
+    if len(params.text_document.text) <= MAX_DOCUMENT_CHARS:
+        ls.engine.ring.add(params.text_document.uri, params.text_document.text, 0)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: RyzansteinServer, params: t.DidChangeTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    for change in params.content_changes:
+        if isinstance(change, t.TextDocumentContentChangePartial):
+            line = change.range.start.line
+            if ls._last_line.get(uri) != line:  # re-chunk when the edit moves to another line, not per keystroke
+                ls._last_line[uri] = line
+                doc = ls.workspace.get_text_document(uri)
+                if len(doc.source) <= MAX_DOCUMENT_CHARS:
+                    ls.engine.ring.add(uri, doc.source, line)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_SAVE)
+def did_save(ls: RyzansteinServer, params: t.DidSaveTextDocumentParams) -> None:
+    doc = ls.workspace.get_text_document(params.text_document.uri)
+    if len(doc.source) <= MAX_DOCUMENT_CHARS:
+        ls.engine.ring.add(doc.uri, doc.source, ls._last_line.get(doc.uri, 0))
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: RyzansteinServer, params: t.DidCloseTextDocumentParams) -> None:
+    ls._last_line.pop(params.text_document.uri, None)
+
+
+@server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
+async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionParams) -> t.InlineCompletionList:
+    empty = t.InlineCompletionList(items=[])
+    uri = params.text_document.uri
+    if not ls.settings.enable or not ls.host.ready:
+        return empty
+    doc = ls.workspace.get_text_document(uri)
+    text = doc.source
+    if len(text) > MAX_DOCUMENT_CHARS:
+        return empty
+    version = doc.version
+    offset = doc.offset_at_position(params.position)  # UTF-16 positions, as LSP defines them
+    stop = threading.Event()
+    previous = ls.latest.get(uri)
+    if previous is not None:
+        previous.set()
+    ls.latest[uri] = stop
+
+    def work() -> Any:
+        if stop.wait(COALESCE_S):
+            return None
+        out = ls.engine.complete(uri, text, offset, stop.is_set)
+        if out is None and stop.is_set():
+            ls.cancelled += 1
+        return out
+
+    try:
+        result = await asyncio.get_running_loop().run_in_executor(ls.completion_pool, work)
+    except asyncio.CancelledError:
+        stop.set()  # $/cancelRequest: the worker stops within one token
+        raise
+    except Exception as exc:  # never take the editor down: log, tell the user once, answer empty
+        ls.error_once("completion", f"Ryzanstein: completion failed ({exc})", traceback.format_exc())
+        return empty
+    finally:
+        if ls.latest.get(uri) is stop:
+            del ls.latest[uri]
+    if result is None or not result.text or stop.is_set():
+        return empty
+    if ls.workspace.get_text_document(uri).version != version:
+        return empty  # the document moved on while we computed
+    if not result.from_cache:
+        ls.host.last_latency_ms, ls.host.last_tokens_per_s = result.latency_ms, result.tokens_per_s
+        ls.send_status()
+    item = t.InlineCompletionItem(insert_text=result.text, range=t.Range(start=params.position, end=params.position))
+    return t.InlineCompletionList(items=[item])
+
+
+# ---- refactors ---------------------------------------------------------------------------
+
+def _arg(args: tuple[Any, ...]) -> dict[str, Any]:
+    if not args or not isinstance(args[0], dict) or not isinstance(args[0].get("uri"), str):
+        raise ValueError('expected one argument {"uri": ..., "range" | "position": ...}')
+    return args[0]
+
+
+def _pos(d: Any) -> t.Position:
+    if not isinstance(d, dict) or not isinstance(d.get("line"), int) or not isinstance(d.get("character"), int):
+        raise ValueError("a position needs integer 'line' and 'character'")
+    return t.Position(line=d["line"], character=d["character"])
+
+
+async def _run_refactor(ls: RyzansteinServer, title: str, job: Any) -> Any:
+    """Runs job(should_stop) on the refactor thread with work-done progress; the user can cancel from the
+    progress notification."""
+    if not ls.host.ready:
+        raise ValueError(f"the model is not ready ({ls.host.state})")
+    token = f"ryzanstein-{uuid.uuid4()}"
+    stop = threading.Event()
+    caps = ls.client_capabilities.window
+    progress = caps is not None and bool(caps.work_done_progress)
+    if progress:
+        try:
+            await ls.work_done_progress.create_async(token)
+            ls.work_done_progress.begin(token, t.WorkDoneProgressBegin(title=title, cancellable=True))
+            fut = ls.work_done_progress.tokens.get(token)
+            if fut is not None:
+                fut.add_done_callback(lambda f: stop.set() if f.cancelled() else None)
+        except Exception:
+            progress = False
+    ls.host.state = "busy"
+    ls.send_status()
+    try:
+        return await asyncio.get_running_loop().run_in_executor(ls.refactor_pool, job, stop.is_set)
+    except asyncio.CancelledError:
+        stop.set()
+        raise
+    finally:
+        ls.host.state = "ready" if ls.host.model is not None else ls.host.state
+        ls.send_status()
+        if progress:
+            ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message="cancelled" if stop.is_set() else "done"))
+
+
+async def _apply(ls: RyzansteinServer, uri: str, version: int | None, edit: TextEdit | NewFile) -> dict[str, Any]:
+    """Sends the edit with the document version it was computed on; refuses it here if the document moved on."""
+    doc = ls.workspace.get_text_document(uri)
+    if isinstance(edit, TextEdit):
+        if doc.version != version:
+            return {"applied": False, "reason": f"the document changed (version {version} -> {doc.version})"}
+        rng = t.Range(start=doc.client_position_at_offset(edit.start), end=doc.client_position_at_offset(edit.end))
+        changes: list[Any] = [t.TextDocumentEdit(
+            text_document=t.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+            edits=[t.TextEdit(range=rng, new_text=edit.new_text)])]
+    else:
+        target = uri.rsplit("/", 1)[0] + "/" + edit.name
+        changes = [t.CreateFile(uri=target, options=t.CreateFileOptions(ignore_if_exists=True)),
+                   t.TextDocumentEdit(
+                       text_document=t.OptionalVersionedTextDocumentIdentifier(uri=target, version=None),
+                       edits=[t.TextEdit(range=t.Range(start=t.Position(line=0, character=0),
+                                                       end=t.Position(line=0, character=0)),
+                                         new_text=edit.text)])]
+    result = await ls.workspace_apply_edit_async(t.ApplyWorkspaceEditParams(
+        edit=t.WorkspaceEdit(document_changes=changes), label="Ryzanstein"))
+    out: dict[str, Any] = {"applied": bool(result.applied)}
+    if not result.applied:
+        out["reason"] = result.failure_reason or "the editor refused the edit"
+    return out
+
+
+@server.command("ryzanstein.explain")
+async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = _arg(args)
+    doc = ls.workspace.get_text_document(a["uri"])
+    rng = a.get("range") or {}
+    start, end = doc.offset_at_position(_pos(rng.get("start"))), doc.offset_at_position(_pos(rng.get("end")))
+    selection = doc.source[start:end] or doc.lines[_pos(rng.get("start")).line]
+    text = await _run_refactor(ls, "Ryzanstein: explaining", lambda stop: explain(
+        ls.host.refactor_session(), selection, ls.settings.refactor_max_tokens // 2, stop))
+    return {"text": text} if text is not None else {"cancelled": True}
+
+
+@server.command("ryzanstein.docstring")
+async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = _arg(args)
+    doc = ls.workspace.get_text_document(a["uri"])
+    version, text, line = doc.version, doc.source, _pos(a.get("position")).line + 1
+    edit = await _run_refactor(ls, "Ryzanstein: writing a docstring", lambda stop: docstring_edit(
+        ls.host.refactor_session(), text, line, ls.settings.refactor_max_tokens // 2, stop))
+    if edit is None:
+        return {"cancelled": True}
+    if isinstance(edit, str):
+        return {"applied": False, "reason": edit}
+    return await _apply(ls, a["uri"], version, edit)
+
+
+@server.command("ryzanstein.rewrite")
+async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = _arg(args)
+    instruction = a.get("instruction")
+    if not isinstance(instruction, str) or not instruction.strip():
+        raise ValueError("rewrite needs an 'instruction'")
+    doc = ls.workspace.get_text_document(a["uri"])
+    rng = a.get("range") or {}
+    version, text = doc.version, doc.source
+    start, end = doc.offset_at_position(_pos(rng.get("start"))), doc.offset_at_position(_pos(rng.get("end")))
+    edit = await _run_refactor(ls, "Ryzanstein: rewriting", lambda stop: rewrite_edit(
+        ls.host.refactor_session(), text, start, end, instruction, ls.settings.refactor_max_tokens, stop))
+    if edit is None:
+        return {"cancelled": True}
+    if isinstance(edit, str):
+        return {"applied": False, "reason": edit}
+    return await _apply(ls, a["uri"], version, edit)
+
+
+@server.command("ryzanstein.writeTests")
+async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = _arg(args)
+    doc = ls.workspace.get_text_document(a["uri"])
+    version, text, line = doc.version, doc.source, _pos(a.get("position")).line + 1
+    name = Path(unquote(urlparse(a["uri"]).path)).name or "module.py"
+    new = await _run_refactor(ls, "Ryzanstein: writing tests", lambda stop: tests_file(
+        ls.host.refactor_session(), text, line, name, ls.settings.refactor_max_tokens, stop))
+    if new is None:
+        return {"cancelled": True}
+    if isinstance(new, str):
+        return {"applied": False, "reason": new}
+    return await _apply(ls, a["uri"], version, new)
+
+
+@server.command("ryzanstein.status")
+def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    del args
+    status = ls.host.status()
+    status["computed_completions"] = ls.engine.model_runs
+    status["finished_completions"] = ls.engine.finished_runs
+    status["cancelled_completions"] = ls.cancelled
+    return status
+
+
+def serve() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
+    log.info("ryzanstein %s starting (stdio)", __version__)
+    started = time.perf_counter()
+    server.start_io()
+    log.info("stopped after %.0f s", time.perf_counter() - started)

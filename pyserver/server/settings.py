@@ -1,0 +1,40 @@
+"""Server settings: one dataclass with defaults; the extension forwards `ryzanstein.*` settings as a dict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    enable: bool = True
+    model_path: str = ""  # empty: the shipped model
+    threads: int = 0  # 0: every core
+    max_tokens: int = 64  # per completion
+    max_lines: int = 8
+    max_prompt_tokens: int = 1024
+    context_chars: int = 1500  # extra context from other documents
+    time_budget_ms: int = 1500  # a suggestion that arrives later is worth nothing
+    refactor_max_tokens: int = 256
+
+    def updated(self, values: dict[str, Any] | None) -> ServerSettings:
+        """A copy with known keys (camelCase or snake_case) taken from values; unknown keys and bad types ignored."""
+        if not values:
+            return self
+        changes: dict[str, Any] = {}
+        for f in fields(self):
+            camel = "".join(w.capitalize() if i else w for i, w in enumerate(f.name.split("_")))
+            for key in (f.name, camel):
+                if key in values:
+                    v = values[key]
+                    default = getattr(self, f.name)
+                    if isinstance(default, bool):
+                        if isinstance(v, bool):
+                            changes[f.name] = v
+                    elif isinstance(default, int):
+                        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
+                            changes[f.name] = int(v)
+                    elif isinstance(v, str):
+                        changes[f.name] = v
+        return replace(self, **changes)

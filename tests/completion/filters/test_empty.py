@@ -1,0 +1,14 @@
+from pyserver.completion.filters import apply_filters
+from pyserver.completion.filters.context import CursorContext
+from pyserver.completion.filters.empty import drop_empty
+
+
+def test_drops_whitespace_only() -> None:
+    assert drop_empty(" \n\t", CursorContext("", "")) == ""
+    assert drop_empty("x", CursorContext("", "")) == "x"
+
+
+def test_pipeline_end_to_end() -> None:
+    ctx = CursorContext("def f(xs):\n    total = sum(", ")\n    return total\n")
+    assert apply_filters("xs))  \nprint(1)", ctx) == "xs"
+    assert apply_filters("   ", ctx) == ""

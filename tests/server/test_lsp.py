@@ -1,0 +1,214 @@
+"""The sidecar end to end over stdio with a real LSP client (pytest-lsp) and a real model."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import pytest_lsp
+from lsprotocol import types as t
+from pygls.exceptions import JsonRpcException
+from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+
+from pyserver.completion.engine import CompletionEngine
+from pyserver.server.model_host import ModelHost
+from pyserver.server.settings import ServerSettings
+from tests.engine.builders import random_model, write_gguf
+
+MODEL_DIR = Path(__file__).resolve().parent / "_model"
+SETTINGS = {"maxTokens": 24, "timeBudgetMs": 60_000}
+
+
+def model_path() -> Path:
+    """A small random-weight model with FIM tokens, written once per test session."""
+    path = MODEL_DIR / "m-v3.gguf"
+    if not path.exists():
+        MODEL_DIR.mkdir(exist_ok=True)
+        m = random_model(np.random.default_rng(42), "bitnet", "TQ2_0", n_layer=2, vocab=320)
+        m.token_embd[-5:] = 0.0  # special tokens (end-of-text among them) never win: generations run long
+        write_gguf(m, path, context_length=8192)
+    return path
+
+
+def capabilities() -> t.ClientCapabilities:
+    caps = client_capabilities("visual-studio-code")
+    assert caps.text_document is not None
+    caps.text_document.inline_completion = t.InlineCompletionClientCapabilities(dynamic_registration=False)
+    return caps
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))
+async def client(lsp_client: LanguageClient) -> Any:
+    lsp_client.applied_versions = []  # type: ignore[attr-defined]
+    lsp_client.error_codes = {}  # type: ignore[attr-defined]
+    handle_response = lsp_client.protocol._handle_response
+
+    def record(msg_id: Any, result: Any = None, error: Any = None) -> None:  # error codes as the server sent them
+        if error is not None:
+            lsp_client.error_codes[msg_id] = error.code  # type: ignore[attr-defined]
+        handle_response(msg_id, result, error)
+
+    lsp_client.protocol._handle_response = record  # type: ignore[method-assign]
+
+    @lsp_client.feature(t.WORKSPACE_APPLY_EDIT)
+    def apply_edit(params: t.ApplyWorkspaceEditParams) -> t.ApplyWorkspaceEditResult:
+        lsp_client.applied_versions.append(params)  # type: ignore[attr-defined]
+        return t.ApplyWorkspaceEditResult(applied=True)
+
+    await lsp_client.initialize_session(t.InitializeParams(
+        capabilities=capabilities(), initialization_options={"ryzanstein": {**SETTINGS, "modelPath": str(model_path())}}))
+    for _ in range(200):
+        status = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+        if status["state"] == "ready":
+            break
+        await asyncio.sleep(0.05)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def open_doc(client: LanguageClient, text: str, uri: str = "file:///work/demo.py", version: int = 1) -> str:
+    client.text_document_did_open(t.DidOpenTextDocumentParams(
+        text_document=t.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)))
+    return uri
+
+
+def request(uri: str, line: int, character: int) -> t.InlineCompletionParams:
+    return t.InlineCompletionParams(
+        text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=line, character=character),
+        context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Automatic))
+
+
+def engine_answer(text: str, offset: int) -> str:
+    """The same pipeline in this process: what the server must have answered."""
+    host = ModelHost()
+    host.load(str(model_path()))
+    c = CompletionEngine(host, ServerSettings().updated(SETTINGS)).complete("file:///work/demo.py", text, offset,
+                                                                             lambda: False)
+    assert c is not None
+    return c.text
+
+
+@pytest.mark.asyncio
+async def test_suggestion_comes_from_the_model(client: LanguageClient) -> None:
+    text = "def add(a, b):\n    return a + \n"
+    uri = open_doc(client, text)
+    result = await client.text_document_inline_completion_async(request(uri, 1, 15))
+    want = engine_answer(text, text.index("a + ") + 4)
+    got = result.items[0].insert_text if result and result.items else ""
+    assert got == want
+    assert "\n" not in got  # a mid-line cursor gets one line
+
+
+@pytest.mark.asyncio
+async def test_utf16_positions(client: LanguageClient) -> None:
+    text = "s = '🎉ünï'; t = \n"
+    uri = open_doc(client, text)
+    # '🎉' is two UTF-16 code units: the cursor after "t = " is at UTF-16 column len + 1
+    col = len("s = '🎉ünï'; t = ") + 1
+    result = await client.text_document_inline_completion_async(request(uri, 0, col))
+    got = result.items[0].insert_text if result and result.items else ""
+    assert got == engine_answer(text, text.index("t = ") + 4)
+
+
+async def status(client: LanguageClient) -> dict[str, Any]:
+    return await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+
+
+@pytest.mark.asyncio
+async def test_cancel_answers_32800_and_stops_generation(client: LanguageClient) -> None:
+    uri = open_doc(client, "def f():\n    \n")
+    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
+        settings={"ryzanstein": {"maxTokens": 100_000, "maxLines": 100_000}}))
+    before = await status(client)
+    # pytest-lsp's send_request_async is a coroutine: schedule it so the request goes out now
+    fut = asyncio.ensure_future(client.protocol.send_request_async(t.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                                                   request(uri, 1, 4), msg_id="long-1"))
+    for _ in range(200):  # wait until generation is under way (about two thousand tokens to go)
+        if (await status(client))["computed_completions"] > before["computed_completions"]:
+            break
+        await asyncio.sleep(0.02)
+    client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id="long-1"))
+    with pytest.raises((JsonRpcException, asyncio.CancelledError)):
+        await fut  # pygls' client turns the -32800 answer into a cancelled future
+    assert client.error_codes.get("long-1") == -32800  # type: ignore[attr-defined]
+    for _ in range(100):
+        after = await status(client)
+        if after["cancelled_completions"] > before["cancelled_completions"]:
+            break
+        await asyncio.sleep(0.05)
+    assert after["cancelled_completions"] == before["cancelled_completions"] + 1
+
+
+@pytest.mark.asyncio
+async def test_burst_computes_only_the_last(client: LanguageClient) -> None:
+    text = "import os\n\nfor name in os.listdir('.'):\n    print(\n"
+    uri = open_doc(client, text)
+    before = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+    futures = [asyncio.ensure_future(client.protocol.send_request_async(
+        t.TEXT_DOCUMENT_INLINE_COMPLETION, request(uri, 3, 10), msg_id=f"burst-{i}")) for i in range(200)]
+    await asyncio.sleep(0)  # let them all go out
+    for i in range(0, 199, 3):  # the client gives up on a third of them
+        client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id=f"burst-{i}"))
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    after = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+    assert not isinstance(results[-1], Exception) and results[-1].items
+    last = results[-1].items[0].insert_text
+    # Superseded requests answer empty, or instantly from the suggestion cache: never a different suggestion.
+    assert all(r.items[0].insert_text == last for r in results[:-1] if not isinstance(r, Exception) and r.items)
+    # Superseded generations stop within a token: only the last request's generation runs to the end.
+    assert after["finished_completions"] - before["finished_completions"] == 1
+    runs = after["computed_completions"] - before["computed_completions"]
+    assert after["cancelled_completions"] - before["cancelled_completions"] == runs - 1
+    assert after["rss_bytes"] - before["rss_bytes"] < 64 * 2**20
+
+
+@pytest.mark.asyncio
+async def test_malformed_params_get_an_error_and_server_keeps_serving(client: LanguageClient) -> None:
+    # Raw JSON-RPC, past the test client's own parameter checks.
+    bad: Future[Any] = Future()
+    client.protocol._request_futures["bad-1"] = bad
+    client.protocol._send_data({"jsonrpc": "2.0", "id": "bad-1", "method": t.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                "params": {"textDocument": 42, "position": "here"}})
+    with pytest.raises(JsonRpcException):
+        await asyncio.wait_for(asyncio.wrap_future(bad), 30)
+    with pytest.raises(JsonRpcException):
+        await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.docstring",
+                                                                            arguments=["not a dict"]))
+    uri = open_doc(client, "x = \n")
+    result = await client.text_document_inline_completion_async(request(uri, 0, 4))
+    assert result is not None
+
+
+@pytest.mark.asyncio
+async def test_stale_edit_is_refused(client: LanguageClient) -> None:
+    text = "def area(w, h):\n    return w * h\n"
+    uri = open_doc(client, text)
+    cmd = asyncio.ensure_future(client.workspace_execute_command_async(t.ExecuteCommandParams(
+        command="ryzanstein.docstring", arguments=[{"uri": uri, "position": {"line": 0, "character": 4}}])))
+    await asyncio.sleep(0)  # the command goes out first; the edit below lands while it computes
+    client.text_document_did_change(t.DidChangeTextDocumentParams(
+        text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        content_changes=[t.TextDocumentContentChangeWholeDocument(text="# edited\n" + text)]))
+    result = await cmd
+    assert result["applied"] is False and "changed" in result["reason"]
+    assert client.applied_versions == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_docstring_edit_carries_the_version(client: LanguageClient) -> None:
+    text = "def area(w, h):\n    return w * h\n"
+    uri = open_doc(client, text, version=7)
+    result = await client.workspace_execute_command_async(t.ExecuteCommandParams(
+        command="ryzanstein.docstring", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}]))
+    if result.get("applied") is False and "empty" in result.get("reason", ""):
+        pytest.skip("the random model wrote an empty docstring")
+    (params,) = client.applied_versions  # type: ignore[attr-defined]
+    (change,) = params.edit.document_changes
+    assert change.text_document.version == 7
+    (edit,) = change.edits
+    assert edit.range.start.line == 1 and edit.new_text.startswith('    """')
