@@ -36,7 +36,8 @@ class CompletionEngine:
         self.cache = SuggestionCache()
         self.ring = ContextRing()
         self.model_runs = 0  # completions that reached the model (not served from the cache)
-        self.finished_runs = 0  # of those, generations that ran to the end (not stopped by a newer request)
+        self.finished_runs = 0  # of those, generations that ran to the end
+        self.stopped_runs = 0  # and those stopped between tokens (a newer request, a cancel)
 
     def _extra_context(self, uri: str, prefix: str, suffix: str) -> str:
         chunks = self.ring.pick(uri, prefix[-1500:] + suffix[:500], self.settings.context_chars)
@@ -63,6 +64,7 @@ class CompletionEngine:
             r = generate(session, prompt, max_tokens=s.max_tokens, stop_strings=stops,
                          time_budget_s=s.time_budget_ms / 1e3, should_stop=should_stop)
         if r.stop_reason == "cancelled":
+            self.stopped_runs += 1
             return None
         self.finished_runs += 1
         shown = apply_filters(r.text, ctx, max_lines=s.max_lines)

@@ -52,7 +52,6 @@ class RyzansteinServer(LanguageServer):
         self.refactor_pool = ThreadPoolExecutor(1, thread_name_prefix="refactor")
         self.loop: asyncio.AbstractEventLoop | None = None
         self.latest: dict[str, threading.Event] = {}  # per document: the stop flag of its newest completion
-        self.cancelled = 0  # completions stopped between tokens
         self._shown: set[str] = set()
         self._last_line: dict[str, int] = {}
 
@@ -178,10 +177,7 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     def work() -> Any:
         if stop.wait(COALESCE_S):
             return None
-        out = ls.engine.complete(uri, text, offset, stop.is_set)
-        if out is None and stop.is_set():
-            ls.cancelled += 1
-        return out
+        return ls.engine.complete(uri, text, offset, stop.is_set)
 
     try:
         result = await asyncio.get_running_loop().run_in_executor(ls.completion_pool, work)
@@ -343,7 +339,7 @@ def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     status = ls.host.status()
     status["computed_completions"] = ls.engine.model_runs
     status["finished_completions"] = ls.engine.finished_runs
-    status["cancelled_completions"] = ls.cancelled
+    status["cancelled_completions"] = ls.engine.stopped_runs
     return status
 
 
