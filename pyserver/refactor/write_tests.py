@@ -12,7 +12,7 @@ from pyserver.refactor import NewFile
 from pyserver.refactor.common import function_at, run
 
 
-def tests_file(session: Session, text: str, line: int, file_name: str, max_tokens: int,
+def new_tests_file(session: Session, text: str, line: int, file_name: str, max_tokens: int,
                should_stop: Callable[[], bool]) -> NewFile | str | None:
     fn = function_at(text, line)
     if fn is None:

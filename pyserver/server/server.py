@@ -26,7 +26,7 @@ from pyserver.refactor import NewFile, TextEdit
 from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
-from pyserver.refactor.write_tests import tests_file
+from pyserver.refactor.write_tests import new_tests_file
 from pyserver.server.model_host import ModelHost
 from pyserver.server.protocol import RyzansteinProtocol
 from pyserver.server.settings import ServerSettings
@@ -324,7 +324,7 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     doc = ls.workspace.get_text_document(a["uri"])
     version, text, line = doc.version, doc.source, _pos(a.get("position")).line + 1
     name = Path(unquote(urlparse(a["uri"]).path)).name or "module.py"
-    new = await _run_refactor(ls, "Ryzanstein: writing tests", lambda stop: tests_file(
+    new = await _run_refactor(ls, "Ryzanstein: writing tests", lambda stop: new_tests_file(
         ls.host.refactor_session(), text, line, name, ls.settings.refactor_max_tokens, stop))
     if new is None:
         return {"cancelled": True}

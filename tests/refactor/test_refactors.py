@@ -1,0 +1,84 @@
+"""Refactors produce well-formed edits in the right place (the text itself is the model's)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pyserver.engine import Model
+from pyserver.refactor import NewFile, TextEdit
+from pyserver.refactor.common import function_at
+from pyserver.refactor.docstring import docstring_edit
+from pyserver.refactor.explain import explain
+from pyserver.refactor.rewrite import rewrite_edit
+from pyserver.refactor.write_tests import new_tests_file
+from tests.engine.builders import random_model, write_gguf
+
+SOURCE = '''import math
+
+
+def area(w, h):
+    """Old docstring."""
+    return w * h
+
+
+@staticmethod
+def circle(r):
+    return math.pi * r ** 2
+'''
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
+    m = random_model(np.random.default_rng(1), "bitnet", "TQ2_0", n_layer=1)
+    m.token_embd[-5:] = 0.0  # specials never win: the random model always writes something
+    return Model.load(write_gguf(m, tmp_path_factory.mktemp("m") / "m.gguf", context_length=2048))
+
+
+def never() -> bool:
+    return False
+
+
+def test_function_at() -> None:
+    assert function_at(SOURCE, 5).name == "area"  # type: ignore[union-attr]
+    fn = function_at(SOURCE, 9)  # the decorator line belongs to the function
+    assert fn is not None and fn.name == "circle" and fn.docstring is None and fn.body_indent == "    "
+    assert function_at(SOURCE, 1) is None
+    assert function_at("def broken(:\n", 1) is None
+
+
+def test_docstring_replaces_the_existing_one(model: Model) -> None:
+    edit = docstring_edit(model.session(1024), SOURCE, 4, 24, never)
+    assert isinstance(edit, TextEdit)
+    assert SOURCE[edit.start:edit.end] == '    """Old docstring."""\n'
+    assert edit.new_text.startswith('    """') and edit.new_text.endswith('"""\n')
+
+
+def test_docstring_inserted_after_the_header(model: Model) -> None:
+    edit = docstring_edit(model.session(1024), SOURCE, 11, 24, never)
+    assert isinstance(edit, TextEdit) and edit.start == edit.end == SOURCE.index("    return math.pi")
+
+
+def test_stop_flag_cancels(model: Model) -> None:
+    assert docstring_edit(model.session(1024), SOURCE, 4, 24, lambda: True) is None
+
+
+def test_rewrite_replaces_whole_lines_of_the_selection(model: Model) -> None:
+    start = SOURCE.index("return w * h")
+    end = start + len("return w * h")
+    edit = rewrite_edit(model.session(1024), SOURCE, start, end, "use multiplication of floats", 32, never)
+    assert isinstance(edit, TextEdit)
+    assert edit.start == SOURCE.rfind("\n", 0, start) + 1 and edit.end == end
+    assert edit.new_text.startswith("    ")
+    assert rewrite_edit(model.session(1024), SOURCE, 5, 5, "x", 8, never) == "select the code to rewrite"
+
+
+def test_tests_file_and_explain(model: Model) -> None:
+    new = new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never)
+    assert isinstance(new, NewFile) and new.name == "test_geometry.py"
+    assert new.text.startswith("from geometry import area\n\n\ndef test_area():\n    ")
+    text = explain(model.session(1024), "return w * h", 16, never)
+    assert isinstance(text, str) and text
+    assert Path("test_geometry.py").exists() is False  # nothing is written by the refactor itself
