@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Build requirements, read from pyproject.toml's [build-system] so they live in one place.
 BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
 
-.PHONY: all install test demo bench clean
+.PHONY: all install test test-python test-extension demo bench clean
 
 all: install
 
@@ -30,8 +30,22 @@ $(VENV)/.installed: $(PY) pyproject.toml $(MODULES_STAMP) $(shell find native -t
 
 install: $(VENV)/.installed
 
-test: install
+test: test-python test-extension
+
+test-python: install
 	$(PY) -m pytest -q
+
+# The extension's own tests (TypeScript strict type check + node:test unit tests), when Node.js is present.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test-extension:
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory node_modules/.installed && npm run --silent typecheck && npm test --silent; \
+	else \
+	  echo "npm not found: skipping the extension's tests (install Node.js >= 20)"; \
+	fi
 
 # `make demo`: the shipped model completes a line in a sample file (suggestion and latency). MODEL=path instead
 # generates text from any model file (GGUF or a safetensors directory) and prints tokens/s.
@@ -54,4 +68,4 @@ bench: install
 	$(PY) -m pyserver bench model --shape 2b4t
 
 clean:
-	rm -rf build $(VENV) .pytest_cache
+	rm -rf build dist node_modules $(VENV) .pytest_cache

@@ -1,0 +1,27 @@
+// Bundles the extension (and, with --tests, the unit tests) with esbuild.
+import { build } from "esbuild";
+import { readdirSync } from "node:fs";
+
+const tests = process.argv.includes("--tests");
+await build({
+  entryPoints: ["extension/src/extension.ts"],
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  external: ["vscode"],
+  outfile: "dist/extension.js",
+  sourcemap: true,
+});
+if (tests) {
+  const entries = readdirSync("extension/test").filter((f) => f.endsWith(".test.ts"));
+  await build({
+    entryPoints: entries.map((f) => `extension/test/${f}`),
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    external: ["vscode"],
+    outdir: "dist/test",
+  });
+}

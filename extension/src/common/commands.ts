@@ -1,0 +1,71 @@
+// Palette commands: the refactors run in the sidecar (which applies their edits); the rest are local.
+
+import * as vscode from "vscode";
+
+import type { Sidecar } from "./server";
+
+type Args = Record<string, unknown>;
+
+function where(editor: vscode.TextEditor): Args {
+  const s = editor.selection;
+  return {
+    uri: editor.document.uri.toString(),
+    range: { start: { line: s.start.line, character: s.start.character }, end: { line: s.end.line, character: s.end.character } },
+    position: { line: s.active.line, character: s.active.character },
+  };
+}
+
+async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {}): Promise<unknown> {
+  const editor = vscode.window.activeTextEditor;
+  if (!editor || !sidecar.client) {
+    void vscode.window.showWarningMessage("Ryzanstein: open a file first (and wait for the sidecar to start).");
+    return undefined;
+  }
+  const result = (await sidecar.client.sendRequest("workspace/executeCommand", {
+    command,
+    arguments: [{ ...where(editor), ...extra }],
+  })) as Args | undefined;
+  if (result && result.applied === false && typeof result.reason === "string") {
+    void vscode.window.showWarningMessage(`Ryzanstein: ${result.reason}`);
+  }
+  return result;
+}
+
+export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void): void {
+  const reg = (id: string, fn: () => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  reg("ryzanstein.explain", async () => {
+    const r = (await runInSidecar(sidecar, "ryzanstein.explain")) as Args | undefined;
+    if (r && typeof r.text === "string") {
+      const doc = await vscode.workspace.openTextDocument({ content: r.text, language: "markdown" });
+      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+    }
+  });
+  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.docstring"));
+  reg("ryzanstein.writeTests", () => runInSidecar(sidecar, "ryzanstein.writeTests"));
+  reg("ryzanstein.rewrite", async () => {
+    const instruction = await vscode.window.showInputBox({ prompt: "How should the selection be rewritten?" });
+    if (instruction) {
+      await runInSidecar(sidecar, "ryzanstein.rewrite", { instruction });
+    }
+  });
+  reg("ryzanstein.toggle", async () => {
+    const cfg = vscode.workspace.getConfiguration("ryzanstein");
+    await cfg.update("enable", !cfg.get<boolean>("enable", true), vscode.ConfigurationTarget.Global);
+  });
+  reg("ryzanstein.trigger", () => vscode.commands.executeCommand("editor.action.inlineSuggest.trigger"));
+  reg("ryzanstein.restart", () => sidecar.restart());
+  reg("ryzanstein.showStatus", showStatus);
+  reg("ryzanstein.reindex", () => runInSidecar(sidecar, "ryzanstein.reindex"));
+  reg("ryzanstein.chooseModel", async () => {
+    const pick = await vscode.window.showQuickPick(["Shipped model", "Choose a model file…"], { title: "Ryzanstein model" });
+    const cfg = vscode.workspace.getConfiguration("ryzanstein");
+    if (pick === "Shipped model") {
+      await cfg.update("modelPath", "", vscode.ConfigurationTarget.Global);
+    } else if (pick) {
+      const files = await vscode.window.showOpenDialog({ filters: { GGUF: ["gguf"] }, canSelectMany: false });
+      if (files?.[0]) {
+        await cfg.update("modelPath", files[0].fsPath, vscode.ConfigurationTarget.Global);
+      }
+    }
+  });
+}

@@ -1,0 +1,102 @@
+// The sidecar process and its language client: started over stdio, restarted with back-off when it crashes.
+
+import * as vscode from "vscode";
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from "vscode-languageclient/node";
+
+import { RestartBackoff } from "./backoff";
+import type { SidecarStatus } from "./status";
+
+export class Sidecar implements vscode.Disposable {
+  client: LanguageClient | undefined;
+  private readonly backoff = new RestartBackoff();
+  private stopping = false;
+  private gaveUp = false;
+
+  constructor(
+    private readonly python: string,
+    private readonly output: vscode.LogOutputChannel,
+    private readonly initOptions: () => Record<string, unknown>,
+    private readonly debounceMs: () => number,
+    private readonly onStatus: (s: SidecarStatus) => void,
+  ) {}
+
+  async start(): Promise<void> {
+    this.stopping = false;
+    const serverOptions: ServerOptions = { command: this.python, args: ["-m", "pyserver"], options: { env: process.env } };
+    const clientOptions: LanguageClientOptions = {
+      documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
+      outputChannel: this.output,
+      initializationOptions: { ryzanstein: this.initOptions() },
+      errorHandler: {
+        error: () => ({ action: ErrorAction.Continue }),
+        closed: () => {
+          if (!this.stopping) {
+            this.scheduleRestart();
+          }
+          return { action: CloseAction.DoNotRestart, handled: true };
+        },
+      },
+      middleware: {
+        // Typing fast asks for many suggestions: wait a moment and skip the ones already out of date.
+        provideInlineCompletionItems: async (document, position, context, token, next) => {
+          const delay = this.debounceMs();
+          if (delay > 0) {
+            await new Promise((resolve) => setTimeout(resolve, delay));
+          }
+          return token.isCancellationRequested ? null : next(document, position, context, token);
+        },
+      },
+    };
+    this.client = new LanguageClient("ryzanstein", "Ryzanstein", serverOptions, clientOptions);
+    this.client.onNotification("ryzanstein/status", (s: SidecarStatus) => this.onStatus(s));
+    await this.client.start();
+  }
+
+  private scheduleRestart(): void {
+    const d = this.backoff.onCrash(Date.now());
+    if (!d.restart) {
+      if (!this.gaveUp) {
+        this.gaveUp = true;
+        this.onStatus({ state: "error", error: d.reason });
+        void vscode.window
+          .showErrorMessage(`Ryzanstein stopped: ${d.reason}. The log has the details.`, "Show Log", "Restart")
+          .then((pick) => {
+            if (pick === "Show Log") {
+              this.output.show();
+            } else if (pick === "Restart") {
+              void this.restart();
+            }
+          });
+      }
+      return;
+    }
+    this.output.appendLine(`sidecar exited; restarting in ${d.delayMs} ms`);
+    setTimeout(() => void this.start().catch((e) => this.output.appendLine(`restart failed: ${e}`)), d.delayMs);
+  }
+
+  async restart(): Promise<void> {
+    this.backoff.reset();
+    this.gaveUp = false;
+    await this.stop();
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const c = this.client;
+    this.client = undefined;
+    if (c) {
+      await c.stop().catch(() => undefined);
+    }
+  }
+
+  dispose(): void {
+    void this.stop();
+  }
+}

@@ -1,0 +1,50 @@
+// The status bar item: state, model and last latency from the sidecar's ryzanstein/status notifications.
+
+import * as vscode from "vscode";
+
+export interface SidecarStatus {
+  state: string;
+  model?: string | null;
+  tier?: string | null;
+  last_latency_ms?: number | null;
+  tokens_per_s?: number | null;
+  error?: string | null;
+}
+
+const ICONS: Record<string, string> = {
+  loading: "$(loading~spin)",
+  ready: "$(sparkle)",
+  busy: "$(sync~spin)",
+  error: "$(error)",
+  off: "$(circle-slash)",
+};
+
+export class StatusItem implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem(vscode.StatusBarAlignment.Right, 100);
+  last: SidecarStatus = { state: "loading" };
+
+  constructor() {
+    this.item.command = "ryzanstein.showStatus";
+    this.update({ state: "loading" });
+    this.item.show();
+  }
+
+  update(s: SidecarStatus, enabled = true): void {
+    this.last = s;
+    const state = enabled ? s.state : "off";
+    const latency = s.last_latency_ms != null ? ` · ${Math.round(s.last_latency_ms)} ms` : "";
+    this.item.text = `${ICONS[state] ?? "$(question)"} Ryzanstein${state === "ready" ? latency : `: ${state}`}`;
+    const lines = [`State: ${state}`, `Model: ${s.model ?? "none"} (${s.tier ?? "?"})`];
+    if (s.tokens_per_s != null) {
+      lines.push(`Speed: ${s.tokens_per_s} tokens/s`);
+    }
+    if (s.error) {
+      lines.push(`Error: ${s.error}`);
+    }
+    this.item.tooltip = lines.join("\n");
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}

@@ -1,0 +1,100 @@
+// Activation: find Python, make sure the sidecar is installed, start it, wire settings, status and commands.
+
+import * as path from "node:path";
+import * as vscode from "vscode";
+
+import { registerCommands } from "./common/commands";
+import { findPython } from "./common/python";
+import { Sidecar } from "./common/server";
+import { clientSettings, needsRestart, serverSettings } from "./common/settings";
+import { ensureSidecar, run } from "./common/setup";
+import { StatusItem } from "./common/status";
+
+let sidecar: Sidecar | undefined;
+
+async function activeInterpreter(): Promise<string | undefined> {
+  const ext = vscode.extensions.getExtension("ms-python.python");
+  if (!ext) {
+    return undefined;
+  }
+  const api = (await ext.activate()) as {
+    environments?: { getActiveEnvironmentPath(): { path: string } };
+  };
+  return api.environments?.getActiveEnvironmentPath().path;
+}
+
+export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
+  const output = vscode.window.createOutputChannel("Ryzanstein", { log: true });
+  const status = new StatusItem();
+  ctx.subscriptions.push(output, status);
+  const config = () => vscode.workspace.getConfiguration("ryzanstein");
+  const get = (key: string) => config().get(key);
+  let client = clientSettings(get);
+
+  const found = await findPython(client.pythonPath, { run: (exe, args) => run(exe, args, 20_000), activeInterpreter });
+  if (!found.found) {
+    status.update({ state: "error", error: "no Python >= 3.10" });
+    output.appendLine(`no usable Python:\n  ${found.tried.join("\n  ")}`);
+    void vscode.window.showErrorMessage("Ryzanstein needs Python 3.10 or newer: install it or set ryzanstein.pythonPath.",
+      "Open Settings").then((p) => p && vscode.commands.executeCommand("workbench.action.openSettings", "ryzanstein.pythonPath"));
+    return;
+  }
+  output.appendLine(`Python ${found.found.version.join(".")} from ${found.found.source}: ${found.found.path}`);
+  let python: string;
+  try {
+    python = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: "Ryzanstein: setting up" },
+      (progress) => ensureSidecar(found.found!.path, ctx.globalStorageUri.fsPath,
+        path.join(ctx.extensionPath, "resources", "wheels"), (message) => progress.report({ message })),
+    );
+  } catch (e) {
+    status.update({ state: "error", error: String(e) });
+    output.appendLine(String(e));
+    void vscode.window.showErrorMessage("Ryzanstein could not install its sidecar. The log has the details.", "Show Log")
+      .then((p) => p && output.show());
+    return;
+  }
+
+  sidecar = new Sidecar(python, output, () => serverSettings(get), () => clientSettings(get).debounceMs,
+    (s) => status.update(s, clientSettings(get).enable));
+  ctx.subscriptions.push(sidecar);
+  registerCommands(ctx, sidecar, () => showStatus(python, status, output));
+  ctx.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
+    if (!e.affectsConfiguration("ryzanstein")) {
+      return;
+    }
+    const next = clientSettings(get);
+    if (needsRestart(client, next)) {
+      client = next;
+      void vscode.window.showInformationMessage("Ryzanstein: reload the window to use the new Python.");
+      return;
+    }
+    client = next;
+    status.update(status.last, next.enable);
+    await sidecar?.client?.sendNotification("workspace/didChangeConfiguration", { settings: { ryzanstein: serverSettings(get) } });
+  }));
+  await sidecar.start();
+}
+
+async function showStatus(python: string, status: StatusItem, output: vscode.LogOutputChannel): Promise<void> {
+  const pick = await vscode.window.showQuickPick(
+    ["Toggle inline completions", "Doctor report", "Restart sidecar", "Choose model…", "Show log"],
+    { title: `Ryzanstein: ${status.last.state}${status.last.model ? ` · ${status.last.model}` : ""}` });
+  if (pick === "Toggle inline completions") {
+    await vscode.commands.executeCommand("ryzanstein.toggle");
+  } else if (pick === "Doctor report") {
+    const report = await run(python, ["-m", "pyserver", "doctor"]).catch((e: unknown) => String(e));
+    const doc = await vscode.workspace.openTextDocument({ content: report, language: "json" });
+    await vscode.window.showTextDocument(doc, { preview: true });
+  } else if (pick === "Restart sidecar") {
+    await vscode.commands.executeCommand("ryzanstein.restart");
+  } else if (pick === "Choose model…") {
+    await vscode.commands.executeCommand("ryzanstein.chooseModel");
+  } else if (pick === "Show log") {
+    output.show();
+  }
+}
+
+export async function deactivate(): Promise<void> {
+  await sidecar?.stop();
+}
