@@ -18,6 +18,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.model import run_model_bench
 
         report = run_model_bench(args.shape, fmt=args.format, threads=args.threads, reps=1 if args.quick else 3)
+    elif args.what == "completion":
+        from pyserver.bench.completion import run_completion_bench
+
+        report = run_completion_bench(Path(args.model) if args.model else None, files=2 if args.quick else 6,
+                                      chars_per_file=120 if args.quick else 300)
     elif args.what == "quality":
         from pyserver.bench.quality import run_quality_bench
         from pyserver.models import default_model_path
@@ -139,8 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model", "quality"], help="what to measure")
-    bench.add_argument("--model", default=None, help="quality: the model file (default: the shipped model)")
+    bench.add_argument("what", choices=["kernels", "model", "quality", "completion"], help="what to measure")
+    bench.add_argument("--model", default=None, help="quality, completion: the model (default: the shipped model)")
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument("--shape", default="2b4t",
                        choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],

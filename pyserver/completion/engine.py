@@ -17,6 +17,21 @@ from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
 
 
+# The prompt's prefix starts at a line boundary that moves in steps of this many characters, so consecutive
+# keystrokes share the whole prompt up to the cursor and the KV cache serves it; the suffix (which follows the prefix
+# in the fill-in-the-middle layout, and so is re-read after every keystroke) is kept short.
+PREFIX_STEP_CHARS = 2048
+SUFFIX_MAX_TOKENS = 48
+
+
+def stable_prefix_start(prefix: str, max_chars: int) -> int:
+    if len(prefix) <= max_chars:
+        return 0
+    start = (len(prefix) - max_chars) // PREFIX_STEP_CHARS * PREFIX_STEP_CHARS + PREFIX_STEP_CHARS
+    nl = prefix.find("\n", start)
+    return start if nl < 0 else nl + 1
+
+
 @dataclass(frozen=True)
 class Completion:
     text: str
@@ -59,7 +74,11 @@ class CompletionEngine:
         self.model_runs += 1
         with self.host.completion_turn() as session:
             budget = min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens
-            prompt = fim_prompt(model.tokenizer, self._extra_context(uri, prefix, suffix) + prefix, suffix, budget)
+            # ~3 characters per token of code: a window that rarely needs trimming by tokens.
+            window = prefix[stable_prefix_start(prefix, 3 * budget):]
+            suffix_text = suffix[: 8 * SUFFIX_MAX_TOKENS]
+            prompt = fim_prompt(model.tokenizer, self._extra_context(uri, prefix, suffix) + window, suffix_text,
+                                budget, suffix_tokens=SUFFIX_MAX_TOKENS)
             stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
             r = generate(session, prompt, max_tokens=s.max_tokens, stop_strings=stops,
                          time_budget_s=s.time_budget_ms / 1e3, should_stop=should_stop)

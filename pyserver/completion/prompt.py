@@ -7,14 +7,16 @@ from pyserver.engine.tokenizer import Tokenizer
 SUFFIX_SHARE = 4  # the suffix gets 1/SUFFIX_SHARE of the prompt budget, the prefix the rest
 
 
-def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int) -> list[int]:
+def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None) -> list[int]:
     """[PRE] prefix [SUF] suffix [MID] within `budget` tokens: the prefix keeps its end (nearest the cursor), the
-    suffix its start. Models without FIM tokens get the prefix alone."""
+    suffix its start (at most suffix_tokens, default a quarter of the budget). Models without FIM tokens get the
+    prefix alone."""
     sp = tok.special
     if not sp.has_fim:
         return tok.encode(prefix)[-budget:] if budget > 0 else []
     room = max(0, budget - 3)
-    suffix_ids = tok.encode(suffix)[: room // SUFFIX_SHARE] if suffix else []
+    cap = room // SUFFIX_SHARE if suffix_tokens is None else min(suffix_tokens, room // SUFFIX_SHARE)
+    suffix_ids = tok.encode(suffix)[:cap] if suffix else []
     prefix_ids = tok.encode(prefix)[-(room - len(suffix_ids)):] if room > len(suffix_ids) else []
     assert sp.fim_prefix is not None and sp.fim_suffix is not None and sp.fim_middle is not None
     return [sp.fim_prefix, *prefix_ids, sp.fim_suffix, *suffix_ids, sp.fim_middle]
