@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Build requirements, read from pyproject.toml's [build-system] so they live in one place.
 BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
 
-.PHONY: all install test test-python test-extension demo bench clean
+.PHONY: all install test test-python test-extension demo bench model clean
 
 all: install
 
@@ -66,6 +66,13 @@ demo: install
 bench: install
 	$(PY) -m pyserver bench kernels
 	$(PY) -m pyserver bench model --shape 2b4t
+
+# Retrains the shipped model from scratch (about two hours on 2 cores; PyTorch from the train extra) and exports it.
+# Resume a stopped run with `make model TRAIN_ARGS=--resume`.
+model: install
+	$(PY) -m pip install --quiet -e '.[train]' --no-build-isolation
+	$(PY) -m models.train.train --out build/train $(TRAIN_ARGS)
+	$(PY) -m models.train.export --ckpt build/train/checkpoint.pt --out $(SHIPPED_MODEL)
 
 clean:
 	rm -rf build dist node_modules $(VENV) .pytest_cache

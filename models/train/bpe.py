@@ -7,9 +7,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pyserver.bench.stdlib_corpus import source_files
+from pyserver.engine.gguf_writing import SPECIALS
 
-# Ids at the end of the vocabulary, in this order.
-SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>"]
 VOCAB_SIZE = 4096  # total, specials included: a multiple of 256 (and of the int8 head's row blocks)
 
 
@@ -20,7 +19,7 @@ def train_tokenizer(out: Path, vocab_size: int = VOCAB_SIZE) -> Tokenizer:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(SPECIALS), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), min_frequency=2)
     tok.train_from_iterator((f.text for f in source_files("train")), trainer)
-    tok.add_special_tokens(SPECIALS)
+    tok.add_special_tokens(list(SPECIALS))
     assert tok.get_vocab_size() == vocab_size, tok.get_vocab_size()
     out.parent.mkdir(parents=True, exist_ok=True)
     tok.save(str(out))

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 from tokenizers import Tokenizer
 
-from models.train.bpe import SPECIALS
 from pyserver.bench.stdlib_corpus import SourceFile
+from pyserver.engine.gguf_writing import SPECIALS
 
 IGNORE = -100
 

@@ -20,24 +20,12 @@ import torch
 from gguf.constants import GGMLQuantizationType
 
 from models.train.bitnet_torch import BitnetConfig, BitnetLM, ternarize
-from models.train.bpe import SPECIALS
 from pyserver.bench.stdlib_corpus import source_files
+from pyserver.engine.gguf_writing import HParams, add_bpe_tokenizer, add_hparams
 from tokenizers import Tokenizer
 
 PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 REFERENCE_TOKENS = 96
-
-
-def tokenizer_metadata(tok: Tokenizer) -> tuple[list[str], list[str], list[int]]:
-    model = json.loads(tok.to_str())["model"]
-    vocab = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-    tokens = [t for t, _ in vocab]
-    for s in SPECIALS:
-        assert tok.token_to_id(s) == len(tokens), s
-        tokens.append(s)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    types = [1] * (len(tokens) - len(SPECIALS)) + [3] * len(SPECIALS)
-    return tokens, merges, types
 
 
 def export(ckpt: Path, tok_path: Path, out: Path, name: str) -> dict[str, object]:
@@ -47,35 +35,14 @@ def export(ckpt: Path, tok_path: Path, out: Path, name: str) -> dict[str, object
     model.load_state_dict(state["model"])
     model.eval()
     tok = Tokenizer.from_file(str(tok_path))
-    tokens, merges, types = tokenizer_metadata(tok)
-    assert len(tokens) == cfg.vocab
-
     w = gguf.GGUFWriter(str(out), "bitnet")
     w.add_name(name)
-    w.add_context_length(cfg.context)
-    w.add_embedding_length(cfg.n_embd)
-    w.add_block_count(cfg.n_layer)
-    w.add_feed_forward_length(cfg.n_ff)
-    w.add_head_count(cfg.n_head)
-    w.add_head_count_kv(cfg.n_head_kv)
-    w.add_layer_norm_rms_eps(cfg.norm_eps)
-    w.add_rope_freq_base(cfg.rope_base)
-    w.add_rope_dimension_count(cfg.head_dim)
-    w.add_vocab_size(cfg.vocab)
+    add_hparams(w, HParams(context_length=cfg.context, n_embd=cfg.n_embd, n_layer=cfg.n_layer, n_ff=cfg.n_ff,
+                           n_head=cfg.n_head, n_head_kv=cfg.n_head_kv, vocab=cfg.vocab, norm_eps=cfg.norm_eps,
+                           rope_base=cfg.rope_base))
     w.add_file_type(gguf.LlamaFileType.MOSTLY_TQ2_0)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_merges(merges)
-    w.add_token_types(types)
-    ids = {s: tok.token_to_id(s) for s in SPECIALS}
-    w.add_bos_token_id(ids["<|endoftext|>"])
-    w.add_eos_token_id(ids["<|endoftext|>"])
-    w.add_add_bos_token(False)
-    w.add_uint32("tokenizer.ggml.fim_pre_token_id", ids["<|fim_prefix|>"])
-    w.add_uint32("tokenizer.ggml.fim_suf_token_id", ids["<|fim_suffix|>"])
-    w.add_uint32("tokenizer.ggml.fim_mid_token_id", ids["<|fim_middle|>"])
-    w.add_uint32("tokenizer.ggml.fim_sep_token_id", ids["<|file_sep|>"])
+    if len(add_bpe_tokenizer(w, tok)) != cfg.vocab:
+        raise ValueError("the tokenizer does not match the model's vocabulary")
 
     f32 = lambda t: t.detach().float().numpy().astype(np.float32)  # noqa: E731
     w.add_tensor("token_embd.weight", f32(model.token_embd.weight).astype(np.float16))

@@ -112,6 +112,27 @@ void set_exact(PyModel& pm, OutputHead& h, const py::object& exact, const std::s
     pm.bufs.push_back(std::move(b));
 }
 
+
+// set_head_int8 / set_head_int4: T is the row element, kPerByte how many weights one element holds.
+template <class T, int kPerByte>
+void set_quantized_head(PyModel& pm, const py::handle& q_obj, const py::handle& s_obj, const py::object& exact,
+                        const std::string& exact_type, int rescore_k) {
+    auto q = strict_array<T>(q_obj, "head rows", 2, 2);
+    auto s = strict_array<float>(s_obj, "head scales", 1, 1);
+    const ModelConfig& c = pm.m->config();
+    if (q.shape(0) != c.vocab || q.shape(1) * kPerByte != c.n_embd || s.shape(0) != c.vocab)
+        throw py::value_error("quantized head must be [vocab, n_embd / " + std::to_string(kPerByte) +
+                              "] with vocab scales");
+    OutputHead h;
+    if constexpr (kPerByte == 1) h.q = q.data();
+    else h.q4 = q.data();
+    h.q_scale = s.data();
+    set_exact(pm, h, exact, exact_type, rescore_k);
+    pm.m->set_head(h);
+    pm.owners.push_back(q);
+    pm.owners.push_back(s);
+}
+
 template <class T>
 T cfg_get(const py::dict& d, const char* key) {
     if (!d.contains(key)) throw py::value_error(std::string("model config: missing '") + key + "'");
@@ -313,40 +334,13 @@ PYBIND11_MODULE(_native, mod) {
             pm.m->set_norm(layer, name.c_str(), w.data());
             pm.owners.push_back(w);
         }, py::arg("layer"), py::arg("name"), py::arg("weight"), "layer -1 with name 'output_norm' for the final norm.")
-        .def("set_head_int8", [](PyModel& pm, const py::handle& q_obj, const py::handle& s_obj,
-                                 const py::object& exact, const std::string& exact_type, int rescore_k) {
-            auto q = strict_array<int8_t>(q_obj, "head rows", 2, 2);
-            auto s = strict_array<float>(s_obj, "head scales", 1, 1);
-            const ModelConfig& c = pm.m->config();
-            if (q.shape(0) != c.vocab || q.shape(1) != c.n_embd || s.shape(0) != c.vocab)
-                throw py::value_error("int8 head must be [vocab, n_embd] with vocab scales");
-            OutputHead h;
-            h.q = q.data();
-            h.q_scale = s.data();
-            set_exact(pm, h, exact, exact_type, rescore_k);
-            pm.m->set_head(h);
-            pm.owners.push_back(q);
-            pm.owners.push_back(s);
-        }, py::arg("rows"), py::arg("scales"), py::arg("exact") = py::none(), py::arg("exact_type") = "F16",
-           py::arg("rescore_k") = 0,
-           "Rows int8 in [-127, 127], logit = scale * (row . q) / act_scale; the top rescore_k logits per token are "
-           "recomputed from `exact` (the stored [vocab, n_embd] table, raw bytes of type exact_type).")
-        .def("set_head_int4", [](PyModel& pm, const py::handle& q_obj, const py::handle& s_obj,
-                                 const py::object& exact, const std::string& exact_type, int rescore_k) {
-            auto q = strict_array<uint8_t>(q_obj, "head rows", 2, 2);
-            auto s = strict_array<float>(s_obj, "head scales", 1, 1);
-            const ModelConfig& c = pm.m->config();
-            if (q.shape(0) != c.vocab || q.shape(1) * 2 != c.n_embd || s.shape(0) != c.vocab)
-                throw py::value_error("4-bit head must be [vocab, n_embd / 2] bytes with vocab scales");
-            OutputHead h;
-            h.q4 = q.data();
-            h.q_scale = s.data();
-            set_exact(pm, h, exact, exact_type, rescore_k);
-            pm.m->set_head(h);
-            pm.owners.push_back(q);
-            pm.owners.push_back(s);
-        }, py::arg("rows"), py::arg("scales"), py::arg("exact") = py::none(), py::arg("exact_type") = "F16",
-           py::arg("rescore_k") = 0, "Rows from quantize_weight_rows_i4; see set_head_int8 for the rest.")
+        .def("set_head_int8", &set_quantized_head<int8_t, 1>, py::arg("rows"), py::arg("scales"),
+             py::arg("exact") = py::none(), py::arg("exact_type") = "F16", py::arg("rescore_k") = 0,
+             "Rows int8 in [-127, 127], logit = scale * (row . q) / act_scale; the top rescore_k logits per token are "
+             "recomputed from `exact` (the stored [vocab, n_embd] table, raw bytes of type exact_type).")
+        .def("set_head_int4", &set_quantized_head<uint8_t, 2>, py::arg("rows"), py::arg("scales"),
+             py::arg("exact") = py::none(), py::arg("exact_type") = "F16", py::arg("rescore_k") = 0,
+             "Rows from quantize_weight_rows_i4 ([vocab, n_embd / 2] bytes); see set_head_int8 for the rest.")
         .def("set_head_f32", [](PyModel& pm, const py::handle& w_obj) {
             auto w = strict_array<float>(w_obj, "head rows", 2, 2);
             const ModelConfig& c = pm.m->config();

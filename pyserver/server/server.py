@@ -285,18 +285,25 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     return {"text": text} if text is not None else {"cancelled": True}
 
 
-@server.command("ryzanstein.docstring")
-async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
-    a = _arg(args)
+async def _edit_command(ls: RyzansteinServer, a: dict[str, Any], title: str, make: Any) -> dict[str, Any]:
+    """Runs make(session, text, stop) -> edit | reason | None on the document as it is now, then applies the edit
+    against that version."""
     doc = ls.workspace.get_text_document(a["uri"])
-    version, text, line = doc.version, doc.source, _pos(a.get("position")).line + 1
-    edit = await _run_refactor(ls, "Ryzanstein: writing a docstring", lambda stop: docstring_edit(
-        ls.host.refactor_session(), text, line, ls.settings.refactor_max_tokens // 2, stop))
+    version, text = doc.version, doc.source
+    edit = await _run_refactor(ls, title, lambda stop: make(ls.host.refactor_session(), text, stop))
     if edit is None:
         return {"cancelled": True}
     if isinstance(edit, str):
         return {"applied": False, "reason": edit}
     return await _apply(ls, a["uri"], version, edit)
+
+
+@server.command("ryzanstein.docstring")
+async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = _arg(args)
+    line, n = _pos(a.get("position")).line + 1, ls.settings.refactor_max_tokens // 2
+    return await _edit_command(ls, a, "Ryzanstein: writing a docstring",
+                               lambda session, text, stop: docstring_edit(session, text, line, n, stop))
 
 
 @server.command("ryzanstein.rewrite")
@@ -307,30 +314,20 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         raise ValueError("rewrite needs an 'instruction'")
     doc = ls.workspace.get_text_document(a["uri"])
     rng = a.get("range") or {}
-    version, text = doc.version, doc.source
     start, end = doc.offset_at_position(_pos(rng.get("start"))), doc.offset_at_position(_pos(rng.get("end")))
-    edit = await _run_refactor(ls, "Ryzanstein: rewriting", lambda stop: rewrite_edit(
-        ls.host.refactor_session(), text, start, end, instruction, ls.settings.refactor_max_tokens, stop))
-    if edit is None:
-        return {"cancelled": True}
-    if isinstance(edit, str):
-        return {"applied": False, "reason": edit}
-    return await _apply(ls, a["uri"], version, edit)
+    n = ls.settings.refactor_max_tokens
+    return await _edit_command(ls, a, "Ryzanstein: rewriting",
+                               lambda session, text, stop: rewrite_edit(session, text, start, end, instruction, n,
+                                                                        stop))
 
 
 @server.command("ryzanstein.writeTests")
 async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = _arg(args)
-    doc = ls.workspace.get_text_document(a["uri"])
-    version, text, line = doc.version, doc.source, _pos(a.get("position")).line + 1
+    line, n = _pos(a.get("position")).line + 1, ls.settings.refactor_max_tokens
     name = Path(unquote(urlparse(a["uri"]).path)).name or "module.py"
-    new = await _run_refactor(ls, "Ryzanstein: writing tests", lambda stop: new_tests_file(
-        ls.host.refactor_session(), text, line, name, ls.settings.refactor_max_tokens, stop))
-    if new is None:
-        return {"cancelled": True}
-    if isinstance(new, str):
-        return {"applied": False, "reason": new}
-    return await _apply(ls, a["uri"], version, new)
+    return await _edit_command(ls, a, "Ryzanstein: writing tests",
+                               lambda session, text, stop: new_tests_file(session, text, line, name, n, stop))
 
 
 @server.command("ryzanstein.status")

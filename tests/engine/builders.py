@@ -13,6 +13,7 @@ import numpy as np
 from gguf.constants import GGMLQuantizationType
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+from pyserver.engine.gguf_writing import SPECIALS, HParams, add_bpe_tokenizer, add_hparams, bpe_vocabulary
 from tests.engine.reference_model import LINEARS, RefConfig, RefWeights
 from tests.native.reference import pack
 
@@ -21,7 +22,6 @@ ARCH_TRAITS = {
     "bitnet-b1.58": dict(act="relu2", sub_norms=True, rope_neox=True),
     "llama": dict(act="silu", sub_norms=False, rope_neox=False),
 }
-SPECIALS = ["<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>"]
 CORPUS = [
     "def add(a, b):\n    return a + b\n",
     "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n",
@@ -38,17 +38,8 @@ def train_bpe(vocab_size: int) -> Tokenizer:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(SPECIALS), show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 20, trainer)
-    tok.add_special_tokens(SPECIALS)
+    tok.add_special_tokens(list(SPECIALS))
     return tok
-
-
-def bpe_metadata(tok: Tokenizer) -> tuple[list[str], list[str], list[int]]:
-    model = json.loads(tok.to_str())["model"]
-    vocab = sorted(model["vocab"].items(), key=lambda kv: kv[1])
-    tokens = [t for t, _ in vocab] + SPECIALS
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    types = [1] * len(vocab) + [3] * len(SPECIALS)
-    return tokens, merges, types
 
 
 @dataclass
@@ -144,17 +135,11 @@ def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str
     assert m.fmt != "I2_S", "use write_gguf_i2s"
     w = gguf.GGUFWriter(str(path), arch)
     c = m.cfg
-    w.add_context_length(context_length)
-    w.add_embedding_length(c.n_embd)
-    w.add_block_count(c.n_layer)
-    w.add_feed_forward_length(c.n_ff)
-    w.add_head_count(c.n_head)
-    w.add_head_count_kv(c.n_head_kv)
-    w.add_layer_norm_rms_eps(c.norm_eps)
-    w.add_rope_freq_base(c.rope_base)
-    w.add_rope_dimension_count(c.n_embd // c.n_head)
-    w.add_vocab_size(c.vocab)
-    _add_tokenizer(w, m)
+    add_hparams(w, HParams(context_length=context_length, n_embd=c.n_embd, n_layer=c.n_layer, n_ff=c.n_ff,
+                           n_head=c.n_head, n_head_kv=c.n_head_kv, vocab=c.vocab, norm_eps=c.norm_eps,
+                           rope_base=c.rope_base))
+    assert m.tokenizer is not None
+    assert len(add_bpe_tokenizer(w, m.tokenizer)) == c.vocab
     tensors = _gguf_tensors(m, table_type, linear_type)
     # The reference must see the tables as stored (BF16 truncation, Q8_0 rounding).
     m.token_embd = _stored_values(m.token_embd, table_type)
@@ -177,23 +162,6 @@ def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str
                 m.scales[i][name] = np.array([cast(m.scales[i][name].reshape(-1)[0])], np.float32)
         m.fmt = "I2_S"
     return path
-
-
-def _add_tokenizer(w: gguf.GGUFWriter, m: RandomModel) -> None:
-    assert m.tokenizer is not None
-    tokens, merges, types = bpe_metadata(m.tokenizer)
-    assert len(tokens) == m.cfg.vocab, (len(tokens), m.cfg.vocab)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
-    w.add_token_list(tokens)
-    w.add_token_merges(merges)
-    w.add_token_types(types)
-    w.add_eos_token_id(tokens.index("<|endoftext|>"))
-    w.add_bos_token_id(tokens.index("<|endoftext|>"))
-    w.add_uint32("tokenizer.ggml.fim_pre_token_id", tokens.index("<|fim_prefix|>"))
-    w.add_uint32("tokenizer.ggml.fim_suf_token_id", tokens.index("<|fim_suffix|>"))
-    w.add_uint32("tokenizer.ggml.fim_mid_token_id", tokens.index("<|fim_middle|>"))
-    w.add_uint32("tokenizer.ggml.fim_sep_token_id", tokens.index("<|file_sep|>"))
 
 
 def _gguf_tensors(m: RandomModel, table_type: str, linear_type: str | None
@@ -230,7 +198,7 @@ def write_gguf_i2s(m: RandomModel, path: Path) -> Path:
     """A bitnet.cpp-style file: architecture bitnet-b1.58, file type 40, I2_S (id 36) projections."""
     assert m.fmt == "I2_S"
     c, arch = m.cfg, "bitnet-b1.58"
-    tokens, merges, types = bpe_metadata(m.tokenizer) if m.tokenizer else ([], [], [])
+    tokens, merges, types = bpe_vocabulary(m.tokenizer) if m.tokenizer else ([], [], [])
     kv: list[bytes] = []
 
     def add(key: str, vtype: int, payload: bytes) -> None:

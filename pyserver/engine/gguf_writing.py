@@ -1,0 +1,76 @@
+"""Writing GGUF metadata for the models this project makes (the shipped model's export, the tests' small models),
+through the `gguf` package's writer, in llama.cpp's `bitnet` / `llama` conventions."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import gguf
+from tokenizers import Tokenizer
+
+# Control tokens at the end of the project's BPE vocabularies, in this order.
+SPECIALS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>")
+_NORMAL, _CONTROL = 1, 3
+
+
+@dataclass(frozen=True)
+class HParams:
+    context_length: int
+    n_embd: int
+    n_layer: int
+    n_ff: int
+    n_head: int
+    n_head_kv: int
+    vocab: int
+    norm_eps: float = 1e-5
+    rope_base: float = 10000.0
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+
+def add_hparams(w: gguf.GGUFWriter, h: HParams) -> None:
+    w.add_context_length(h.context_length)
+    w.add_embedding_length(h.n_embd)
+    w.add_block_count(h.n_layer)
+    w.add_feed_forward_length(h.n_ff)
+    w.add_head_count(h.n_head)
+    w.add_head_count_kv(h.n_head_kv)
+    w.add_layer_norm_rms_eps(h.norm_eps)
+    w.add_rope_freq_base(h.rope_base)
+    w.add_rope_dimension_count(h.head_dim)
+    w.add_vocab_size(h.vocab)
+
+
+def bpe_vocabulary(tok: Tokenizer) -> tuple[list[str], list[str], list[int]]:
+    """(tokens in id order, merges, GGUF token types) of a byte-level BPE whose specials are SPECIALS, last."""
+    model = json.loads(tok.to_str())["model"]
+    tokens = [t for t, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])]
+    for s in SPECIALS:
+        if tok.token_to_id(s) != len(tokens):
+            raise ValueError(f"special token {s} must follow the BPE vocabulary")
+        tokens.append(s)
+    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    types = [_NORMAL] * (len(tokens) - len(SPECIALS)) + [_CONTROL] * len(SPECIALS)
+    return tokens, merges, types
+
+
+def add_bpe_tokenizer(w: gguf.GGUFWriter, tok: Tokenizer) -> list[str]:
+    """Tokenizer metadata with end-of-text as BOS/EOS and the fill-in-the-middle ids; returns the token list."""
+    tokens, merges, types = bpe_vocabulary(tok)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("default")
+    w.add_token_list(tokens)
+    w.add_token_merges(merges)
+    w.add_token_types(types)
+    ids = {s: tokens.index(s) for s in SPECIALS}
+    w.add_bos_token_id(ids["<|endoftext|>"])
+    w.add_eos_token_id(ids["<|endoftext|>"])
+    w.add_add_bos_token(False)
+    w.add_uint32("tokenizer.ggml.fim_pre_token_id", ids["<|fim_prefix|>"])
+    w.add_uint32("tokenizer.ggml.fim_suf_token_id", ids["<|fim_suffix|>"])
+    w.add_uint32("tokenizer.ggml.fim_mid_token_id", ids["<|fim_middle|>"])
+    w.add_uint32("tokenizer.ggml.fim_sep_token_id", ids["<|file_sep|>"])
+    return tokens
