@@ -212,3 +212,21 @@ async def test_docstring_edit_carries_the_version(client: LanguageClient) -> Non
     assert change.text_document.version == 7
     (edit,) = change.edits
     assert edit.range.start.line == 1 and edit.new_text.startswith('    """')
+
+
+@pytest.mark.asyncio
+async def test_long_refactor_does_not_block_completions(client: LanguageClient) -> None:
+    text = "def area(w, h):\n    return w * h\n\n\nresult = area\n"  # must parse: the refactor reads the AST
+    uri = open_doc(client, text)
+    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
+        settings={"ryzanstein": {"refactorMaxTokens": 1500}}))
+    refactor = asyncio.ensure_future(client.workspace_execute_command_async(t.ExecuteCommandParams(
+        command="ryzanstein.writeTests", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}])))
+    for _ in range(200):  # wait until the refactor is generating
+        if (await status(client))["state"] == "busy":
+            break
+        await asyncio.sleep(0.01)
+    result = await client.text_document_inline_completion_async(request(uri, 4, 13))
+    assert result is not None and result.items  # answered while the refactor still runs
+    assert not refactor.done()
+    await refactor
