@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Build requirements, read from pyproject.toml's [build-system] so they live in one place.
 BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
 
-.PHONY: all install test test-python test-extension demo bench model clean
+.PHONY: all install test test-python test-extension demo bench model vsix clean
 
 all: install
 
@@ -66,6 +66,16 @@ demo: install
 bench: install
 	$(PY) -m pyserver bench kernels
 	$(PY) -m pyserver bench model --shape 2b4t
+
+# A platform VSIX that installs with nothing but Python: the sidecar wheel (native module and shipped model inside)
+# and every dependency's wheel for this interpreter travel in extension/resources/wheels.
+VSIX_WHEELS := extension/resources/wheels
+vsix: install node_modules/.installed
+	rm -rf $(VSIX_WHEELS) && mkdir -p $(VSIX_WHEELS)
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(VSIX_WHEELS) .
+	$(PY) -m pip download --quiet --only-binary=:all: -d $(VSIX_WHEELS) $(VSIX_WHEELS)/ryzanstein-*.whl
+	npm run --silent build
+	npx vsce package --target linux-x64 --allow-missing-repository --skip-license -o build/ryzanstein-linux-x64.vsix
 
 # Retrains the shipped model from scratch (about two hours on 2 cores; PyTorch from the train extra) and exports it.
 # Resume a stopped run with `make model TRAIN_ARGS=--resume`.

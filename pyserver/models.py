@@ -10,7 +10,7 @@ SHIPPED_MODEL_NAME = "ryzanstein-code.gguf"
 def shipped_model_dirs() -> list[Path]:
     """models/ of a source checkout, then the copy installed inside the package (wheels, the VSIX)."""
     here = Path(__file__).resolve().parent
-    return [here.parent / "models", here / "models"]
+    return [here.parent / "models", here / "model_files"]
 
 
 def default_model_path() -> Path | None:

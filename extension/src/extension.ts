@@ -45,7 +45,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
     python = await vscode.window.withProgress(
       { location: vscode.ProgressLocation.Notification, title: "Ryzanstein: setting up" },
       (progress) => ensureSidecar(found.found!.path, ctx.globalStorageUri.fsPath,
-        path.join(ctx.extensionPath, "resources", "wheels"), (message) => progress.report({ message })),
+        path.join(ctx.extensionPath, "extension", "resources", "wheels"), (message) => progress.report({ message })),
     );
   } catch (e) {
     status.update({ state: "error", error: String(e) });

@@ -1,6 +1,6 @@
 // First-run setup: a Python that can run the sidecar. A Python that already has it (a developer's checkout) is
 // used as is; otherwise a virtual environment in the extension's global storage gets the wheels shipped inside the
-// VSIX (resources/wheels), installed offline first.
+// VSIX (extension/resources/wheels), installed offline first.
 
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
