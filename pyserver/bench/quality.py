@@ -22,7 +22,7 @@ from pyserver.completion.complete import complete_line
 MAX_LINE_TOKENS = 48
 
 
-def _scored_positions(model: Model, max_tokens: int) -> list[tuple[list[int], str]]:
+def held_out_token_files(model: Model, max_tokens: int) -> list[tuple[list[int], str]]:
     """Held-out files as token lists, in order, until max_tokens tokens are collected."""
     tok = model.tokenizer
     assert tok is not None
@@ -121,7 +121,7 @@ def run_quality_bench(model_path: Path, max_tokens: int = 60_000, n_lines: int =
         ngram = TokenNgram(model.config.vocab, order=4).fit(
             [np.asarray(tok.encode(f.text), np.int64) for f in source_files("train")])
     t_fit = time.perf_counter() - t0
-    files = _scored_positions(model, max_tokens)
+    files = held_out_token_files(model, max_tokens)
     scores = next_token_scores(model, files, ngram)
     fim = fim_exact_match(model, fim_lines(n_lines))
     report: dict[str, Any] = {

@@ -60,6 +60,14 @@ class FloatTable:
 
     def take(self, ids: np.ndarray) -> np.ndarray:
         """float32 rows for the given ids, [len(ids), cols]."""
+        if self.data.dtype != np.uint8:
+            return np.ascontiguousarray(self.data[ids], dtype=np.float32)
+        if self.type_name in ("F32", "F16", "BF16"):  # one gather for the whole batch of tokens
+            table = self.data.view({"F32": np.float32, "F16": np.float16, "BF16": np.uint16}[self.type_name])
+            rows = table.reshape(self.rows, self.cols)[np.asarray(ids, dtype=np.int64)]
+            if self.type_name == "BF16":
+                return (rows.astype(np.uint32) << 16).view(np.float32)
+            return rows.astype(np.float32)
         out = np.empty((len(ids), self.cols), dtype=np.float32)
         for i, t in enumerate(ids):
             out[i] = self.rows_f32(int(t), int(t) + 1)[0]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +10,7 @@ from pyserver.completion.prompt import fim_prompt
 from pyserver.engine.gguf_file import GGUFFile
 from pyserver.engine.tokenizer import Tokenizer
 from tests.engine.builders import random_model, write_gguf
+from tests.engine.conftest import SHARED_FIXTURES
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +39,11 @@ def test_budget_keeps_text_nearest_the_cursor(tok: Tokenizer) -> None:
     assert i - 1 > len(p) - i - 2  # the prefix gets the larger share
 
 
-def test_plain_prefix_without_fim_tokens(tmp_path: Path) -> None:
-    meta = GGUFFile(Path(__file__).resolve().parents[3] / "shared/fixtures/bitnet-b158-i2s-tiny.gguf").metadata \
-        if (Path(__file__).resolve().parents[3] / "shared/fixtures/bitnet-b158-i2s-tiny.gguf").exists() else None
-    if meta is None:
+def test_plain_prefix_without_fim_tokens() -> None:
+    path = SHARED_FIXTURES / "bitnet-b158-i2s-tiny.gguf"
+    if not path.exists():
         pytest.skip("shared fixtures not present")
-    spm = Tokenizer.from_gguf_metadata(meta)
+    spm = Tokenizer.from_gguf_metadata(GGUFFile(path).metadata)
     assert not spm.special.has_fim
     assert spm.decode(fim_prompt(spm, "abc def", "ignored", budget=50)) == "abc def"
 

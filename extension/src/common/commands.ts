@@ -55,7 +55,9 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
   reg("ryzanstein.trigger", () => vscode.commands.executeCommand("editor.action.inlineSuggest.trigger"));
   reg("ryzanstein.restart", () => sidecar.restart());
   reg("ryzanstein.showStatus", showStatus);
-  reg("ryzanstein.reindex", () => runInSidecar(sidecar, "ryzanstein.reindex"));
+  // The sidecar has no workspace index yet: say so rather than fail with an unknown-command error.
+  reg("ryzanstein.reindex", () =>
+    vscode.window.showInformationMessage("Ryzanstein: workspace indexing is not available in this version."));
   reg("ryzanstein.chooseModel", async () => {
     const pick = await vscode.window.showQuickPick(["Shipped model", "Choose a model file…"], { title: "Ryzanstein model" });
     const cfg = vscode.workspace.getConfiguration("ryzanstein");
