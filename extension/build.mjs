@@ -1,8 +1,9 @@
-// Bundles the extension (and, with --tests, the unit tests) with esbuild.
+// Bundles the extension (and, with --tests, the unit tests; with --e2e, the end-to-end test) with esbuild.
 import { build } from "esbuild";
 import { readdirSync } from "node:fs";
 
 const tests = process.argv.includes("--tests");
+const e2e = process.argv.includes("--e2e");
 await build({
   entryPoints: ["extension/src/extension.ts"],
   bundle: true,
@@ -23,5 +24,16 @@ if (tests) {
     format: "cjs",
     external: ["vscode"],
     outdir: "dist/test",
+  });
+}
+if (e2e) {
+  await build({
+    entryPoints: ["extension/test/e2e/e2e.ts"],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    external: ["playwright-core"],
+    outfile: "dist/e2e/e2e.js",
   });
 }

@@ -4,11 +4,13 @@ pipeline the server uses (cache, context, prompt, model, filters), as an editor 
 A simulated typist types each file from a random line onwards, character by character, with human-like gaps between
 keys; whenever a gap is longer than the debounce, the editor asks for a suggestion. Reported: time from request to
 suggestion (p50/p95, and for cache hits alone), cache hit rate, tokens evaluated per request (prompt tokens not
-served from the KV cache, plus generated ones), and how often the suggestion is what the user typed next.
+served from the KV cache, plus generated ones), how often the suggestion is what the user typed next, and how many of
+its characters agree with it.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -43,7 +45,7 @@ def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_p
     held = [f for f in source_files("eval") if len(f.text) > 2 * chars_per_file]
     picks = [held[int(i)] for i in rng.choice(len(held), size=min(files, len(held)), replace=False)]
     latencies, hit_latencies, evaluated = [], [], []
-    requests = hits = accepted = shown = 0
+    requests = hits = accepted = shown = matching_chars = 0
     for f in picks:
         text = f.text
         lines = text.split("\n")
@@ -73,7 +75,9 @@ def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_p
                 evaluated.append(c.prompt_tokens - c.reused_tokens + c.generated_tokens)
             if c.text:
                 shown += 1
-                accepted += int(text[cursor:line_end + 1].startswith(c.text))
+                nxt = text[cursor:line_end + 1]
+                accepted += int(nxt.startswith(c.text))
+                matching_chars += len(os.path.commonprefix([nxt, c.text]))
     lat = np.asarray(latencies)
     report: dict[str, Any] = {
         "benchmark": "completion",
@@ -88,6 +92,8 @@ def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_p
         "tokens_evaluated_per_model_request": round(float(np.mean(evaluated)), 1) if evaluated else None,
         "suggestions_shown": shown,
         "suggestion_matches_next_text": round(accepted / max(1, shown), 3),
+        # Characters a user would keep by accepting word by word: the suggestion's common prefix with what came next.
+        "matching_chars_per_suggestion": round(matching_chars / max(1, shown), 2),
         "targets": TARGETS,
     }
     if lat.size:

@@ -10,6 +10,7 @@ import numpy as np
 
 from pyserver.engine.model import Session
 from pyserver.engine.sampling import Sampler
+from pyserver.engine.token_bytes import matcher_for
 
 STOP_REASONS = ("eos", "stop_string", "max_tokens", "time_budget", "cancelled", "context_full")
 
@@ -25,6 +26,7 @@ class GenerationResult:
     decode_seconds: float = 0.0
     token_logprobs: list[float] = field(default_factory=list)  # of each generated token
     token_entropies: list[float] = field(default_factory=list)  # of each step's distribution (nats)
+    forced_tokens: int = 0  # leading tokens that spelled out `forced_prefix` (not part of `text`)
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -51,11 +53,16 @@ def _stats(logits: np.ndarray, token: int) -> tuple[float, float]:
 
 
 class Generation:
-    """Iterate for text deltas (stop strings are never emitted, not even in part); `result` is complete after."""
+    """Iterate for text deltas (stop strings are never emitted, not even in part); `result` is complete after.
+
+    `forced_prefix`: text the generation must begin with (the part of the line already typed, left out of the
+    prompt so that the model tokenizes it its own way). Tokens are constrained to agree with it until it is
+    covered; it is not part of the result's text, and `max_tokens` counts only the tokens after it."""
 
     def __init__(self, session: Session, prompt: Sequence[int], sampler: Sampler | None = None, max_tokens: int = 64,
                  stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
-                 time_budget_s: float | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+                 time_budget_s: float | None = None, should_stop: Callable[[], bool] | None = None,
+                 forced_prefix: str = "") -> None:
         self.session = session
         self.prompt = [int(t) for t in prompt]
         self.sampler = sampler or Sampler()
@@ -67,6 +74,9 @@ class Generation:
         self.stop_strings = [s for s in stop_strings if s]
         self.time_budget_s = time_budget_s
         self.should_stop = should_stop or (lambda: False)
+        self.matcher = matcher_for(tok)
+        self.forced = self.matcher.normalize(forced_prefix)  # in the vocabulary's spelling
+        self.forced_len = len(forced_prefix.encode("utf-8"))  # in the text's
         self.result = GenerationResult(prompt_tokens=len(self.prompt))
 
     def _cancelled(self) -> bool:
@@ -74,8 +84,6 @@ class Generation:
 
     def __iter__(self) -> Iterator[str]:
         r, s = self.result, self.session
-        tok = s.model.tokenizer
-        assert tok is not None
         t0 = time.perf_counter()
         deadline = None if self.time_budget_s is None else t0 + self.time_budget_s
         common = 0
@@ -91,11 +99,23 @@ class Generation:
             r.stop_reason = "cancelled"
             return
         emitted = 0
+        covered = 0  # bytes of the forced prefix spelled out so far
         while True:
             if self._cancelled():
                 r.stop_reason = "cancelled"
                 break
-            token = self.sampler(logits, self.prompt + r.tokens)
+            if covered < len(self.forced):
+                agreeing = self.matcher.agreeing(self.forced[covered:])
+                if agreeing.size == 0:  # no token spells the typed text: nothing sensible to add
+                    r.stop_reason = "eos"
+                    break
+                masked = np.full_like(logits, -np.inf)
+                masked[agreeing] = logits[agreeing]
+                token = self.sampler(masked, self.prompt + r.tokens)
+                covered += len(self.matcher.pieces[token])
+                r.forced_tokens += 1
+            else:
+                token = self.sampler(logits, self.prompt + r.tokens)
             logp, ent = _stats(logits, token)
             if token in self.stop_tokens:
                 r.stop_reason = "eos"
@@ -103,7 +123,9 @@ class Generation:
             r.tokens.append(token)
             r.token_logprobs.append(logp)
             r.token_entropies.append(ent)
-            text = tok.decode(r.tokens)
+            # Text from the tokens' own bytes: exact for byte-level and SentencePiece vocabularies alike (a
+            # detokenizer may strip a leading space, which a continuation must keep).
+            text = self.matcher.text_of(r.tokens)[self.forced_len:].decode("utf-8", errors="replace")
             cut = min((i for i in (text.find(st, max(0, emitted - len(st))) for st in self.stop_strings) if i >= 0),
                       default=-1)
             if cut >= 0:
@@ -119,7 +141,7 @@ class Generation:
                 yield text[emitted:safe]
                 emitted = safe
             r.text = text
-            if len(r.tokens) >= self.max_tokens:
+            if len(r.tokens) - r.forced_tokens >= self.max_tokens:
                 r.stop_reason = "max_tokens"
                 break
             if deadline is not None and time.perf_counter() >= deadline:

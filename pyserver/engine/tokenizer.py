@@ -67,6 +67,10 @@ class Tokenizer:
         self.vocab_size = vocab_size
         self._control = frozenset(control_ids)
 
+    @property
+    def control_ids(self) -> frozenset[int]:
+        return self._control
+
     def encode(self, text: str) -> list[int]:
         return list(self.hf.encode(text, add_special_tokens=False).ids)
 

@@ -1,0 +1,46 @@
+"""The completion pipeline's prompt: the typed part of the line is re-spelled by the model, not put in the prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pyserver.completion.engine import TYPED_LINE_MAX_CHARS, CompletionEngine, typed_part_of_line
+from pyserver.server.model_host import ModelHost
+from pyserver.server.settings import ServerSettings
+from tests.engine.builders import random_model, write_gguf
+
+
+def test_typed_part_of_line() -> None:
+    assert typed_part_of_line("def f(x):\n    return ") == "    return "
+    assert typed_part_of_line("x = 1\n") == ""
+    assert typed_part_of_line("first line") == "first line"
+    long = "y = " + "1 + " * TYPED_LINE_MAX_CHARS
+    assert typed_part_of_line("a\n" + long) == ""  # too long to re-spell: the prompt keeps it
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> CompletionEngine:
+    path = write_gguf(random_model(np.random.default_rng(2), "bitnet", "TQ2_0", n_layer=1),
+                      tmp_path_factory.mktemp("m") / "m.gguf")
+    host = ModelHost()
+    host.load(str(path))
+    assert host.model is not None, host.error
+    return CompletionEngine(host, ServerSettings(max_tokens=4))
+
+
+def test_typing_along_a_line_keeps_the_prompt(engine: CompletionEngine) -> None:
+    head = "def area(w, h):\n"
+    line = "    return w * h"
+    suffix = "\n\nprint(area(2, 3))\n"
+    seen = []
+    for n in range(5, len(line) + 1, 3):
+        text = head + line[:n] + suffix
+        c = engine.complete("file:///a.py", text, len(head) + n, lambda: False)
+        assert c is not None and not c.from_cache
+        seen.append(c)
+    assert len({c.prompt_tokens for c in seen}) == 1
+    # After the first keystroke the whole prompt comes from the session's cache (all but the token re-evaluated
+    # for its logits).
+    assert all(c.reused_tokens == c.prompt_tokens - 1 for c in seen[1:])
+
