@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Build requirements, read from pyproject.toml's [build-system] so they live in one place.
 BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
 
-.PHONY: all install test test-python test-extension demo bench model vsix clean
+.PHONY: all install test test-python test-extension test-e2e demo bench model vsix clean
 
 all: install
 
@@ -30,7 +30,7 @@ $(VENV)/.installed: $(PY) pyproject.toml $(MODULES_STAMP) $(shell find native -t
 
 install: $(VENV)/.installed
 
-test: test-python test-extension
+test: test-python test-extension test-e2e
 
 test-python: install
 	$(PY) -m pytest -q
@@ -47,6 +47,13 @@ test-extension:
 	  echo "npm not found: skipping the extension's tests (install Node.js >= 20)"; \
 	fi
 
+# End to end in a real VS Code (code-server + headless Chromium, see extension/test/e2e/): under CI it installs
+# what it needs; elsewhere it runs when the prerequisites are there and otherwise says what to install.
+test-e2e:
+	@if ! command -v npm >/dev/null 2>&1; then echo "npm not found: skipping the end-to-end test"; exit 0; fi; \
+	e2e_env=$$(extension/test/e2e/prerequisites.sh) || { rc=$$?; [ $$rc -eq 3 ] && exit 0; exit $$rc; }; \
+	$(MAKE) --no-print-directory vsix && eval "$$e2e_env" && npm run --silent e2e
+
 # `make demo`: the shipped model completes a line in a sample file (suggestion and latency). MODEL=path instead
 # generates text from any model file (GGUF or a safetensors directory) and prints tokens/s.
 SHIPPED_MODEL := models/ryzanstein-code.gguf
@@ -62,6 +69,14 @@ demo: install
 	  echo "No shipped model yet: run 'make demo MODEL=path/to/model.gguf'."; \
 	  $(PY) -m pyserver bench kernels --quick; \
 	fi
+	@if command -v npm >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory vsix >/dev/null && echo "VSIX: $(VSIX)"; \
+	  for editor in code code-server; do \
+	    if command -v $$editor >/dev/null 2>&1; then $$editor --install-extension $(VSIX) --force; fi; \
+	  done; \
+	else \
+	  echo "npm not found: no VSIX built (install Node.js >= 20)"; \
+	fi
 
 bench: install
 	$(PY) -m pyserver bench kernels
@@ -70,12 +85,13 @@ bench: install
 # A platform VSIX that installs with nothing but Python: the sidecar wheel (native module and shipped model inside)
 # and every dependency's wheel for this interpreter travel in extension/resources/wheels.
 VSIX_WHEELS := extension/resources/wheels
+VSIX := build/ryzanstein-linux-x64.vsix
 vsix: install node_modules/.installed
 	rm -rf $(VSIX_WHEELS) && mkdir -p $(VSIX_WHEELS)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(VSIX_WHEELS) .
 	$(PY) -m pip download --quiet --only-binary=:all: -d $(VSIX_WHEELS) $(VSIX_WHEELS)/ryzanstein-*.whl
 	npm run --silent build
-	npx vsce package --target linux-x64 --allow-missing-repository --skip-license -o build/ryzanstein-linux-x64.vsix
+	npx vsce package --target linux-x64 --allow-missing-repository --skip-license -o $(VSIX)
 
 # Retrains the shipped model from scratch (about two hours on 2 cores; PyTorch from the train extra) and exports it.
 # Resume a stopped run with `make model TRAIN_ARGS=--resume`.

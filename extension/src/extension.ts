@@ -55,10 +55,11 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
     return;
   }
 
-  sidecar = new Sidecar(python, output, () => serverSettings(get), () => clientSettings(get).debounceMs,
+  const storage = ctx.globalStorageUri.fsPath; // a neutral working directory (see setup.ts)
+  sidecar = new Sidecar(python, storage, output, () => serverSettings(get), () => clientSettings(get).debounceMs,
     (s) => status.update(s, clientSettings(get).enable));
   ctx.subscriptions.push(sidecar);
-  registerCommands(ctx, sidecar, () => showStatus(python, status, output));
+  registerCommands(ctx, sidecar, () => showStatus(python, storage, status, output));
   ctx.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
     if (!e.affectsConfiguration("ryzanstein")) {
       return;
@@ -73,17 +74,25 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
     status.update(status.last, next.enable);
     await sidecar?.client?.sendNotification("workspace/didChangeConfiguration", { settings: { ryzanstein: serverSettings(get) } });
   }));
-  await sidecar.start();
+  try {
+    await sidecar.start();
+  } catch (e) {
+    // The commands and status item stay usable (restart, doctor) when the first start fails.
+    status.update({ state: "error", error: String(e) });
+    output.appendLine(`the sidecar did not start: ${e}`);
+    void vscode.window.showErrorMessage("Ryzanstein: the sidecar did not start. The log has the details.", "Show Log")
+      .then((p) => p && output.show());
+  }
 }
 
-async function showStatus(python: string, status: StatusItem, output: vscode.LogOutputChannel): Promise<void> {
+async function showStatus(python: string, cwd: string, status: StatusItem, output: vscode.LogOutputChannel): Promise<void> {
   const pick = await vscode.window.showQuickPick(
     ["Toggle inline completions", "Doctor report", "Restart sidecar", "Choose model…", "Show log"],
     { title: `Ryzanstein: ${status.last.state}${status.last.model ? ` · ${status.last.model}` : ""}` });
   if (pick === "Toggle inline completions") {
     await vscode.commands.executeCommand("ryzanstein.toggle");
   } else if (pick === "Doctor report") {
-    const report = await run(python, ["-m", "pyserver", "doctor"]).catch((e: unknown) => String(e));
+    const report = await run(python, ["-m", "pyserver", "doctor"], 120_000, cwd).catch((e: unknown) => String(e));
     const doc = await vscode.workspace.openTextDocument({ content: report, language: "json" });
     await vscode.window.showTextDocument(doc, { preview: true });
   } else if (pick === "Restart sidecar") {

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 from pyserver.completion.cache import SuggestionCache
 from pyserver.completion.context_ring import ContextRing
 from pyserver.completion.filters import CursorContext, apply_filters
-from pyserver.completion.prompt import fim_prompt
+from pyserver.completion.prompt import fim_prompt, split_at_line_start
 from pyserver.engine.generate import generate
 from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
@@ -30,20 +30,6 @@ def stable_prefix_start(prefix: str, max_chars: int) -> int:
     start = (len(prefix) - max_chars) // PREFIX_STEP_CHARS * PREFIX_STEP_CHARS + PREFIX_STEP_CHARS
     nl = prefix.find("\n", start)
     return start if nl < 0 else nl + 1
-
-
-# Longest typed part of the cursor's line that the model re-spells (see `typed_part_of_line`).
-TYPED_LINE_MAX_CHARS = 160
-
-
-def typed_part_of_line(prefix: str) -> str:
-    """What the prompt leaves out for the model to re-spell under a constraint: the cursor's line up to the cursor.
-
-    A prompt that ends mid-line ends mid-token (`return ` before ` side`), which the model never saw; ending it
-    at the line start instead matches how fill-in-the-middle is trained (a whole line as the middle), and the
-    prompt stays the same while the user types along the line, so the session's cache serves all of it."""
-    typed = prefix[prefix.rfind("\n") + 1:]
-    return typed if len(typed) <= TYPED_LINE_MAX_CHARS else ""
 
 
 @dataclass(frozen=True)
@@ -90,10 +76,10 @@ class CompletionEngine:
             budget = min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens
             # ~3 characters per token of code: a window that rarely needs trimming by tokens.
             window = prefix[stable_prefix_start(prefix, 3 * budget):]
-            typed = typed_part_of_line(window)
+            head, typed = split_at_line_start(window)
             suffix_text = suffix[: 8 * SUFFIX_MAX_TOKENS]
-            prompt = fim_prompt(model.tokenizer, self._extra_context(uri, prefix, suffix) + window[:len(window) - len(typed)],
-                                suffix_text, budget, suffix_tokens=SUFFIX_MAX_TOKENS)
+            prompt = fim_prompt(model.tokenizer, self._extra_context(uri, prefix, suffix) + head, suffix_text, budget,
+                                suffix_tokens=SUFFIX_MAX_TOKENS)
             stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
             r = generate(session, prompt, max_tokens=s.max_tokens, stop_strings=stops, forced_prefix=typed,
                          time_budget_s=s.time_budget_ms / 1e3, should_stop=should_stop)

@@ -5,6 +5,22 @@ from __future__ import annotations
 from pyserver.engine.tokenizer import Tokenizer
 
 SUFFIX_SHARE = 4  # the suffix gets 1/SUFFIX_SHARE of the prompt budget, the prefix the rest
+# Longest tail of a line that the model re-spells (see `split_at_line_start`).
+RESPELL_MAX_CHARS = 160
+
+
+def split_at_line_start(text: str) -> tuple[str, str]:
+    """(prompt text, forced text): the text's last line is left out of the prompt and given to the generation as
+    its forced start (`Generation(forced_prefix=...)`), which the model then spells with its own tokens.
+
+    A prompt that ends mid-line usually ends mid-token (`return ` before ` side`, indentation before `return`), a
+    token sequence the model never saw; ending it at the line start instead matches how fill-in-the-middle is
+    trained (a whole line as the middle), and while the user types along a line the prompt stays the same, so the
+    session's cache serves all of it. A very long last line stays in the prompt."""
+    start = text.rfind("\n") + 1
+    if len(text) - start > RESPELL_MAX_CHARS:
+        return text, ""
+    return text[:start], text[start:]
 
 
 def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None) -> list[int]:

@@ -45,8 +45,10 @@ def function_at(text: str, line: int) -> FunctionSpan | None:
 
 
 def run(session: Session, prompt: Sequence[int], max_tokens: int, stop: Sequence[str],
-        should_stop: Callable[[], bool]) -> str | None:
-    r = generate(session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop)
+        should_stop: Callable[[], bool], forced: str = "") -> str | None:
+    """The generated text after `forced` (the prompt's last line, see `split_at_line_start`); None when stopped."""
+    r = generate(session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop,
+                 forced_prefix=forced)
     return None if r.stop_reason == "cancelled" else r.text
 
 

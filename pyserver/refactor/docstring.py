@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyserver.completion.prompt import fim_prompt
+from pyserver.completion.prompt import fim_prompt, split_at_line_start
 from pyserver.engine import Session
 from pyserver.refactor import TextEdit
 from pyserver.refactor.common import function_at, line_offsets, run
@@ -25,10 +25,10 @@ def docstring_edit(session: Session, text: str, line: int, max_tokens: int,
         end = offs[fn.docstring[1]] if fn.docstring[1] < len(offs) else len(text)
     else:  # insert after the header
         start = end = offs[fn.header_end_line] if fn.header_end_line < len(offs) else len(text)
-    prefix = text[:start] + ind + '"""'
+    prefix, forced = split_at_line_start(text[:start] + ind + '"""')
     suffix = '"""\n' + text[end:]
     prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens)
-    out = run(session, prompt, max_tokens, ['"""'], should_stop)
+    out = run(session, prompt, max_tokens, ['"""'], should_stop, forced)
     if out is None:
         return None
     body = out.strip().replace('"""', "")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pyserver.completion.filters.block_end import block_end
 from pyserver.completion.filters.context import CursorContext
-from pyserver.completion.prompt import fim_prompt
+from pyserver.completion.prompt import fim_prompt, split_at_line_start
 from pyserver.engine import Session
 from pyserver.refactor import TextEdit
 from pyserver.refactor.common import run
@@ -26,8 +26,9 @@ def rewrite_edit(session: Session, text: str, start: int, end: int, instruction:
     prefix = text[:line_start] + f"{indent}# {instruction.strip()}\n{indent}# Original:\n" + "".join(
         f"{indent}#   {ln.strip()}\n" for ln in original.split("\n") if ln.strip()) + indent
     suffix = text[end:]
-    prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens)
-    out = run(session, prompt, max_tokens, [], should_stop)
+    head, forced = split_at_line_start(prefix)
+    prompt = fim_prompt(tok, head, suffix, session.n_ctx - max_tokens)
+    out = run(session, prompt, max_tokens, [], should_stop, forced)
     if out is None:
         return None
     new = block_end(out, CursorContext(prefix, suffix)).rstrip()

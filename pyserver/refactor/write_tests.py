@@ -7,6 +7,7 @@ from pathlib import PurePosixPath
 
 from pyserver.completion.filters.block_end import block_end
 from pyserver.completion.filters.context import CursorContext
+from pyserver.completion.prompt import split_at_line_start
 from pyserver.engine import Session
 from pyserver.refactor import NewFile
 from pyserver.refactor.common import function_at, run
@@ -22,8 +23,9 @@ def new_tests_file(session: Session, text: str, line: int, file_name: str, max_t
     module = PurePosixPath(file_name).stem
     head = f"from {module} import {fn.name}\n\n\ndef test_{fn.name}():\n    "
     source = "\n".join(text.split("\n")[fn.node.lineno - 1: fn.node.end_lineno])
-    prompt = tok.encode(f"# {module}.py\n{source}\n\n\n# test_{module}.py\n{head}")[-(session.n_ctx - max_tokens):]
-    out = run(session, prompt, max_tokens, ["\n\n\n"], should_stop)
+    text, forced = split_at_line_start(f"# {module}.py\n{source}\n\n\n# test_{module}.py\n{head}")
+    prompt = tok.encode(text)[-(session.n_ctx - max_tokens):]
+    out = run(session, prompt, max_tokens, ["\n\n\n"], should_stop, forced)
     if out is None:
         return None
     body = block_end(out, CursorContext(head, "")).rstrip()

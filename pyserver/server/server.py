@@ -34,8 +34,10 @@ from pyserver.server.settings import ServerSettings
 log = logging.getLogger("ryzanstein")
 
 STATUS_NOTIFICATION = "ryzanstein/status"
-COMMANDS = ("ryzanstein.explain", "ryzanstein.docstring", "ryzanstein.rewrite", "ryzanstein.writeTests",
-            "ryzanstein.status")
+# The sidecar's commands have a namespace of their own: the language client registers every command a server
+# advertises as a VS Code command, which must not collide with the extension's palette commands.
+COMMANDS = ("ryzanstein.sidecar.explain", "ryzanstein.sidecar.docstring", "ryzanstein.sidecar.rewrite",
+            "ryzanstein.sidecar.writeTests", "ryzanstein.sidecar.status")
 MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
 # A request waits this long for a newer one before it starts the model: a burst of keystrokes costs one run.
 COALESCE_S = 0.015
@@ -273,7 +275,7 @@ async def _apply(ls: RyzansteinServer, uri: str, version: int | None, edit: Text
     return out
 
 
-@server.command("ryzanstein.explain")
+@server.command("ryzanstein.sidecar.explain")
 async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = _arg(args)
     doc = ls.workspace.get_text_document(a["uri"])
@@ -298,7 +300,7 @@ async def _edit_command(ls: RyzansteinServer, a: dict[str, Any], title: str, mak
     return await _apply(ls, a["uri"], version, edit)
 
 
-@server.command("ryzanstein.docstring")
+@server.command("ryzanstein.sidecar.docstring")
 async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = _arg(args)
     line, n = _pos(a.get("position")).line + 1, ls.settings.refactor_max_tokens // 2
@@ -306,7 +308,7 @@ async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
                                lambda session, text, stop: docstring_edit(session, text, line, n, stop))
 
 
-@server.command("ryzanstein.rewrite")
+@server.command("ryzanstein.sidecar.rewrite")
 async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = _arg(args)
     instruction = a.get("instruction")
@@ -321,7 +323,7 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
                                                                         stop))
 
 
-@server.command("ryzanstein.writeTests")
+@server.command("ryzanstein.sidecar.writeTests")
 async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = _arg(args)
     line, n = _pos(a.get("position")).line + 1, ls.settings.refactor_max_tokens
@@ -330,7 +332,7 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
                                lambda session, text, stop: new_tests_file(session, text, line, name, n, stop))
 
 
-@server.command("ryzanstein.status")
+@server.command("ryzanstein.sidecar.status")
 def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     del args
     status = ls.host.status()

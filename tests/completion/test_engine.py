@@ -5,18 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyserver.completion.engine import TYPED_LINE_MAX_CHARS, CompletionEngine, typed_part_of_line
+from pyserver.completion.engine import CompletionEngine
 from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
 from tests.engine.builders import random_model, write_gguf
-
-
-def test_typed_part_of_line() -> None:
-    assert typed_part_of_line("def f(x):\n    return ") == "    return "
-    assert typed_part_of_line("x = 1\n") == ""
-    assert typed_part_of_line("first line") == "first line"
-    long = "y = " + "1 + " * TYPED_LINE_MAX_CHARS
-    assert typed_part_of_line("a\n" + long) == ""  # too long to re-spell: the prompt keeps it
 
 
 @pytest.fixture(scope="module")

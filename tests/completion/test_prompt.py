@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyserver.completion.prompt import fim_prompt
+from pyserver.completion.prompt import RESPELL_MAX_CHARS, fim_prompt, split_at_line_start
 from pyserver.engine.gguf_file import GGUFFile
 from pyserver.engine.tokenizer import Tokenizer
 from tests.engine.builders import random_model, write_gguf
@@ -58,3 +58,11 @@ def test_prefix_window_start_is_stable_while_typing() -> None:
     assert s == 0 or text[s - 1] == "\n"  # a line boundary
     assert 20_000 - s <= 3000 + PREFIX_STEP_CHARS
     assert stable_prefix_start("short", 3000) == 0
+
+
+def test_split_at_line_start() -> None:
+    assert split_at_line_start("def f(x):\n    return ") == ("def f(x):\n", "    return ")
+    assert split_at_line_start("x = 1\n") == ("x = 1\n", "")
+    assert split_at_line_start("first line") == ("", "first line")
+    long = "a\n" + "y = " + "1 + " * RESPELL_MAX_CHARS
+    assert split_at_line_start(long) == (long, "")  # too long to re-spell: the prompt keeps it

@@ -63,7 +63,7 @@ async def client(lsp_client: LanguageClient) -> Any:
     await lsp_client.initialize_session(t.InitializeParams(
         capabilities=capabilities(), initialization_options={"ryzanstein": {**SETTINGS, "modelPath": str(model_path())}}))
     for _ in range(200):
-        status = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+        status = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
         if status["state"] == "ready":
             break
         await asyncio.sleep(0.05)
@@ -116,7 +116,7 @@ async def test_utf16_positions(client: LanguageClient) -> None:
 
 
 async def status(client: LanguageClient) -> dict[str, Any]:
-    return await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+    return await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
 
 
 @pytest.mark.asyncio
@@ -148,14 +148,14 @@ async def test_cancel_answers_32800_and_stops_generation(client: LanguageClient)
 async def test_burst_computes_only_the_last(client: LanguageClient) -> None:
     text = "import os\n\nfor name in os.listdir('.'):\n    print(\n"
     uri = open_doc(client, text)
-    before = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+    before = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
     futures = [asyncio.ensure_future(client.protocol.send_request_async(
         t.TEXT_DOCUMENT_INLINE_COMPLETION, request(uri, 3, 10), msg_id=f"burst-{i}")) for i in range(200)]
     await asyncio.sleep(0)  # let them all go out
     for i in range(0, 199, 3):  # the client gives up on a third of them
         client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id=f"burst-{i}"))
     results = await asyncio.gather(*futures, return_exceptions=True)
-    after = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.status"))
+    after = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
     assert not isinstance(results[-1], Exception) and results[-1].items
     last = results[-1].items[0].insert_text
     # Superseded requests answer empty, or instantly from the suggestion cache: never a different suggestion.
@@ -177,7 +177,7 @@ async def test_malformed_params_get_an_error_and_server_keeps_serving(client: La
     with pytest.raises(JsonRpcException):
         await asyncio.wait_for(asyncio.wrap_future(bad), 30)
     with pytest.raises(JsonRpcException):
-        await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.docstring",
+        await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.docstring",
                                                                             arguments=["not a dict"]))
     uri = open_doc(client, "x = \n")
     result = await client.text_document_inline_completion_async(request(uri, 0, 4))
@@ -189,7 +189,7 @@ async def test_stale_edit_is_refused(client: LanguageClient) -> None:
     text = "def area(w, h):\n    return w * h\n"
     uri = open_doc(client, text)
     cmd = asyncio.ensure_future(client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.docstring", arguments=[{"uri": uri, "position": {"line": 0, "character": 4}}])))
+        command="ryzanstein.sidecar.docstring", arguments=[{"uri": uri, "position": {"line": 0, "character": 4}}])))
     await asyncio.sleep(0)  # the command goes out first; the edit below lands while it computes
     client.text_document_did_change(t.DidChangeTextDocumentParams(
         text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=2),
@@ -204,7 +204,7 @@ async def test_docstring_edit_carries_the_version(client: LanguageClient) -> Non
     text = "def area(w, h):\n    return w * h\n"
     uri = open_doc(client, text, version=7)
     result = await client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.docstring", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}]))
+        command="ryzanstein.sidecar.docstring", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}]))
     if result.get("applied") is False and "empty" in result.get("reason", ""):
         pytest.skip("the random model wrote an empty docstring")
     (params,) = client.applied_versions  # type: ignore[attr-defined]
@@ -221,7 +221,7 @@ async def test_long_refactor_does_not_block_completions(client: LanguageClient) 
     client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
         settings={"ryzanstein": {"refactorMaxTokens": 1500}}))
     refactor = asyncio.ensure_future(client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.writeTests", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}])))
+        command="ryzanstein.sidecar.writeTests", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}])))
     for _ in range(200):  # wait until the refactor is generating
         if (await status(client))["state"] == "busy":
             break

@@ -34,18 +34,18 @@ async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {})
 export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void): void {
   const reg = (id: string, fn: () => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
   reg("ryzanstein.explain", async () => {
-    const r = (await runInSidecar(sidecar, "ryzanstein.explain")) as Args | undefined;
+    const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
     if (r && typeof r.text === "string") {
       const doc = await vscode.workspace.openTextDocument({ content: r.text, language: "markdown" });
       await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
     }
   });
-  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.docstring"));
-  reg("ryzanstein.writeTests", () => runInSidecar(sidecar, "ryzanstein.writeTests"));
+  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring"));
+  reg("ryzanstein.writeTests", () => runInSidecar(sidecar, "ryzanstein.sidecar.writeTests"));
   reg("ryzanstein.rewrite", async () => {
     const instruction = await vscode.window.showInputBox({ prompt: "How should the selection be rewritten?" });
     if (instruction) {
-      await runInSidecar(sidecar, "ryzanstein.rewrite", { instruction });
+      await runInSidecar(sidecar, "ryzanstein.sidecar.rewrite", { instruction });
     }
   });
   reg("ryzanstein.toggle", async () => {

@@ -20,6 +20,7 @@ export class Sidecar implements vscode.Disposable {
 
   constructor(
     private readonly python: string,
+    private readonly cwd: string,
     private readonly output: vscode.LogOutputChannel,
     private readonly initOptions: () => Record<string, unknown>,
     private readonly debounceMs: () => number,
@@ -28,7 +29,7 @@ export class Sidecar implements vscode.Disposable {
 
   async start(): Promise<void> {
     this.stopping = false;
-    const serverOptions: ServerOptions = { command: this.python, args: ["-m", "pyserver"], options: { env: process.env } };
+    const serverOptions: ServerOptions = { command: this.python, args: ["-m", "pyserver"], options: { env: process.env, cwd: this.cwd } };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.output,

@@ -1,14 +1,18 @@
 // First-run setup: a Python that can run the sidecar. A Python that already has it (a developer's checkout) is
 // used as is; otherwise a virtual environment in the extension's global storage gets the wheels shipped inside the
 // VSIX (extension/resources/wheels), installed offline first.
+//
+// Every Python run here (and the sidecar itself) starts in the extension's storage folder: Python puts the working
+// directory first on the import path, and a folder that happens to hold a `pyserver` directory (a checkout of this
+// project, say) would shadow the installed sidecar.
 
 import { execFile } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync } from "node:fs";
 import * as path from "node:path";
 
-export function run(exe: string, args: string[], timeoutMs = 600_000): Promise<string> {
+export function run(exe: string, args: string[], timeoutMs = 600_000, cwd?: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(exe, args, { timeout: timeoutMs, maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) => {
+    execFile(exe, args, { timeout: timeoutMs, maxBuffer: 16 * 2 ** 20, cwd }, (err, stdout, stderr) => {
       if (err) {
         reject(new Error(`${exe} ${args.join(" ")}: ${stderr || err.message}`));
       } else {
@@ -22,12 +26,13 @@ export function venvPython(venvDir: string): string {
   return process.platform === "win32" ? path.join(venvDir, "Scripts", "python.exe") : path.join(venvDir, "bin", "python");
 }
 
-export async function hasSidecar(python: string): Promise<boolean> {
+/** Why `python` cannot run the sidecar, or undefined when it can. */
+export async function sidecarImportError(python: string, cwd: string): Promise<string | undefined> {
   try {
-    await run(python, ["-c", "import pyserver.native"], 60_000);
-    return true;
-  } catch {
-    return false;
+    await run(python, ["-c", "import pyserver.native"], 60_000, cwd);
+    return undefined;
+  } catch (e) {
+    return String(e);
   }
 }
 
@@ -38,16 +43,17 @@ export async function ensureSidecar(
   wheelsDir: string,
   report: (message: string) => void,
 ): Promise<string> {
-  if (await hasSidecar(basePython)) {
+  mkdirSync(storageDir, { recursive: true });
+  if ((await sidecarImportError(basePython, storageDir)) === undefined) {
     return basePython;
   }
   const venv = path.join(storageDir, "venv");
   const py = venvPython(venv);
-  if (existsSync(py) && (await hasSidecar(py))) {
+  if (existsSync(py) && (await sidecarImportError(py, storageDir)) === undefined) {
     return py;
   }
   report("creating a virtual environment");
-  await run(basePython, ["-m", "venv", venv]);
+  await run(basePython, ["-m", "venv", venv], 600_000, storageDir);
   const wheels = existsSync(wheelsDir) ? readdirSync(wheelsDir).filter((f) => f.startsWith("ryzanstein-")) : [];
   if (wheels.length === 0) {
     throw new Error(`no sidecar wheel in ${wheelsDir}: this build of the extension is incomplete`);
@@ -55,13 +61,14 @@ export async function ensureSidecar(
   report("installing the sidecar (offline)");
   const target = path.join(wheelsDir, wheels.sort().pop() as string);
   try {
-    await run(py, ["-m", "pip", "install", "--no-index", "--find-links", wheelsDir, target]);
+    await run(py, ["-m", "pip", "install", "--no-index", "--find-links", wheelsDir, target], 600_000, storageDir);
   } catch {
     report("installing the sidecar's dependencies from the package index");
-    await run(py, ["-m", "pip", "install", "--find-links", wheelsDir, target]);
+    await run(py, ["-m", "pip", "install", "--find-links", wheelsDir, target], 600_000, storageDir);
   }
-  if (!(await hasSidecar(py))) {
-    throw new Error("the sidecar was installed but does not import; see the output channel");
+  const error = await sidecarImportError(py, storageDir);
+  if (error !== undefined) {
+    throw new Error(`the sidecar was installed but does not import: ${error}`);
   }
   return py;
 }

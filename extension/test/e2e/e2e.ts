@@ -44,6 +44,9 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A failure that waiting longer cannot mend: `waitFor` stops at once. */
+class Fatal extends Error {}
+
 async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -54,6 +57,9 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
         return v;
       }
     } catch (e) {
+      if (e instanceof Fatal) {
+        throw e;
+      }
       lastError = e;
     }
     await new Promise((r) => setTimeout(r, 250));
@@ -71,6 +77,8 @@ function userSettings(): Record<string, unknown> {
   // typed text is exactly what reaches the document.
   return {
     "workbench.startupEditor": "none",
+    "workbench.secondarySideBar.defaultVisibility": "hidden",
+    "chat.disableAIFeatures": true,
     "workbench.tips.enabled": false,
     "workbench.enableExperiments": false,
     "telemetry.telemetryLevel": "off",
@@ -166,7 +174,9 @@ async function main(): Promise<void> {
   const serverLog = createWriteStream(path.join(ARTIFACTS, "code-server.log"));
   const server: ChildProcess = spawn(node24, [codeServer, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`,
     "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
-    "--extensions-dir", extDir, "--user-data-dir", userData, workspace], { detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    "--extensions-dir", extDir, "--user-data-dir", userData, workspace],
+    // Started in the repository, whose pyserver/ folder must not shadow the sidecar installed from the VSIX.
+    { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
   server.stdout?.pipe(serverLog);
   server.stderr?.pipe(serverLog);
   let browser: Browser | undefined;
@@ -190,7 +200,7 @@ async function main(): Promise<void> {
     const ready = await waitFor("the status bar to say the sidecar is ready", 5 * 60_000, async () => {
       const t = await statusText(page!);
       if (/error/i.test(t)) {
-        throw new Error(`status bar shows an error: ${t}`);
+        throw new Fatal(`status bar shows an error: ${t}`);
       }
       return /Ryzanstein/.test(t) && !t.includes(":") ? t : undefined;
     });
@@ -201,8 +211,9 @@ async function main(): Promise<void> {
     await page.locator(".quick-input-widget input").fill(FILE);
     await page.locator(".quick-input-list .monaco-list-row", { hasText: FILE }).first().waitFor({ timeout: 10_000 });
     await page.keyboard.press("Enter");
-    await page.locator(".monaco-editor .view-lines", { hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
-    await page.locator(".monaco-editor textarea").first().focus();
+    const editorLines = page.locator(".part.editor .monaco-editor .view-lines").first();
+    await editorLines.filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
+    await editorLines.click();
     await page.keyboard.press("Control+End");
     const typed = "\n\ndef square_area(side):\n";
     await page.keyboard.type(typed, { delay: 40 });
@@ -246,7 +257,7 @@ async function main(): Promise<void> {
     await page.keyboard.press("Enter");
     await runCommand(page, "Ryzanstein: Add or Update Docstring");
     await waitFor("the docstring edit", 120_000, async () =>
-      (await page!.locator(".monaco-editor .view-lines").first().innerText()).includes('"""') ? true : undefined);
+      (await editorLines.innerText()).includes('"""') ? true : undefined);
     const refactored = await save(page, file, accepted);
     const lines = refactored.split("\n");
     const def = lines.findIndex((l) => l.startsWith("def circle_area"));
