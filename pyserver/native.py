@@ -28,6 +28,8 @@ KvCache = _native.KvCache
 CancelFlag = _native.CancelFlag
 quantize_weight_rows = _native.quantize_weight_rows
 quantize_weight_rows_i4 = _native.quantize_weight_rows_i4
+hamming_topk = _native.hamming_topk
+hamming_nearest = _native.hamming_nearest
 
 FORMATS = ("TQ2_0", "TQ1_0", "I2_S")
 
@@ -36,6 +38,8 @@ __all__ = [
     "CancelFlag",
     "KvCache",
     "Model",
+    "hamming_nearest",
+    "hamming_topk",
     "quantize_weight_rows",
     "quantize_weight_rows_i4",
     "alloc_weights",

@@ -12,6 +12,7 @@
 #include "act_quant.h"
 #include "cpu.h"
 #include "formats.h"
+#include "hamming.h"
 #include "matmul.h"
 #include "membw.h"
 #include "model.h"
@@ -458,4 +459,66 @@ PYBIND11_MODULE(_native, mod) {
         }
         return py::make_tuple(q, s);
     }, py::arg("w"), "Per-row symmetric 4-bit: returns (packed [rows, cols / 2] uint8, scales [rows]).");
+
+    mod.def("hamming_topk", [](const py::handle& sig_obj, const py::handle& q_obj, int64_t k,
+                               const py::object& rows_obj, const std::string& isa_name) {
+        auto sigs = strict_array<uint8_t>(sig_obj, "signatures", 2, 2);
+        auto q = strict_array<uint8_t>(q_obj, "query", 1, 1);
+        const int64_t n = sigs.shape(0), bytes = sigs.shape(1);
+        if (bytes % 8 != 0 || bytes == 0 || bytes > MAX_SIGNATURE_BYTES)
+            throw py::value_error("signatures: rows must be 8 to " + std::to_string(MAX_SIGNATURE_BYTES) +
+                                  " bytes, a multiple of 8; got " + std::to_string(bytes));
+        if (q.shape(0) != bytes)
+            throw py::value_error("query: expected " + std::to_string(bytes) + " bytes, got " +
+                                  std::to_string(q.shape(0)));
+        if (k < 0) throw py::value_error("k must be >= 0");
+        const int64_t* rows = nullptr;
+        int64_t m = n;
+        py::array_t<int64_t> rows_arr;
+        if (!rows_obj.is_none()) {
+            rows_arr = strict_array<int64_t>(rows_obj, "rows", 1, 1);
+            rows = rows_arr.data();
+            m = rows_arr.shape(0);
+            for (int64_t i = 0; i < m; ++i)
+                if (rows[i] < 0 || rows[i] >= n)
+                    throw py::index_error("rows: " + std::to_string(rows[i]) + " is outside [0, " +
+                                          std::to_string(n) + ")");
+        }
+        const Isa isa = parse_isa(isa_name);
+        HammingHits hits;
+        {
+            py::gil_scoped_release nogil;
+            hits = hamming_topk(sigs.data(), bytes, q.data(), rows, m, k, isa);
+        }
+        py::array_t<int64_t> out_rows(static_cast<py::ssize_t>(hits.rows.size()));
+        py::array_t<int32_t> out_dist(static_cast<py::ssize_t>(hits.distances.size()));
+        std::copy(hits.rows.begin(), hits.rows.end(), out_rows.mutable_data());
+        std::copy(hits.distances.begin(), hits.distances.end(), out_dist.mutable_data());
+        return py::make_tuple(out_rows, out_dist);
+    }, py::arg("signatures"), py::arg("query"), py::arg("k"), py::arg("rows") = py::none(),
+       py::arg("isa") = "auto",
+       "The k signatures nearest to query by Hamming distance, among `rows` (all when None): (rows, distances), "
+       "nearest first, ties by row.");
+
+    mod.def("hamming_nearest", [](const py::handle& sig_obj, const py::handle& cent_obj, const std::string& isa_name) {
+        auto sigs = strict_array<uint8_t>(sig_obj, "signatures", 2, 2);
+        auto cents = strict_array<uint8_t>(cent_obj, "centroids", 2, 2);
+        const int64_t n = sigs.shape(0), bytes = sigs.shape(1), k = cents.shape(0);
+        if (bytes % 8 != 0 || bytes == 0 || bytes > MAX_SIGNATURE_BYTES)
+            throw py::value_error("signatures: rows must be 8 to " + std::to_string(MAX_SIGNATURE_BYTES) +
+                                  " bytes, a multiple of 8; got " + std::to_string(bytes));
+        if (cents.shape(1) != bytes)
+            throw py::value_error("centroids: expected rows of " + std::to_string(bytes) + " bytes, got " +
+                                  std::to_string(cents.shape(1)));
+        if (k == 0) throw py::value_error("centroids: need at least one");
+        const Isa isa = parse_isa(isa_name);
+        py::array_t<int32_t> label(n);
+        py::array_t<uint16_t> dist(n);
+        {
+            py::gil_scoped_release nogil;
+            hamming_nearest(sigs.data(), n, bytes, cents.data(), k, label.mutable_data(), dist.mutable_data(), isa);
+        }
+        return py::make_tuple(label, dist);
+    }, py::arg("signatures"), py::arg("centroids"), py::arg("isa") = "auto",
+       "For each signature, the nearest centroid by Hamming distance: (labels int32, distances uint16).");
 }

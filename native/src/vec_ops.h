@@ -17,6 +17,10 @@ struct VecOps {
     // The same for 4-bit rows (see pack_i4_rows): W [rows, n/2] bytes, n a multiple of 64; xsum = sum of x.
     void (*gemv_i4)(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* x, int32_t xsum, float* y,
                     int64_t r0, int64_t r1);
+    // out[i] = popcount(sig(i) XOR q) for i in [i0, i1), sig(i) the row rows[i] (or i when rows is null) of sigs,
+    // rows of `bytes` bytes, a multiple of 8 (the index's binary signatures).
+    void (*hamming)(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0,
+                    int64_t i1, uint16_t* out);
 };
 
 // 4-bit output-head rows: weight w in [-7, 7] stored as the nibble u = w + 8. In each 32-byte unit c of a row,

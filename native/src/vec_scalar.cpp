@@ -1,4 +1,6 @@
 // Portable reference versions of the forward-pass helpers.
+#include <cstring>
+
 #include "vec_ops.h"
 
 namespace ryz {
@@ -34,10 +36,35 @@ void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* 
     }
 }
 
+// Bit tricks, so the portable build needs no POPCNT instruction.
+inline uint64_t popcount64_portable(uint64_t v) {
+    v = v - ((v >> 1) & 0x5555555555555555ULL);
+    v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+    v = (v + (v >> 4)) & 0x0F0F0F0F0F0F0F0FULL;
+    return (v * 0x0101010101010101ULL) >> 56;
+}
+
+void hamming(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0, int64_t i1,
+             uint16_t* out) {
+    const int64_t words = bytes / 8;
+    uint64_t qw[64];
+    std::memcpy(qw, q, static_cast<size_t>(bytes));
+    for (int64_t i = i0; i < i1; ++i) {
+        const uint8_t* s = sigs + (rows ? rows[i] : i) * bytes;
+        uint32_t d = 0;
+        for (int64_t w = 0; w < words; ++w) {
+            uint64_t v;
+            std::memcpy(&v, s + 8 * w, 8);
+            d += static_cast<uint32_t>(popcount64_portable(v ^ qw[w]));
+        }
+        out[i] = static_cast<uint16_t>(d);
+    }
+}
+
 }  // namespace
 
 const VecOps& scalar_vec_ops() {
-    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4};
+    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4, hamming};
     return ops;
 }
 

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+from urllib.parse import unquote, urlparse
 
 from pyserver.completion.cache import SuggestionCache
 from pyserver.completion.context_ring import ContextRing
@@ -53,10 +54,21 @@ class CompletionEngine:
         self.model_runs = 0  # completions that reached the model (not served from the cache)
         self.finished_runs = 0  # of those, generations that ran to the end
         self.stopped_runs = 0  # and those stopped between tokens (a newer request, a cancel)
+        # (file path, prefix, character budget) -> [(path, chunk text)] from the workspace index, when there is one.
+        self.index_context: Callable[[str | None, str, int], list[tuple[str, str]]] | None = None
 
     def _extra_context(self, uri: str, prefix: str, suffix: str) -> str:
-        chunks = self.ring.pick(uri, prefix[-1500:] + suffix[:500], self.settings.context_chars)
-        parts = [f"# {PurePosixPath(c.uri).name}\n{c.text}\n\n" for c in chunks]
+        """Code from elsewhere for the prompt: what the workspace index finds for the text before the cursor
+        (definitions of the names used there first), then recently seen chunks of open documents."""
+        budget = self.settings.context_chars
+        parts: list[str] = []
+        if self.index_context is not None:
+            path = unquote(urlparse(uri).path) if uri.startswith("file:") else None
+            for path_, text in self.index_context(path, prefix, budget):
+                parts.append(f"# {path_}\n{text}\n\n")
+                budget -= len(parts[-1])
+        for c in self.ring.pick(uri, prefix[-1500:] + suffix[:500], max(0, budget)):
+            parts.append(f"# {PurePosixPath(c.uri).name}\n{c.text}\n\n")
         return "".join(parts)
 
     def complete(self, uri: str, text: str, offset: int, should_stop: Callable[[], bool]) -> Completion | None:
@@ -78,7 +90,10 @@ class CompletionEngine:
             window = prefix[stable_prefix_start(prefix, 3 * budget):]
             head, typed = split_at_line_start(window)
             suffix_text = suffix[: 8 * SUFFIX_MAX_TOKENS]
-            prompt = fim_prompt(model.tokenizer, self._extra_context(uri, prefix, suffix) + head, suffix_text, budget,
+            # The extra context is looked up from the text before the cursor's line, so it too stays the same while
+            # the user types along the line (and the whole prompt stays cached).
+            extra = self._extra_context(uri, prefix[: len(prefix) - len(typed)], suffix)
+            prompt = fim_prompt(model.tokenizer, extra + head, suffix_text, budget,
                                 suffix_tokens=SUFFIX_MAX_TOKENS)
             stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
             r = generate(session, prompt, max_tokens=s.max_tokens, stop_strings=stops, forced_prefix=typed,

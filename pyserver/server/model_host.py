@@ -45,6 +45,7 @@ class ModelHost:
         self.error: str | None = None
         self.lock = threading.Lock()
         self.completion_waiting = threading.Event()
+        self.completion_running = threading.Event()  # background work (embeddings) waits while set
         self.last_latency_ms: float | None = None
         self.last_tokens_per_s: float | None = None
         self._on_state = on_state or (lambda _h: None)
@@ -89,6 +90,7 @@ class ModelHost:
     def completion_turn(self) -> Iterator[Session]:
         """The completion session, with the model held for the whole generation."""
         self.completion_waiting.set()
+        self.completion_running.set()
         try:
             with self.lock:
                 self.completion_waiting.clear()
@@ -96,6 +98,7 @@ class ModelHost:
                 yield self._completion_session
         finally:
             self.completion_waiting.clear()
+            self.completion_running.clear()
 
     def refactor_session(self) -> Session:
         assert self._refactor_session is not None

@@ -27,6 +27,8 @@ from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.write_tests import new_tests_file
+from pyserver.index.workspace import Progress
+from pyserver.server.index_host import IndexHost
 from pyserver.server.model_host import ModelHost
 from pyserver.server.protocol import RyzansteinProtocol
 from pyserver.server.settings import ServerSettings
@@ -37,7 +39,8 @@ STATUS_NOTIFICATION = "ryzanstein/status"
 # The sidecar's commands have a namespace of their own: the language client registers every command a server
 # advertises as a VS Code command, which must not collide with the extension's palette commands.
 COMMANDS = ("ryzanstein.sidecar.explain", "ryzanstein.sidecar.docstring", "ryzanstein.sidecar.rewrite",
-            "ryzanstein.sidecar.writeTests", "ryzanstein.sidecar.status")
+            "ryzanstein.sidecar.writeTests", "ryzanstein.sidecar.status", "ryzanstein.sidecar.reindex",
+            "ryzanstein.sidecar.search")
 MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
 # A request waits this long for a newer one before it starts the model: a burst of keystrokes costs one run.
 COALESCE_S = 0.015
@@ -50,6 +53,9 @@ class RyzansteinServer(LanguageServer):
         self.settings = ServerSettings()
         self.host = ModelHost(on_state=self._state_changed)
         self.engine = CompletionEngine(self.host, self.settings)
+        self.index = IndexHost(self.host.completion_running, on_error=lambda msg: self.error_once("index", msg))
+        self.engine.index_context = lambda path, prefix, budget: [
+            (h.chunk.path, h.chunk.text) for h in self.index.completion_context(path, prefix, budget)]
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="completion")
         self.refactor_pool = ThreadPoolExecutor(1, thread_name_prefix="refactor")
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -116,6 +122,12 @@ async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None
         except Exception:  # a client that refuses progress still gets the model
             token = None
     thread = ls.host.load_in_background(ls.settings.model_path, ls.settings.threads)
+    if ls.settings.index_enable:
+        roots = [Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values()
+                 if f.uri.startswith("file:")]
+        if roots:
+            ls.index.start(roots, ls.settings.storage_path, ls.settings.index_include, ls.settings.index_exclude,
+                           await _progress(ls, "Ryzanstein: indexing the workspace"))
     await asyncio.get_running_loop().run_in_executor(None, thread.join)
     if token is not None:
         msg = "ready" if ls.host.ready else f"failed: {ls.host.error}"
@@ -204,6 +216,38 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
 
 
 # ---- refactors ---------------------------------------------------------------------------
+
+async def _progress(ls: RyzansteinServer, title: str) -> Progress:
+    """Work-done progress a worker thread can report to and the user can cancel (a no-op for clients without it)."""
+    caps = ls.client_capabilities.window
+    if caps is None or not caps.work_done_progress or ls.loop is None:
+        return Progress()
+    token = f"ryzanstein-{uuid.uuid4()}"
+    try:
+        await ls.work_done_progress.create_async(token)
+    except Exception:
+        return Progress()
+    ls.work_done_progress.begin(token, t.WorkDoneProgressBegin(title=title, cancellable=True, percentage=0))
+    cancelled = threading.Event()
+    fut = ls.work_done_progress.tokens.get(token)
+    if fut is not None:
+        fut.add_done_callback(lambda f: cancelled.set() if f.cancelled() else None)
+    loop = ls.loop
+    ended = threading.Event()
+
+    def report(done: int, total: int, message: str) -> None:
+        if ended.is_set():
+            return
+        if done >= total:
+            ended.set()
+            loop.call_soon_threadsafe(ls.work_done_progress.end, token, t.WorkDoneProgressEnd(message="done"))
+            return
+        pct = int(100 * done / max(1, total))
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
+                                  t.WorkDoneProgressReport(message=message, percentage=pct))
+
+    return Progress(report=report, cancelled=cancelled.is_set)
+
 
 def _arg(args: tuple[Any, ...]) -> dict[str, Any]:
     if not args or not isinstance(args[0], dict) or not isinstance(args[0].get("uri"), str):
@@ -339,7 +383,44 @@ def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     status["computed_completions"] = ls.engine.model_runs
     status["finished_completions"] = ls.engine.finished_runs
     status["cancelled_completions"] = ls.engine.stopped_runs
+    status["index"] = ls.index.status()
     return status
+
+
+@server.command("ryzanstein.sidecar.reindex")
+async def cmd_reindex(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    del args
+    if not ls.index.indexes:
+        return {"indexed": False, "reason": "no workspace folder is indexed (or indexing is off)"}
+    progress = await _progress(ls, "Ryzanstein: re-indexing")
+    reports = await asyncio.get_running_loop().run_in_executor(None, ls.index.reindex, progress)
+    progress.report(1, 1, "done")
+    return {"indexed": True, "files_indexed": sum(r.files_indexed for r in reports),
+            "files_removed": sum(r.files_removed for r in reports), **ls.index.status()}
+
+
+@server.command("ryzanstein.sidecar.search")
+async def cmd_search(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = args[0] if args and isinstance(args[0], dict) else {}
+    query = a.get("query")
+    if not isinstance(query, str) or not query.strip():
+        raise ValueError("search needs a non-empty 'query'")
+    k = a.get("k", 10)
+    k = k if isinstance(k, int) and 0 < k <= 100 else 10
+    hits = []
+    for index in ls.index.indexes:
+        found = await asyncio.get_running_loop().run_in_executor(ls.refactor_pool, index.search, query, k)
+        hits += [{"uri": (index.root / h.chunk.path).as_uri(), "range": {
+            "start": {"line": h.chunk.start_line - 1, "character": 0},
+            "end": {"line": h.chunk.end_line, "character": 0}}, "symbol": h.chunk.symbol, "score": h.score}
+            for h in found]
+    return {"hits": sorted(hits, key=lambda h: -h["score"])[:k]}
+
+
+@server.feature(t.SHUTDOWN)
+def shutdown(ls: RyzansteinServer, *args: Any) -> None:
+    del args
+    ls.index.stop()
 
 
 def serve() -> None:

@@ -17,6 +17,10 @@ class ServerSettings:
     context_chars: int = 1500  # extra context from other documents
     time_budget_ms: int = 1500  # a suggestion that arrives later is worth nothing
     refactor_max_tokens: int = 256
+    index_enable: bool = True  # the workspace index (completion context, search)
+    index_include: tuple[str, ...] = ()  # globs; empty: everything not excluded
+    index_exclude: tuple[str, ...] = ()
+    storage_path: str = ""  # where index files go (the extension's storage); empty: ~/.cache/ryzanstein
 
     def updated(self, values: dict[str, Any] | None) -> ServerSettings:
         """A copy with known keys (camelCase or snake_case) taken from values; unknown keys and bad types ignored."""
@@ -29,7 +33,10 @@ class ServerSettings:
                 if key in values:
                     v = values[key]
                     default = getattr(self, f.name)
-                    if isinstance(default, bool):
+                    if isinstance(default, tuple):
+                        if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+                            changes[f.name] = tuple(v)
+                    elif isinstance(default, bool):
                         if isinstance(v, bool):
                             changes[f.name] = v
                     elif isinstance(default, int):

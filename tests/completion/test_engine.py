@@ -36,3 +36,24 @@ def test_typing_along_a_line_keeps_the_prompt(engine: CompletionEngine) -> None:
     # for its logits).
     assert all(c.reused_tokens == c.prompt_tokens - 1 for c in seen[1:])
 
+
+
+def test_index_context_goes_into_the_prompt(engine: CompletionEngine) -> None:
+    calls: list[tuple[str | None, str]] = []
+
+    def lookup(path: str | None, prefix: str, budget: int) -> list[tuple[str, str]]:
+        calls.append((path, prefix))
+        return [("lib/helpers.py", "def scale_vector(v, k):\n    return [x * k for x in v]")]
+
+    engine.index_context = lookup
+    try:
+        text = "from lib.helpers import scale_vector\n\nresult = scale_v"
+        c = engine.complete("file:///ws/app.py", text, len(text), lambda: False)
+        assert c is not None
+        tok = engine.host.model.tokenizer  # type: ignore[union-attr]
+        prompt = tok.decode(engine.host._completion_session.tokens)  # type: ignore[union-attr]
+        assert "# lib/helpers.py\ndef scale_vector(v, k):" in prompt
+        # Looked up for this file, from the text before the cursor's line (the same at every keystroke on it).
+        assert calls == [("/ws/app.py", "from lib.helpers import scale_vector\n\n")]
+    finally:
+        engine.index_context = None

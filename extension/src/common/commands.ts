@@ -55,9 +55,19 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
   reg("ryzanstein.trigger", () => vscode.commands.executeCommand("editor.action.inlineSuggest.trigger"));
   reg("ryzanstein.restart", () => sidecar.restart());
   reg("ryzanstein.showStatus", showStatus);
-  // The sidecar has no workspace index yet: say so rather than fail with an unknown-command error.
-  reg("ryzanstein.reindex", () =>
-    vscode.window.showInformationMessage("Ryzanstein: workspace indexing is not available in this version."));
+  reg("ryzanstein.reindex", async () => {
+    if (!sidecar.client) {
+      void vscode.window.showWarningMessage("Ryzanstein: the sidecar is not running.");
+      return;
+    }
+    const r = (await sidecar.client.sendRequest("workspace/executeCommand", {
+      command: "ryzanstein.sidecar.reindex",
+      arguments: [],
+    })) as Args | undefined;
+    void vscode.window.showInformationMessage(r?.indexed
+      ? `Ryzanstein: index updated (${r.files_indexed} files re-indexed, ${r.files_removed} removed; ${r.chunks} chunks).`
+      : `Ryzanstein: ${String(r?.reason ?? "nothing to index")}`);
+  });
   reg("ryzanstein.chooseModel", async () => {
     const pick = await vscode.window.showQuickPick(["Shipped model", "Choose a model file…"], { title: "Ryzanstein model" });
     const cfg = vscode.workspace.getConfiguration("ryzanstein");

@@ -33,7 +33,8 @@ export class Sidecar implements vscode.Disposable {
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.output,
-      initializationOptions: { ryzanstein: this.initOptions() },
+      // The index files live in the extension's storage folder (its working directory too, see setup.ts).
+      initializationOptions: { ryzanstein: { ...this.initOptions(), storagePath: this.cwd } },
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),
         closed: () => {

