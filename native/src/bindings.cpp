@@ -54,6 +54,12 @@ py::array_t<T> strict_array(const py::handle& obj, const char* what, int ndim_mi
     return py::reinterpret_borrow<py::array_t<T>>(arr);
 }
 
+void check_signature_bytes(int64_t bytes) {
+    if (bytes % 8 != 0 || bytes == 0 || bytes > MAX_SIGNATURE_BYTES)
+        throw py::value_error("signatures: rows must be 8 to " + std::to_string(MAX_SIGNATURE_BYTES) +
+                              " bytes, a multiple of 8; got " + std::to_string(bytes));
+}
+
 // A packed tensor kept alive by the buffer it lives in (numpy array, bytes, mmap, ...).
 struct PyTernaryMatrix {
     std::unique_ptr<py::buffer_info> buf;  // holds the exporter's buffer (an mmap cannot close under us)
@@ -465,9 +471,7 @@ PYBIND11_MODULE(_native, mod) {
         auto sigs = strict_array<uint8_t>(sig_obj, "signatures", 2, 2);
         auto q = strict_array<uint8_t>(q_obj, "query", 1, 1);
         const int64_t n = sigs.shape(0), bytes = sigs.shape(1);
-        if (bytes % 8 != 0 || bytes == 0 || bytes > MAX_SIGNATURE_BYTES)
-            throw py::value_error("signatures: rows must be 8 to " + std::to_string(MAX_SIGNATURE_BYTES) +
-                                  " bytes, a multiple of 8; got " + std::to_string(bytes));
+        check_signature_bytes(bytes);
         if (q.shape(0) != bytes)
             throw py::value_error("query: expected " + std::to_string(bytes) + " bytes, got " +
                                   std::to_string(q.shape(0)));
@@ -504,9 +508,7 @@ PYBIND11_MODULE(_native, mod) {
         auto sigs = strict_array<uint8_t>(sig_obj, "signatures", 2, 2);
         auto cents = strict_array<uint8_t>(cent_obj, "centroids", 2, 2);
         const int64_t n = sigs.shape(0), bytes = sigs.shape(1), k = cents.shape(0);
-        if (bytes % 8 != 0 || bytes == 0 || bytes > MAX_SIGNATURE_BYTES)
-            throw py::value_error("signatures: rows must be 8 to " + std::to_string(MAX_SIGNATURE_BYTES) +
-                                  " bytes, a multiple of 8; got " + std::to_string(bytes));
+        check_signature_bytes(bytes);
         if (cents.shape(1) != bytes)
             throw py::value_error("centroids: expected rows of " + std::to_string(bytes) + " bytes, got " +
                                   std::to_string(cents.shape(1)));

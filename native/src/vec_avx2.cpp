@@ -110,19 +110,8 @@ void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* 
 
 void hamming(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0, int64_t i1,
              uint16_t* out) {
-    const int64_t words = bytes / 8;
-    uint64_t qw[64];
-    std::memcpy(qw, q, static_cast<size_t>(bytes));
-    for (int64_t i = i0; i < i1; ++i) {
-        const uint8_t* s = sigs + (rows ? rows[i] : i) * bytes;
-        uint32_t d = 0;
-        for (int64_t w = 0; w < words; ++w) {
-            uint64_t v;
-            std::memcpy(&v, s + 8 * w, 8);
-            d += static_cast<uint32_t>(__builtin_popcountll(v ^ qw[w]));
-        }
-        out[i] = static_cast<uint16_t>(d);
-    }
+    hamming_rows(sigs, bytes, q, rows, i0, i1, out,
+                 [](uint64_t v) { return static_cast<uint32_t>(__builtin_popcountll(v)); });
 }
 
 }  // namespace

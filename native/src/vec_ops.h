@@ -2,6 +2,7 @@
 // set per ISA level like the ternary kernels: plain data and function pointers only.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 #include "cpu.h"
 
@@ -29,6 +30,25 @@ struct VecOps {
 inline int i4_element(const uint8_t* row, int64_t k) {
     const uint8_t b = row[(k / 64) * 32 + (k % 32)];
     return ((k % 64) < 32 ? (b & 15) : (b >> 4)) - 8;
+}
+
+// The Hamming loop shared by the ISA sets, each passing its own popcount (the POPCNT instruction or bit tricks).
+template <class Popcount>
+inline void hamming_rows(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0,
+                         int64_t i1, uint16_t* out, Popcount popcount) {
+    const int64_t words = bytes / 8;
+    uint64_t qw[64];  // bytes <= 512 (checked by the caller)
+    std::memcpy(qw, q, static_cast<size_t>(bytes));
+    for (int64_t i = i0; i < i1; ++i) {
+        const uint8_t* s = sigs + (rows ? rows[i] : i) * bytes;
+        uint32_t d = 0;
+        for (int64_t w = 0; w < words; ++w) {
+            uint64_t v;
+            std::memcpy(&v, s + 8 * w, 8);
+            d += popcount(v ^ qw[w]);
+        }
+        out[i] = static_cast<uint16_t>(d);
+    }
 }
 
 const VecOps& scalar_vec_ops();

@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlparse
 from pyserver.completion.cache import SuggestionCache
 from pyserver.completion.context_ring import ContextRing
 from pyserver.completion.filters import CursorContext, apply_filters
-from pyserver.completion.prompt import fim_prompt, split_at_line_start
+from pyserver.completion.prompt import context_block, fim_prompt, split_at_line_start
 from pyserver.engine.generate import generate
 from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
@@ -65,10 +65,10 @@ class CompletionEngine:
         if self.index_context is not None:
             path = unquote(urlparse(uri).path) if uri.startswith("file:") else None
             for path_, text in self.index_context(path, prefix, budget):
-                parts.append(f"# {path_}\n{text}\n\n")
+                parts.append(context_block(path_, text))
                 budget -= len(parts[-1])
         for c in self.ring.pick(uri, prefix[-1500:] + suffix[:500], max(0, budget)):
-            parts.append(f"# {PurePosixPath(c.uri).name}\n{c.text}\n\n")
+            parts.append(context_block(PurePosixPath(c.uri).name, c.text))
         return "".join(parts)
 
     def complete(self, uri: str, text: str, offset: int, should_stop: Callable[[], bool]) -> Completion | None:

@@ -9,6 +9,11 @@ SUFFIX_SHARE = 4  # the suffix gets 1/SUFFIX_SHARE of the prompt budget, the pre
 RESPELL_MAX_CHARS = 160
 
 
+def context_block(path: str, text: str) -> str:
+    """Code from another file, as the prompt's extra context shows it (a comment naming the file, then the code)."""
+    return f"# {path}\n{text}\n\n"
+
+
 def split_at_line_start(text: str) -> tuple[str, str]:
     """(prompt text, forced text): the text's last line is left out of the prompt and given to the generation as
     its forced start (`Generation(forced_prefix=...)`), which the model then spells with its own tokens.

@@ -11,8 +11,9 @@ from pyserver.refactor.common import function_at, line_offsets, run
 
 
 def docstring_edit(session: Session, text: str, line: int, max_tokens: int,
-                   should_stop: Callable[[], bool]) -> TextEdit | str | None:
-    """The edit, a reason string when there is nothing to do, or None when stopped."""
+                   should_stop: Callable[[], bool], context: str = "") -> TextEdit | str | None:
+    """The edit, a reason string when there is nothing to do, or None when stopped. `context`: code from other
+    files (the workspace index's), put before the document in the prompt."""
     fn = function_at(text, line)
     if fn is None:
         return "no function at the cursor (or the file does not parse)"
@@ -25,7 +26,7 @@ def docstring_edit(session: Session, text: str, line: int, max_tokens: int,
         end = offs[fn.docstring[1]] if fn.docstring[1] < len(offs) else len(text)
     else:  # insert after the header
         start = end = offs[fn.header_end_line] if fn.header_end_line < len(offs) else len(text)
-    prefix, forced = split_at_line_start(text[:start] + ind + '"""')
+    prefix, forced = split_at_line_start(context + text[:start] + ind + '"""')
     suffix = '"""\n' + text[end:]
     prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens)
     out = run(session, prompt, max_tokens, ['"""'], should_stop, forced)

@@ -14,7 +14,7 @@ from pyserver.refactor.common import run
 
 
 def rewrite_edit(session: Session, text: str, start: int, end: int, instruction: str, max_tokens: int,
-                 should_stop: Callable[[], bool]) -> TextEdit | str | None:
+                 should_stop: Callable[[], bool], context: str = "") -> TextEdit | str | None:
     if start >= end:
         return "select the code to rewrite"
     tok = session.model.tokenizer
@@ -26,7 +26,7 @@ def rewrite_edit(session: Session, text: str, start: int, end: int, instruction:
     prefix = text[:line_start] + f"{indent}# {instruction.strip()}\n{indent}# Original:\n" + "".join(
         f"{indent}#   {ln.strip()}\n" for ln in original.split("\n") if ln.strip()) + indent
     suffix = text[end:]
-    head, forced = split_at_line_start(prefix)
+    head, forced = split_at_line_start(context + prefix)
     prompt = fim_prompt(tok, head, suffix, session.n_ctx - max_tokens)
     out = run(session, prompt, max_tokens, [], should_stop, forced)
     if out is None:

@@ -22,6 +22,7 @@ from pygls.lsp.server import LanguageServer
 
 from pyserver import __version__
 from pyserver.completion.engine import CompletionEngine
+from pyserver.completion.prompt import context_block
 from pyserver.refactor import NewFile, TextEdit
 from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain
@@ -54,6 +55,7 @@ class RyzansteinServer(LanguageServer):
         self.host = ModelHost(on_state=self._state_changed)
         self.engine = CompletionEngine(self.host, self.settings)
         self.index = IndexHost(self.host.completion_running, on_error=lambda msg: self.error_once("index", msg))
+        self.index_roots: list[Path] = []
         self.engine.index_context = lambda path, prefix, budget: [
             (h.chunk.path, h.chunk.text) for h in self.index.completion_context(path, prefix, budget)]
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="completion")
@@ -91,6 +93,22 @@ class RyzansteinServer(LanguageServer):
         self.engine.settings = self.settings
         if self.settings.model_path != old.model_path and self.host.state != "loading":
             self.host.load_in_background(self.settings.model_path, self.settings.threads)
+        s = self.settings
+        if (s.index_enable, s.index_include, s.index_exclude) != (old.index_enable, old.index_include,
+                                                                   old.index_exclude):
+            self.restart_index()
+
+    def start_index(self, progress: Progress | None = None) -> None:
+        s = self.settings
+        if s.index_enable and self.index_roots:
+            self.index.start(self.index_roots, s.storage_path, s.index_include, s.index_exclude, progress)
+
+    def restart_index(self) -> None:
+        """New include/exclude rules: a new index host over the same folders (the scan drops what is now out)."""
+        old = self.index
+        self.index = IndexHost(self.host.completion_running, on_error=lambda msg: self.error_once("index", msg))
+        threading.Thread(target=old.stop, name="index-stop", daemon=True).start()
+        self.start_index()
 
 
 server = RyzansteinServer()
@@ -122,12 +140,10 @@ async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None
         except Exception:  # a client that refuses progress still gets the model
             token = None
     thread = ls.host.load_in_background(ls.settings.model_path, ls.settings.threads)
-    if ls.settings.index_enable:
-        roots = [Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values()
-                 if f.uri.startswith("file:")]
-        if roots:
-            ls.index.start(roots, ls.settings.storage_path, ls.settings.index_include, ls.settings.index_exclude,
-                           await _progress(ls, "Ryzanstein: indexing the workspace"))
+    ls.index_roots = [Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values()
+                      if f.uri.startswith("file:")]
+    if ls.settings.index_enable and ls.index_roots:
+        ls.start_index(await _progress(ls, "Ryzanstein: indexing the workspace"))
     await asyncio.get_running_loop().run_in_executor(None, thread.join)
     if token is not None:
         msg = "ready" if ls.host.ready else f"failed: {ls.host.error}"
@@ -326,17 +342,28 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     rng = a.get("range") or {}
     start, end = doc.offset_at_position(_pos(rng.get("start"))), doc.offset_at_position(_pos(rng.get("end")))
     selection = doc.source[start:end] or doc.lines[_pos(rng.get("start")).line]
+    context = _workspace_context(ls, a["uri"], selection)
     text = await _run_refactor(ls, "Ryzanstein: explaining", lambda stop: explain(
-        ls.host.refactor_session(), selection, ls.settings.refactor_max_tokens // 2, stop))
+        ls.host.refactor_session(), selection, ls.settings.refactor_max_tokens // 2, stop, context))
     return {"text": text} if text is not None else {"cancelled": True}
 
 
+def _workspace_context(ls: RyzansteinServer, uri: str, code: str) -> str:
+    """Definitions (from the workspace index) of what the code uses, for a refactor's prompt."""
+    path = unquote(urlparse(uri).path) if uri.startswith("file:") else None
+    hits = ls.index.completion_context(path, code, ls.settings.context_chars)
+    return "".join(context_block(h.chunk.path, h.chunk.text) for h in hits)
+
+
 async def _edit_command(ls: RyzansteinServer, a: dict[str, Any], title: str, make: Any) -> dict[str, Any]:
-    """Runs make(session, text, stop) -> edit | reason | None on the document as it is now, then applies the edit
-    against that version."""
+    """Runs make(session, text, stop, context) -> edit | reason | None on the document as it is now, then applies
+    the edit against that version. `context`: workspace code the text around the cursor uses."""
     doc = ls.workspace.get_text_document(a["uri"])
     version, text = doc.version, doc.source
-    edit = await _run_refactor(ls, title, lambda stop: make(ls.host.refactor_session(), text, stop))
+    line = _pos(a.get("position") or (a.get("range") or {}).get("start")).line
+    around = "\n".join(doc.lines[max(0, line - 5): line + 25])
+    edit = await _run_refactor(ls, title, lambda stop: make(ls.host.refactor_session(), text, stop,
+                                                             _workspace_context(ls, a["uri"], around)))
     if edit is None:
         return {"cancelled": True}
     if isinstance(edit, str):
@@ -349,7 +376,7 @@ async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = _arg(args)
     line, n = _pos(a.get("position")).line + 1, ls.settings.refactor_max_tokens // 2
     return await _edit_command(ls, a, "Ryzanstein: writing a docstring",
-                               lambda session, text, stop: docstring_edit(session, text, line, n, stop))
+                               lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx))
 
 
 @server.command("ryzanstein.sidecar.rewrite")
@@ -363,8 +390,8 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     start, end = doc.offset_at_position(_pos(rng.get("start"))), doc.offset_at_position(_pos(rng.get("end")))
     n = ls.settings.refactor_max_tokens
     return await _edit_command(ls, a, "Ryzanstein: rewriting",
-                               lambda session, text, stop: rewrite_edit(session, text, start, end, instruction, n,
-                                                                        stop))
+                               lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, instruction,
+                                                                             n, stop, ctx))
 
 
 @server.command("ryzanstein.sidecar.writeTests")
@@ -373,7 +400,8 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     line, n = _pos(a.get("position")).line + 1, ls.settings.refactor_max_tokens
     name = Path(unquote(urlparse(a["uri"]).path)).name or "module.py"
     return await _edit_command(ls, a, "Ryzanstein: writing tests",
-                               lambda session, text, stop: new_tests_file(session, text, line, name, n, stop))
+                               lambda session, text, stop, ctx: new_tests_file(session, text, line, name, n,
+                                                                               stop, ctx))
 
 
 @server.command("ryzanstein.sidecar.status")

@@ -82,3 +82,19 @@ def test_tests_file_and_explain(model: Model) -> None:
     text = explain(model.session(1024), "return w * h", 16, never)
     assert isinstance(text, str) and text
     assert Path("test_geometry.py").exists() is False  # nothing is written by the refactor itself
+
+
+@pytest.mark.parametrize("which", ["docstring", "rewrite", "tests", "explain"])
+def test_workspace_context_leads_the_prompt(model: Model, which: str) -> None:
+    context = "# lib/geometry.py\ndef rectangle(w, h):\n    return w * h\n\n"
+    s = model.session()
+    if which == "docstring":
+        docstring_edit(s, SOURCE, 10, 8, never, context)
+    elif which == "rewrite":
+        rewrite_edit(s, SOURCE, SOURCE.index("return w"), SOURCE.index("\n\n\n@"), "use max", 8, never, context)
+    elif which == "tests":
+        new_tests_file(s, SOURCE, 10, "shapes.py", 8, never, context)
+    else:
+        explain(s, "return w * h", 8, never, context)
+    prompt = model.tokenizer.decode(s.tokens)  # type: ignore[union-attr]
+    assert context in prompt and prompt.index(context) < prompt.index("w * h" if which != "tests" else "def circle")

@@ -63,3 +63,15 @@ async def test_index_search_and_live_updates(client: LanguageClient) -> None:
     assert result["indexed"] and result["files"] == 2
     with pytest.raises(Exception, match="query"):
         await command(client, "search", {"k": 3})
+    # New exclude rules apply without restarting the sidecar: the excluded file leaves the index.
+    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
+        settings={"ryzanstein": {"indexExclude": ["colors.py"]}}))
+    async def rescanned() -> bool:
+        found = await search_symbols(client, "blend colors polygon perimeter")
+        return "polygon_perimeter" in found and "blend_colors" not in found
+
+    for _ in range(100):
+        if await rescanned():
+            break
+        await asyncio.sleep(0.05)
+    assert await rescanned()
