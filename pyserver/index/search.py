@@ -13,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pyserver import native
 from pyserver.index.embedder import MiniLM, binary_signatures
 from pyserver.index.identifiers import STOP, fts_query, identifier_terms, identifiers, query_terms
-from pyserver.index.router import SignatureRouter
+from pyserver.index.signatures import LiveSignatures
 from pyserver.index.store import IndexStore, StoredChunk
 
 CONTEXT_LINES = 15  # lines before the cursor whose names and terms make the completion query
@@ -26,7 +25,6 @@ MAX_POSTINGS = 2000
 MAX_QUERY_TERMS = 6
 RRF_K = 60  # reciprocal-rank fusion constant (the usual choice)
 HAMMING_CANDIDATES = 100  # binary top-N rescored with int8 (shared/notes/index.md: no loss against fp32 at 100)
-ROUTER_MIN_CHUNKS = 100_000  # below this an exhaustive scan is cheaper than routing
 
 
 @dataclass(frozen=True)
@@ -89,47 +87,18 @@ def _pack(store: IndexStore, ranked: Sequence[tuple[int, float, str]], budget_ch
     return out
 
 
-class SignatureCache:
-    """The signatures in memory for the Hamming scan (and the router over them), reloaded when the store changes."""
-
-    def __init__(self) -> None:
-        self.version = -1
-        self.count = -1
-        self.ids = np.zeros(0, np.int64)
-        self.sigs = np.zeros((0, 48), np.uint8)
-        self.router: SignatureRouter | None = None
-
-    def refresh(self, store: IndexStore) -> None:
-        version, count = store.data_version(), store.counts()["vectors"]
-        if (version, count) == (self.version, self.count):
-            return
-        self.ids, self.sigs = store.signatures()
-        self.version, self.count = version, count
-        self.router = SignatureRouter.build(self.sigs) if len(self.ids) >= ROUTER_MIN_CHUNKS else None
-
-
-def dense_candidates(cache: SignatureCache, qsig: np.ndarray, n: int) -> np.ndarray:
-    """Chunk ids of the n nearest signatures (routed at large scale, exhaustive otherwise)."""
-    if len(cache.ids) == 0:
-        return np.zeros(0, np.int64)
-    if cache.router is not None:
-        rows, _ = cache.router.search(cache.sigs, qsig, n)
-    else:
-        rows, _ = native.hamming_topk(cache.sigs, qsig, n)
-    return cache.ids[rows]
-
-
 def text_search(store: IndexStore, query: str, k: int = 10, embedder: MiniLM | None = None,
-                cache: SignatureCache | None = None) -> list[Hit]:
+                signatures: LiveSignatures | None = None) -> list[Hit]:
     """Best chunks for a natural-language or code query: dense (when embeddings exist) fused with BM25."""
     bm = store.bm25(fts_query(query_terms(query)), 50)
     dense: list[tuple[int, float]] = []
     if embedder is not None:
-        cache = cache or SignatureCache()
-        cache.refresh(store)
-        if len(cache.ids):
+        if signatures is None:
+            signatures = LiveSignatures()
+        signatures.sync(store)
+        if signatures.count:
             qv = embedder.embed([query])[0]
-            cand = dense_candidates(cache, binary_signatures(qv[None])[0], HAMMING_CANDIDATES)
+            cand = signatures.nearest(binary_signatures(qv[None])[0], HAMMING_CANDIDATES)
             found, q8, scales = store.int8_vectors(cand.tolist())
             scores = (q8.astype(np.float32) @ qv) * scales
             order = np.argsort(-scores, kind="stable")

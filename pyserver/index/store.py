@@ -131,23 +131,25 @@ class IndexStore:
     def file_hashes(self) -> dict[str, str]:
         return {path: h for path, h in self.conn.execute("SELECT path, hash FROM files")}
 
-    def _delete_file_rows(self, file_id: int) -> None:
+    def _delete_file_rows(self, file_id: int) -> list[int]:
         c = self.conn
         chunk_ids = [(r[0],) for r in c.execute("SELECT id FROM chunks WHERE file_id = ?", (file_id,))]
         c.executemany("DELETE FROM chunks_fts WHERE rowid = ?", chunk_ids)
         c.executemany("DELETE FROM vectors WHERE chunk_id = ?", chunk_ids)
         c.execute("DELETE FROM symbols WHERE file_id = ?", (file_id,))
         c.execute("DELETE FROM chunks WHERE file_id = ?", (file_id,))
+        return [int(r[0]) for r in chunk_ids]
 
-    def replace_file(self, rec: FileRecord, chunks: Sequence[Chunk], symbols: Sequence[Symbol]) -> None:
-        """The file's rows, old ones gone, in one transaction."""
+    def replace_file(self, rec: FileRecord, chunks: Sequence[Chunk], symbols: Sequence[Symbol]) -> list[int]:
+        """The file's rows, old ones gone, in one transaction; returns the ids of the chunks that went."""
         c = self.conn
+        removed: list[int] = []
         c.execute("BEGIN IMMEDIATE")
         try:
             row = c.execute("SELECT id FROM files WHERE path = ?", (rec.path,)).fetchone()
             if row is not None:
                 file_id = int(row[0])
-                self._delete_file_rows(file_id)
+                removed = self._delete_file_rows(file_id)
                 c.execute("UPDATE files SET hash = ?, mtime = ?, size = ?, language = ? WHERE id = ?",
                           (rec.hash, rec.mtime, rec.size, rec.language, file_id))
             else:
@@ -169,28 +171,33 @@ class IndexStore:
         except BaseException:
             c.execute("ROLLBACK")
             raise
+        return removed
 
-    def remove_file(self, path: str) -> bool:
+    def remove_file(self, path: str) -> list[int] | None:
+        """The ids of the removed file's chunks, or None when the file was not in the index."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
+        removed = None
         try:
             row = c.execute("SELECT id FROM files WHERE path = ?", (path,)).fetchone()
             if row is not None:
-                self._delete_file_rows(int(row[0]))
+                removed = self._delete_file_rows(int(row[0]))
                 c.execute("DELETE FROM files WHERE id = ?", (int(row[0]),))
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
-        return row is not None
+        return removed
 
     def chunks_without_vectors(self, limit: int) -> list[tuple[int, str]]:
         return [(int(i), t) for i, t in self.conn.execute(
             "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id "
             "WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?", (limit,))]
 
-    def put_vectors(self, chunk_ids: Sequence[int], sigs: np.ndarray, q8: np.ndarray, scales: np.ndarray) -> None:
-        """Vectors of chunks that still exist (a chunk replaced meanwhile is skipped)."""
+    def put_vectors(self, chunk_ids: Sequence[int], sigs: np.ndarray, q8: np.ndarray,
+                    scales: np.ndarray) -> np.ndarray:
+        """Vectors of chunks that still exist (a chunk replaced meanwhile is skipped); returns the positions (into
+        chunk_ids) of those written."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
@@ -198,10 +205,14 @@ class IndexStore:
                           "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
                           [(int(i), sigs[k].tobytes(), q8[k].tobytes(), float(scales[k]), int(i))
                            for k, i in enumerate(chunk_ids)])
+            marks = ",".join("?" * len(chunk_ids))
+            written = {int(r[0]) for r in c.execute(f"SELECT id FROM chunks WHERE id IN ({marks})",
+                                                    [int(i) for i in chunk_ids])} if len(chunk_ids) else set()
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
             raise
+        return np.array([k for k, i in enumerate(chunk_ids) if int(i) in written], np.int64)
 
     # ---- reading -----------------------------------------------------------------------------------------
 

@@ -14,10 +14,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from pyserver.index.chunking import chunk_file
 from pyserver.index.embedder import MiniLM, binary_signatures, int8_vectors
 from pyserver.index.files import FileRules, language_of
-from pyserver.index.search import Hit, SignatureCache, completion_context, text_search
+from pyserver.index.search import Hit, completion_context, text_search
+from pyserver.index.signatures import LiveSignatures
 from pyserver.index.store import FileRecord, IndexStore
 
 log = logging.getLogger("ryzanstein.index")
@@ -68,7 +71,7 @@ class WorkspaceIndex:
     _embedder: MiniLM | None = field(init=False, default=None)
     _embedder_tried: bool = field(init=False, default=False)
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
-    _sig_cache: SignatureCache = field(init=False, default_factory=SignatureCache)
+    signatures: LiveSignatures = field(init=False, default_factory=LiveSignatures)
 
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
@@ -96,8 +99,16 @@ class WorkspaceIndex:
             return 0
         lang = language_of(rel)
         chunks, symbols = chunk_file(text, lang)
-        self.store.replace_file(FileRecord(rel, h, st.st_mtime, st.st_size, lang), chunks, symbols)
+        removed = self.store.replace_file(FileRecord(rel, h, st.st_mtime, st.st_size, lang), chunks, symbols)
+        self.signatures.chunks_removed(removed)
         return len(chunks)
+
+    def _remove(self, rel: str) -> bool:
+        removed = self.store.remove_file(rel)
+        if removed is None:
+            return False
+        self.signatures.chunks_removed(removed)
+        return True
 
     def scan(self, progress: Progress | None = None) -> ScanReport:
         """Brings the lexical index in line with the folder: new and changed files (by content hash) rewritten,
@@ -125,7 +136,7 @@ class WorkspaceIndex:
                     progress.report(i, len(paths), rel)
             if not rep.cancelled:
                 for rel in known.keys() - seen:
-                    rep.files_removed += int(self.store.remove_file(rel))
+                    rep.files_removed += int(self._remove(rel))
         rep.seconds = time.perf_counter() - t0
         return rep
 
@@ -150,7 +161,7 @@ class WorkspaceIndex:
                     n = self._index_file(t, known.get(t))
                     if n is None:
                         if t in known:
-                            rep.files_removed += int(self.store.remove_file(t))
+                            rep.files_removed += int(self._remove(t))
                             known.pop(t, None)
                     elif n:
                         rep.files_indexed += 1
@@ -198,8 +209,10 @@ class WorkspaceIndex:
             ids = [i for i, _ in batch]
             vecs = emb.embed([t for _, t in batch], batch_size=EMBED_BATCH, pause=pause)
             q8, scales = int8_vectors(vecs)
+            sigs = binary_signatures(vecs)
             with self._write_lock:
-                self.store.put_vectors(ids, binary_signatures(vecs), q8, scales)
+                written = self.store.put_vectors(ids, sigs, q8, scales)
+            self.signatures.vectors_added(np.asarray(ids, np.int64)[written], sigs[written])
             done += len(ids)
         return done
 
@@ -217,4 +230,4 @@ class WorkspaceIndex:
         return completion_context(self.reader(), prefix, budget_chars, exclude_path=rel)
 
     def search(self, query: str, k: int = 10, dense: bool = True) -> list[Hit]:
-        return text_search(self.reader(), query, k, self.embedder if dense else None, self._sig_cache)
+        return text_search(self.reader(), query, k, self.embedder if dense else None, self.signatures)

@@ -55,7 +55,7 @@ def test_replace_and_remove(tmp_path: Path) -> None:
     s.put_vectors(ids, binary_signatures(v), q8, sc)
     got_ids, sigs = s.signatures()
     assert got_ids.tolist() == sorted(ids) and np.array_equal(sigs, binary_signatures(v)[np.argsort(ids)])
-    assert s.remove_file("a.py") and not s.remove_file("a.py")
+    assert s.remove_file("a.py") is not None and s.remove_file("a.py") is None
     consistent(s)
     assert s.counts() == {"files": 1, "chunks": 1, "symbols": 2, "vectors": 1}
 
