@@ -135,6 +135,23 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_setup(args: argparse.Namespace) -> int:
+    from pyserver.tiers.setup import run_setup
+
+    json.dump(run_setup(args.models_dir or (), write=not args.dry_run, remeasure=args.remeasure), sys.stdout,
+              indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from pyserver.tiers.setup import models_table
+
+    json.dump(models_table(args.models_dir or ()), sys.stdout, indent=2)
+    sys.stdout.write("\n")
+    return 0
+
+
 def _cmd_cpu(_args: argparse.Namespace) -> int:
     from pyserver.native import cpu_info
 
@@ -192,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     from pyserver.index.cli import add_parsers
 
     add_parsers(sub)
+
+    setup = sub.add_parser("setup", help="profile the machine, find models, choose tiers; writes the config")
+    setup.add_argument("--models-dir", action="append", help="another folder with model files (repeatable)")
+    setup.add_argument("--remeasure", action="store_true", help="measure memory bandwidth again")
+    setup.add_argument("--dry-run", action="store_true", help="print the decision without writing the config")
+    setup.set_defaults(func=_cmd_setup)
+
+    models = sub.add_parser("models", help="the tiers, which models are here, and what would be chosen")
+    models.add_argument("--models-dir", action="append", help="another folder with model files (repeatable)")
+    models.set_defaults(func=_cmd_models)
     return parser
 
 

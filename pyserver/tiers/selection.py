@@ -1,0 +1,116 @@
+"""Which tier this machine should run, and which model serves which task.
+
+Setup picks the largest tier with a model that fits the RAM budget (weights + KV cache, leaving room for the editor)
+and whose predicted decode speed (measured bandwidth x the engine's measured efficiency / bytes read per token)
+meets the completion latency budget. Per task: completions go to the fastest model meeting that budget, refactors
+and explanations to the largest available one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyserver.tiers.hardware import GIB, HardwareProfile
+from pyserver.tiers.registry import TIER_ORDER, ModelSpec, Registry
+
+EDITOR_HEADROOM = 2 * GIB  # VS Code, the language servers, the browser next to it
+MAX_RAM_SHARE = 0.6  # never plan to take more than this share of the machine's memory
+# The engine's decode speed as a share of the bandwidth roofline (bench model --shape 2b4t: 0.50-0.59 here).
+ENGINE_EFFICIENCY = 0.55
+# A completion of ~12 tokens should take well under a second of decode: 20 tokens/s.
+COMPLETION_MIN_TPS = 20.0
+REFACTOR_MIN_TPS = 4.0  # refactors stream into a progress notification; slower is still useful
+COMPLETION_CTX = 2048  # KV cache the completion session keeps
+
+
+def ram_budget(hw: HardwareProfile) -> int:
+    return max(0, min(hw.available_ram - EDITOR_HEADROOM, int(MAX_RAM_SHARE * hw.total_ram)))
+
+
+def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float = ENGINE_EFFICIENCY) -> float:
+    return efficiency * hw.bandwidth_gbs * 1e9 / spec.shape.bytes_per_token()
+
+
+@dataclass
+class Candidate:
+    spec: ModelSpec
+    resident_bytes: int
+    tps: float
+    fits_ram: bool
+    fast_enough: bool
+    present: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.spec.id, "tier": self.spec.tier, "resident_gib": round(self.resident_bytes / GIB, 2),
+                "predicted_tokens_per_s": round(self.tps, 1), "fits_ram": self.fits_ram,
+                "fast_enough_for_completions": self.fast_enough, "present": self.present}
+
+
+@dataclass
+class Decision:
+    tier: str  # the tier this machine should run (whether or not it is downloaded)
+    model: str  # its best model
+    use_now: str  # the best model that fits and is present now
+    completion_model: str
+    refactor_model: str
+    reasons: list[str] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"tier": self.tier, "model": self.model, "use_now": self.use_now,
+                "completion_model": self.completion_model, "refactor_model": self.refactor_model,
+                "reasons": self.reasons, "candidates": [c.to_json() for c in self.candidates]}
+
+
+def evaluate(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
+             efficiency: float = ENGINE_EFFICIENCY) -> list[Candidate]:
+    have = set(present) | {m.id for m in registry.tier("shipped")}
+    budget = ram_budget(hw)
+    out = []
+    for spec in registry.models:
+        resident = spec.shape.resident_bytes(min(spec.context_length, COMPLETION_CTX))
+        tps = predicted_tps(spec, hw, efficiency)
+        out.append(Candidate(spec, resident, tps, resident <= budget, tps >= COMPLETION_MIN_TPS, spec.id in have))
+    return out
+
+
+def completion_candidate(ready: list[Candidate]) -> Candidate:
+    """Completions: the fastest present model that meets the latency budget. The shipped model only when no
+    published tier qualifies: it is the fallback that needs nothing, the larger tiers answer uncertain cases
+    (escalation)."""
+    real = [c for c in ready if c.spec.tier != "shipped"] or ready
+    return min(real, key=lambda c: c.spec.shape.bytes_per_token())
+
+
+def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
+           efficiency: float = ENGINE_EFFICIENCY) -> Decision:
+    cands = evaluate(registry, hw, present, efficiency)
+    budget = ram_budget(hw)
+    reasons = [f"RAM budget {budget / GIB:.1f} GiB (available {hw.available_ram / GIB:.1f} GiB minus "
+               f"{EDITOR_HEADROOM / GIB:.0f} GiB for the editor, at most {MAX_RAM_SHARE:.0%} of "
+               f"{hw.total_ram / GIB:.1f} GiB)",
+               f"predicted decode = {efficiency:.2f} x {hw.bandwidth_gbs:.1f} GB/s / bytes per token; completions "
+               f"need {COMPLETION_MIN_TPS:.0f} tokens/s"]
+    good = [c for c in cands if c.fits_ram and c.fast_enough]
+    best = max(good, key=lambda c: (TIER_ORDER.index(c.spec.tier), -cands.index(c)))
+    for c in cands:
+        if c.spec.tier == "shipped":
+            continue
+        why = []
+        if not c.fits_ram:
+            why.append(f"needs {c.resident_bytes / GIB:.1f} GiB")
+        if not c.fast_enough:
+            why.append(f"~{c.tps:.0f} tokens/s")
+        verdict = "fits" if not why else "too " + ("large" if not c.fits_ram else "slow") + f" ({', '.join(why)})"
+        reasons.append(f"{c.spec.tier} {c.spec.id}: {verdict}{'' if c.present else ', not downloaded'}")
+    ready = [c for c in good if c.present]
+    now = max(ready, key=lambda c: (TIER_ORDER.index(c.spec.tier), -cands.index(c)))
+    if now is not best:
+        reasons.append(f"until {best.spec.id} is downloaded (`python -m pyserver download {best.spec.id}`), "
+                       f"{now.spec.id} serves")
+    completion = completion_candidate(ready)
+    large = [c for c in cands if c.present and c.fits_ram and c.tps >= REFACTOR_MIN_TPS]
+    biggest = max(large, key=lambda c: (TIER_ORDER.index(c.spec.tier), c.spec.shape.params))
+    reasons.append(f"completions: {completion.spec.id}; refactors and explanations: {biggest.spec.id}")
+    return Decision(best.spec.tier, best.spec.id, now.spec.id, completion.spec.id, biggest.spec.id, reasons, cands)
