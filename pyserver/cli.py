@@ -23,6 +23,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         report = run_completion_bench(Path(args.model) if args.model else None, files=2 if args.quick else 6,
                                       chars_per_file=120 if args.quick else 300)
+    elif args.what == "speculative":
+        from pyserver.bench.speculative import run_speculative_bench
+
+        report = run_speculative_bench(quick=args.quick)
     elif args.what == "index":
         from pyserver.bench.index import run_index_bench
 
@@ -144,6 +148,29 @@ def _cmd_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download(args: argparse.Namespace) -> int:
+    from pyserver.tiers.discovery import models_folder
+    from pyserver.tiers.download import DownloadError, download_model
+    from pyserver.tiers.registry import Registry
+
+    spec = Registry.load().by_id(args.model)
+    if spec is None:
+        print(f"error: no model {args.model!r} in the registry (see `python -m pyserver models`)", file=sys.stderr)
+        return 2
+
+    def report(name: str, done: int, total: int | None) -> None:
+        pct = f"{100 * done / total:5.1f}%" if total else f"{done >> 20} MiB"
+        sys.stderr.write(f"\r{name}: {pct}")
+
+    try:
+        path = download_model(spec, models_folder(), report)
+    except DownloadError as exc:
+        print(f"\nerror: {exc}", file=sys.stderr)
+        return 1
+    print(f"\n{spec.id}: {path}")
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from pyserver.tiers.setup import models_table
 
@@ -165,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index"], help="what to measure")
+    bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index", "speculative"], help="what to measure")
     bench.add_argument("--model", default=None, help="quality, completion: the model (default: the shipped model)")
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument("--shape", default="2b4t",
@@ -215,6 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--remeasure", action="store_true", help="measure memory bandwidth again")
     setup.add_argument("--dry-run", action="store_true", help="print the decision without writing the config")
     setup.set_defaults(func=_cmd_setup)
+
+    dl = sub.add_parser("download", help="download a registry model (only ever on request) into the models folder")
+    dl.add_argument("model", help="a registry model id (see `python -m pyserver models`)")
+    dl.set_defaults(func=_cmd_download)
 
     models = sub.add_parser("models", help="the tiers, which models are here, and what would be chosen")
     models.add_argument("--models-dir", action="append", help="another folder with model files (repeatable)")
