@@ -22,6 +22,7 @@ import numpy as np
 from pyserver.bench.stdlib_corpus import SourceFile, source_files, stdlib_root
 from pyserver.completion.engine import CompletionEngine
 from pyserver.index.workspace import WorkspaceIndex
+from pyserver.tiers.routing import report as escalation_report
 from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
 
@@ -41,6 +42,7 @@ def _replay(engine: CompletionEngine, picks: list[SourceFile], chars_per_file: i
     rng = np.random.default_rng(seed)
     latencies, hit_latencies, evaluated = [], [], []
     requests = hits = accepted = shown = matching_chars = 0
+    entropies: list[float] = []
     for f in picks:
         text = f.text
         lines = text.split("\n")
@@ -70,6 +72,8 @@ def _replay(engine: CompletionEngine, picks: list[SourceFile], chars_per_file: i
                 evaluated.append(c.prompt_tokens - c.reused_tokens + c.generated_tokens)
             if c.text:
                 shown += 1
+                if not c.from_cache:
+                    entropies.append(c.mean_entropy)
                 nxt = text[cursor:line_end + 1]
                 accepted += int(nxt.startswith(c.text))
                 matching_chars += len(os.path.commonprefix([nxt, c.text]))
@@ -85,6 +89,8 @@ def _replay(engine: CompletionEngine, picks: list[SourceFile], chars_per_file: i
         "suggestion_matches_next_text": round(accepted / max(1, shown), 3),
         # Characters a user would keep by accepting word by word: the suggestion's common prefix with what came next.
         "matching_chars_per_suggestion": round(matching_chars / max(1, shown), 2),
+        # How often a suggestion would go to a larger tier (pyserver/tiers/routing.py), and the calibration.
+        "escalation": escalation_report(entropies),
     }
 
 

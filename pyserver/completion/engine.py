@@ -23,6 +23,13 @@ from pyserver.server.settings import ServerSettings
 # in the fill-in-the-middle layout, and so is re-read after every keystroke) is kept short.
 PREFIX_STEP_CHARS = 2048
 SUFFIX_MAX_TOKENS = 48
+# The extra context is looked up again only after the cursor moved this many lines: every change re-evaluates the
+# whole prompt after it (it leads the prompt), so it must not change at every line.
+CONTEXT_REFRESH_LINES = 12
+# The code before the cursor comes first: extra context only gets what the prompt has beyond this many characters
+# of it (with the shipped model's 512-token context that is nothing: bench completion measured the index's
+# context costing it matches when it shortened the local window).
+LOCAL_MIN_CHARS = 1500
 
 
 def stable_prefix_start(prefix: str, max_chars: int) -> int:
@@ -43,6 +50,7 @@ class Completion:
     generated_tokens: int = 0
     tokens_per_s: float = 0.0
     stop_reason: str = ""
+    mean_entropy: float = 0.0  # of the model's distributions over the tokens it chose (not the re-spelled ones)
 
 
 class CompletionEngine:
@@ -56,11 +64,20 @@ class CompletionEngine:
         self.stopped_runs = 0  # and those stopped between tokens (a newer request, a cancel)
         # (file path, prefix, character budget) -> [(path, chunk text)] from the workspace index, when there is one.
         self.index_context: Callable[[str | None, str, int], list[tuple[str, str]]] | None = None
+        self._context_cache: dict[str, tuple[int, str]] = {}
 
-    def _extra_context(self, uri: str, prefix: str, suffix: str) -> str:
+    def _stable_extra_context(self, uri: str, prefix: str, suffix: str, budget: int) -> str:
+        line = prefix.count("\n")
+        cached = self._context_cache.get(uri)
+        if cached is not None and abs(line - cached[0]) < CONTEXT_REFRESH_LINES and len(cached[1]) <= budget:
+            return cached[1]
+        extra = self._extra_context(uri, prefix, suffix, budget)
+        self._context_cache = {uri: (line, extra)}  # one document at a time: the one being typed in
+        return extra
+
+    def _extra_context(self, uri: str, prefix: str, suffix: str, budget: int) -> str:
         """Code from elsewhere for the prompt: what the workspace index finds for the text before the cursor
         (definitions of the names used there first), then recently seen chunks of open documents."""
-        budget = self.settings.context_chars
         parts: list[str] = []
         if self.index_context is not None:
             path = unquote(urlparse(uri).path) if uri.startswith("file:") else None
@@ -86,13 +103,16 @@ class CompletionEngine:
         self.model_runs += 1
         with self.host.completion_turn() as session:
             budget = min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens
-            # ~3 characters per token of code: a window that rarely needs trimming by tokens.
-            window = prefix[stable_prefix_start(prefix, 3 * budget):]
+            # ~3 characters per token of code: a window that rarely needs trimming by tokens. The extra context
+            # gets what is left beyond LOCAL_MIN_CHARS of local code, and is looked up from the text before the
+            # cursor's line, so it stays the same while the user types along the line (the prompt stays cached).
+            budget_chars = 3 * budget
+            before_line = prefix[: len(prefix) - len(split_at_line_start(prefix)[1])]
+            room = min(s.context_chars, budget_chars - min(len(prefix), LOCAL_MIN_CHARS))
+            extra = self._stable_extra_context(uri, before_line, suffix, room) if room > 0 else ""
+            window = prefix[stable_prefix_start(prefix, budget_chars - len(extra)):]
             head, typed = split_at_line_start(window)
             suffix_text = suffix[: 8 * SUFFIX_MAX_TOKENS]
-            # The extra context is looked up from the text before the cursor's line, so it too stays the same while
-            # the user types along the line (and the whole prompt stays cached).
-            extra = self._extra_context(uri, prefix[: len(prefix) - len(typed)], suffix)
             prompt = fim_prompt(model.tokenizer, extra + head, suffix_text, budget,
                                 suffix_tokens=SUFFIX_MAX_TOKENS)
             stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
@@ -104,6 +124,8 @@ class CompletionEngine:
         self.finished_runs += 1
         shown = apply_filters(r.text, ctx, max_lines=s.max_lines)
         self.cache.put(uri, prefix, suffix, shown)
+        free = r.token_entropies[r.forced_tokens:]
         return Completion(shown, (time.perf_counter() - t0) * 1e3, prompt_tokens=len(prompt),
                           reused_tokens=r.reused_tokens, generated_tokens=len(r.tokens),
-                          tokens_per_s=r.decode_tokens_per_second, stop_reason=r.stop_reason)
+                          tokens_per_s=r.decode_tokens_per_second, stop_reason=r.stop_reason,
+                          mean_entropy=sum(free) / len(free) if free else 0.0)
