@@ -47,4 +47,12 @@ def doctor(model: str | None = None) -> dict[str, Any]:
             except ModelLoadError as exc:
                 entry.update(error=str(exc), decision="cannot serve: fix or replace the model file")
         report["model"] = entry
+    from pyserver.tiers.setup import config_path, read_config
+
+    cfg = read_config()
+    report["setup"] = ({"config": str(config_path()), "decision": cfg.get("decision", {}).get("tier"),
+                        "model": cfg.get("decision", {}).get("model"),
+                        "use_now": cfg.get("decision", {}).get("use_now"),
+                        "reasons": cfg.get("decision", {}).get("reasons", [])} if cfg else
+                       {"config": None, "decision": "not run yet: `python -m pyserver setup` picks the tier"})
     return report

@@ -50,6 +50,7 @@ class ModelHost:
         self.last_tokens_per_s: float | None = None
         self._on_state = on_state or (lambda _h: None)
         self._completion_session: Session | None = None
+        self.last_used = time.monotonic()
         self._refactor_session: Session | None = None
 
     def _set(self, state: str, error: str | None = None) -> None:
@@ -68,14 +69,33 @@ class ModelHost:
             model = Model.load(p)
             if model.tokenizer is None:
                 raise ModelLoadError(p, "the model has no tokenizer")
-            with self.lock:
-                self.model, self.model_path = model, p
-                n_ctx = min(model.config.context_length, 2048)
-                self._completion_session = model.session(n_ctx)
-                self._refactor_session = _YieldingSession(model, n_ctx, self)
-            self._set("ready")
+            self.adopt(model, p)
         except (ModelLoadError, OSError, ValueError) as exc:
             self._set("error", str(exc))
+
+    def adopt(self, model: Model, path: Path) -> None:
+        """Serves an already loaded model (the pool's larger tier)."""
+        with self.lock:
+            self.model, self.model_path = model, path
+            n_ctx = min(model.config.context_length, 2048)
+            self._completion_session = model.session(n_ctx)
+            self._refactor_session = _YieldingSession(model, n_ctx, self)
+            self.last_used = time.monotonic()
+        self._set("ready")
+
+    def unload(self) -> bool:
+        """Drops the model (idle too long); the next request loads it again. False when it is in use."""
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            if self.model is None:
+                return False
+            self.model = None
+            self._completion_session = self._refactor_session = None
+        finally:
+            self.lock.release()
+        self._set("idle")
+        return True
 
     def load_in_background(self, path: str = "", threads: int = 0) -> threading.Thread:
         t = threading.Thread(target=self.load, args=(path, threads), name="model-load", daemon=True)
@@ -94,6 +114,7 @@ class ModelHost:
         try:
             with self.lock:
                 self.completion_waiting.clear()
+                self.last_used = time.monotonic()
                 assert self._completion_session is not None
                 yield self._completion_session
         finally:
@@ -101,6 +122,7 @@ class ModelHost:
             self.completion_running.clear()
 
     def refactor_session(self) -> Session:
+        self.last_used = time.monotonic()
         assert self._refactor_session is not None
         return self._refactor_session
 

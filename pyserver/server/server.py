@@ -31,6 +31,9 @@ from pyserver.refactor.write_tests import new_tests_file
 from pyserver.index.workspace import Progress
 from pyserver.server.index_host import IndexHost
 from pyserver.server.model_host import ModelHost
+from pyserver.server.tier_host import TierHost
+from pyserver.tiers.plan import ServingPlan, serving_plan
+from pyserver.tiers.setup import read_config
 from pyserver.server.protocol import RyzansteinProtocol
 from pyserver.server.settings import ServerSettings
 
@@ -56,6 +59,8 @@ class RyzansteinServer(LanguageServer):
         self.engine = CompletionEngine(self.host, self.settings)
         self.index = IndexHost(self.host.completion_running, on_error=lambda msg: self.error_once("index", msg))
         self.index_roots: list[Path] = []
+        self.tiers = TierHost()
+        self.plan = ServingPlan(None, None)
         self.engine.index_context = lambda path, prefix, budget: [
             (h.chunk.path, h.chunk.text) for h in self.index.completion_context(path, prefix, budget)]
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="completion")
@@ -87,12 +92,26 @@ class RyzansteinServer(LanguageServer):
         params = t.ShowMessageParams(type=t.MessageType.Error, message=message)
         self.loop.call_soon_threadsafe(self.window_show_message, params)
 
+    def make_plan(self) -> None:
+        """Which models serve: the settings, else the setup's decision (`python -m pyserver setup`)."""
+        self.plan = serving_plan(self.settings.model_path, self.settings.tier, read_config())
+        self.tiers.configure(self.plan.large, self.settings)
+        log.info("serving plan: %s", "; ".join(self.plan.reasons))
+
+    def load_completion_model(self) -> threading.Thread:
+        return self.host.load_in_background(str(self.plan.completion or ""), self.settings.threads)
+
     def apply_settings(self, values: dict[str, Any] | None) -> None:
         old = self.settings
         self.settings = old.updated(values)
         self.engine.settings = self.settings
-        if self.settings.model_path != old.model_path and self.host.state != "loading":
-            self.host.load_in_background(self.settings.model_path, self.settings.threads)
+        if (self.settings.model_path, self.settings.tier) != (old.model_path, old.tier):
+            before = self.plan.completion
+            self.make_plan()
+            if self.plan.completion != before and self.host.state != "loading":
+                self.load_completion_model()
+        else:
+            self.tiers.configure(self.plan.large, self.settings)
         s = self.settings
         if (s.index_enable, s.index_include, s.index_exclude) != (old.index_enable, old.index_include,
                                                                    old.index_exclude):
@@ -125,6 +144,7 @@ def _settings_from(obj: Any) -> dict[str, Any] | None:
 def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
     ls.settings = ls.settings.updated(_settings_from(params.initialization_options))
     ls.engine.settings = ls.settings
+    ls.make_plan()
 
 
 @server.feature(t.INITIALIZED)
@@ -139,7 +159,8 @@ async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None
             ls.work_done_progress.begin(token, t.WorkDoneProgressBegin(title="Ryzanstein: loading model"))
         except Exception:  # a client that refuses progress still gets the model
             token = None
-    thread = ls.host.load_in_background(ls.settings.model_path, ls.settings.threads)
+    thread = ls.load_completion_model()
+    threading.Thread(target=_keep_memory, args=(ls,), name="memory-keeper", daemon=True).start()
     ls.index_roots = [Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values()
                       if f.uri.startswith("file:")]
     if ls.settings.index_enable and ls.index_roots:
@@ -190,7 +211,11 @@ def did_close(ls: RyzansteinServer, params: t.DidCloseTextDocumentParams) -> Non
 async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionParams) -> t.InlineCompletionList:
     empty = t.InlineCompletionList(items=[])
     uri = params.text_document.uri
-    if not ls.settings.enable or not ls.host.ready:
+    if not ls.settings.enable:
+        return empty
+    if not ls.host.ready:
+        if ls.host.state == "idle" and ls.host.model is None and ls.loop is not None:
+            ls.load_completion_model()  # unloaded after being idle: back in the background, answer empty now
         return empty
     doc = ls.workspace.get_text_document(uri)
     text = doc.source
@@ -207,7 +232,10 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     def work() -> Any:
         if stop.wait(COALESCE_S):
             return None
-        return ls.engine.complete(uri, text, offset, stop.is_set)
+        c = ls.engine.complete(uri, text, offset, stop.is_set)
+        if c is not None and not stop.is_set():
+            c = ls.tiers.escalate(c, uri, text, offset, stop.is_set, ls.settings) or c
+        return c
 
     try:
         result = await asyncio.get_running_loop().run_in_executor(ls.completion_pool, work)
@@ -278,7 +306,7 @@ def _pos(d: Any) -> t.Position:
 
 
 async def _run_refactor(ls: RyzansteinServer, title: str, job: Any) -> Any:
-    """Runs job(should_stop) on the refactor thread with work-done progress; the user can cancel from the
+    """Runs job(should_stop, session) on the refactor thread with work-done progress; the user can cancel from the
     progress notification."""
     if not ls.host.ready:
         raise ValueError(f"the model is not ready ({ls.host.state})")
@@ -297,8 +325,13 @@ async def _run_refactor(ls: RyzansteinServer, title: str, job: Any) -> Any:
             progress = False
     ls.host.state = "busy"
     ls.send_status()
+    def run() -> Any:
+        # The larger tier writes refactors when there is one (loaded now if needed); else the completion model.
+        with ls.tiers.refactor_session(ls.settings) as large:
+            return job(stop.is_set, large if large is not None else ls.host.refactor_session())
+
     try:
-        return await asyncio.get_running_loop().run_in_executor(ls.refactor_pool, job, stop.is_set)
+        return await asyncio.get_running_loop().run_in_executor(ls.refactor_pool, run)
     except asyncio.CancelledError:
         stop.set()
         raise
@@ -343,8 +376,8 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     start, end = doc.offset_at_position(_pos(rng.get("start"))), doc.offset_at_position(_pos(rng.get("end")))
     selection = doc.source[start:end] or doc.lines[_pos(rng.get("start")).line]
     context = _workspace_context(ls, a["uri"], selection)
-    text = await _run_refactor(ls, "Ryzanstein: explaining", lambda stop: explain(
-        ls.host.refactor_session(), selection, ls.settings.refactor_max_tokens // 2, stop, context))
+    text = await _run_refactor(ls, "Ryzanstein: explaining", lambda stop, session: explain(
+        session, selection, ls.settings.refactor_max_tokens // 2, stop, context))
     return {"text": text} if text is not None else {"cancelled": True}
 
 
@@ -362,8 +395,8 @@ async def _edit_command(ls: RyzansteinServer, a: dict[str, Any], title: str, mak
     version, text = doc.version, doc.source
     line = _pos(a.get("position") or (a.get("range") or {}).get("start")).line
     around = "\n".join(doc.lines[max(0, line - 5): line + 25])
-    edit = await _run_refactor(ls, title, lambda stop: make(ls.host.refactor_session(), text, stop,
-                                                             _workspace_context(ls, a["uri"], around)))
+    edit = await _run_refactor(ls, title, lambda stop, session: make(session, text, stop,
+                                                                      _workspace_context(ls, a["uri"], around)))
     if edit is None:
         return {"cancelled": True}
     if isinstance(edit, str):
@@ -412,6 +445,8 @@ def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     status["finished_completions"] = ls.engine.finished_runs
     status["cancelled_completions"] = ls.engine.stopped_runs
     status["index"] = ls.index.status()
+    status["larger_tier"] = ls.tiers.status()
+    status["serving_plan"] = ls.plan.reasons
     return status
 
 
@@ -443,6 +478,18 @@ async def cmd_search(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
             "end": {"line": h.chunk.end_line, "character": 0}}, "symbol": h.chunk.symbol, "score": h.score}
             for h in found]
     return {"hits": sorted(hits, key=lambda h: -h["score"])[:k]}
+
+
+def _keep_memory(ls: RyzansteinServer) -> None:
+    """Unloads models idle longer than the setting; they load again when needed."""
+    while True:
+        time.sleep(30)
+        idle_s = ls.settings.unload_idle_minutes * 60
+        if not idle_s:
+            continue
+        ls.tiers.unload_idle()
+        if ls.host.model is not None and time.monotonic() - ls.host.last_used > idle_s and ls.host.unload():
+            log.info("unloaded the completion model after %d idle minutes", ls.settings.unload_idle_minutes)
 
 
 @server.feature(t.SHUTDOWN)

@@ -21,6 +21,9 @@ class ServerSettings:
     index_include: tuple[str, ...] = ()  # globs; empty: everything not excluded
     index_exclude: tuple[str, ...] = ()
     storage_path: str = ""  # where index files go (the extension's storage); empty: ~/.cache/ryzanstein
+    tier: str = "auto"  # auto (the setup's choice) | shipped | 3B | 7B | 13B
+    unload_idle_minutes: int = 15  # a model unused this long is unloaded (and loaded again when needed); 0: never
+    escalation: bool = True  # uncertain completions go to the larger tier when it is loaded and idle
 
     def updated(self, values: dict[str, Any] | None) -> ServerSettings:
         """A copy with known keys (camelCase or snake_case) taken from values; unknown keys and bad types ignored."""

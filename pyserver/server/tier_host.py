@@ -1,0 +1,98 @@
+"""The larger tier beside the completion model: it writes the refactors and answers the completions the small model
+is unsure of. Loaded when first needed through the model pool (within the RAM budget, unloaded when idle too
+long, loaded again on the next use)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psutil
+
+from pyserver.completion.engine import Completion, CompletionEngine
+from pyserver.engine import Model, ModelLoadError, Session
+from pyserver.server.model_host import ModelHost
+from pyserver.server.settings import ServerSettings
+from pyserver.tiers.hardware import HardwareProfile
+from pyserver.tiers.pool import MemoryBudgetError, ModelPool
+from pyserver.tiers.routing import should_escalate
+from pyserver.tiers.selection import ram_budget
+
+log = logging.getLogger("ryzanstein")
+
+
+def _load(path: Path) -> Model:
+    model = Model.load(path)
+    if model.tokenizer is None:
+        raise ModelLoadError(path, "the model has no tokenizer")
+    return model
+
+
+class TierHost:
+    def __init__(self) -> None:
+        self.path: Path | None = None
+        vm = psutil.virtual_memory()
+        budget = ram_budget(HardwareProfile(vm.total, vm.available, 1, 1, (), 0.0))
+        self.pool = ModelPool(budget, idle_unload_s=15 * 60, loader=_load)
+        self._hosts: dict[int, tuple[Model, ModelHost, CompletionEngine]] = {}
+        self._lock = threading.Lock()
+        self.escalations = 0
+
+    def configure(self, path: Path | None, settings: ServerSettings) -> None:
+        self.path = path
+        self.pool.idle_unload_s = settings.unload_idle_minutes * 60 if settings.unload_idle_minutes else float("inf")
+
+    def _serving(self, model: Model, settings: ServerSettings) -> tuple[ModelHost, CompletionEngine]:
+        with self._lock:
+            entry = self._hosts.get(id(model))
+            if entry is None or entry[0] is not model:
+                host = ModelHost()
+                host.adopt(model, Path(model.path))
+                entry = self._hosts[id(model)] = (model, host, CompletionEngine(host, settings))
+            entry[2].settings = settings
+            return entry[1], entry[2]
+
+    @contextlib.contextmanager
+    def refactor_session(self, settings: ServerSettings) -> Iterator[Session | None]:
+        """The larger tier's refactor session, loading it if needed; None when there is none or it cannot load
+        (the caller falls back to the completion model)."""
+        if self.path is None:
+            yield None
+            return
+        try:
+            ctx = self.pool.use(self.path)
+            model = ctx.__enter__()
+        except (MemoryBudgetError, ModelLoadError, OSError) as exc:
+            log.warning("larger tier unavailable (%s): the completion model writes the refactor", exc)
+            yield None
+            return
+        try:
+            yield self._serving(model, settings)[0].refactor_session()
+        finally:
+            ctx.__exit__(None, None, None)
+
+    def escalate(self, c: Completion, uri: str, text: str, offset: int, should_stop: Callable[[], bool],
+                 settings: ServerSettings) -> Completion | None:
+        """The larger tier's completion when the small model was unsure and the larger one is loaded and idle."""
+        if (self.path is None or not settings.escalation or c.from_cache or not should_escalate(c.mean_entropy)
+                or not self.pool.is_idle(self.path)):
+            return None
+        with self.pool.use(self.path) as model:
+            better = self._serving(model, settings)[1].complete(uri, text, offset, should_stop)
+        if better is not None:
+            self.escalations += 1
+        return better
+
+    def unload_idle(self) -> None:
+        gone = self.pool.unload_idle()
+        if gone:
+            log.info("unloaded idle models: %s", ", ".join(p.name for p in gone))
+            with self._lock:
+                self._hosts = {k: v for k, v in self._hosts.items() if Path(v[0].path) not in gone}
+
+    def status(self) -> dict[str, object]:
+        return {"model": self.path.name if self.path else None,
+                "loaded": bool(self.path and self.path in self.pool.loaded()), "escalations": self.escalations}
