@@ -7,7 +7,8 @@ test("defaults when nothing is set", () => {
   const none = () => undefined;
   assert.deepEqual(clientSettings(none), { enable: true, debounceMs: 120, pythonPath: "", tier: "auto" });
   assert.deepEqual(serverSettings(none), {
-    enable: true, maxLines: 8, maxTokens: 64, modelPath: "", tier: "auto", threads: 0, indexInclude: [], indexExclude: [],
+    enable: true, maxLines: 8, maxTokens: 64, modelPath: "", tier: "auto", threads: 0, unloadIdleMinutes: 15,
+    indexInclude: [], indexExclude: [],
   });
 });
 
@@ -22,6 +23,7 @@ test("values map to the sidecar's names; bad types fall back", () => {
   assert.equal(s.modelPath, "/m.gguf");
   assert.equal(s.threads, 0);
   assert.deepEqual(s.indexExclude, ["dist/**"]);
+  assert.equal(serverSettings((k) => (k === "unloadIdleMinutes" ? 0 : undefined)).unloadIdleMinutes, 0);
 });
 
 test("only a new Python needs a new process", () => {

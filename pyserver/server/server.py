@@ -161,6 +161,8 @@ async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None
             token = None
     thread = ls.load_completion_model()
     threading.Thread(target=_keep_memory, args=(ls,), name="memory-keeper", daemon=True).start()
+    if not ls.settings.model_path and read_config() is None:
+        threading.Thread(target=_first_setup, args=(ls,), name="first-setup", daemon=True).start()
     ls.index_roots = [Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values()
                       if f.uri.startswith("file:")]
     if ls.settings.index_enable and ls.index_roots:
@@ -478,6 +480,21 @@ async def cmd_search(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
             "end": {"line": h.chunk.end_line, "character": 0}}, "symbol": h.chunk.symbol, "score": h.score}
             for h in found]
     return {"hits": sorted(hits, key=lambda h: -h["score"])[:k]}
+
+
+def _first_setup(ls: RyzansteinServer) -> None:
+    """No setup decision yet: make one (profile, discovery, choice) and serve by it, with no step for the user."""
+    try:
+        from pyserver.tiers.setup import run_setup
+
+        run_setup()
+    except Exception:  # noqa: BLE001 - the shipped model keeps serving
+        log.exception("automatic setup failed")
+        return
+    before = ls.plan.completion
+    ls.make_plan()
+    if ls.plan.completion != before and ls.host.state != "loading":
+        ls.load_completion_model()
 
 
 def _keep_memory(ls: RyzansteinServer) -> None:

@@ -33,6 +33,7 @@ export function serverSettings(get: Getter): Record<string, unknown> {
     modelPath: str(get("modelPath"), ""),
     tier: str(get("tier"), "auto"),
     threads: num(get("threads"), 0),
+    unloadIdleMinutes: num(get("unloadIdleMinutes"), 15),
     indexInclude: strs(get("index.include")),
     indexExclude: strs(get("index.exclude")),
   };
