@@ -45,9 +45,18 @@ using GemvFn = void (*)(const MatView&, const ActRow&, float* y, int64_t r0, int
 // Y[t, r] (row stride ldy) for t < n, r in [r0, r1).
 using GemmFn = void (*)(const MatView&, const ActBatch&, float* Y, int64_t ldy, int64_t r0, int64_t r1);
 
+// Y rows y[t][r] for nt tokens with prepared activations a[t], r in [r0, r1). Only for I2_S and TQ2_0 with one
+// shared scale (multi_token_ok): a few tokens over the packed weights in one pass.
+using GemvMultiFn = void (*)(const MatView&, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1);
+
+inline bool multi_token_ok(const MatView& m) {
+    return m.fmt == Format::I2_S || (m.fmt == Format::TQ2_0 && m.uniform_scale);
+}
+
 struct KernelSet {
     GemvFn gemv;
     GemmFn gemm;
+    GemvMultiFn gemv_multi;
 };
 
 const KernelSet& scalar_kernels();

@@ -16,6 +16,7 @@ struct T {
     using Acc = __m256i;  // int16 lanes
     static constexpr int kRows = 1;      // rows per GEMV vector
     static constexpr int kGemvVecs = 4;  // vectors per GEMV row group
+    static constexpr int kMultiGroup = 2;  // tokens per pass of the small-batch GEMV (register budget)
 
     static V zero() { return _mm256_setzero_si256(); }
     static VF fzero() { return _mm256_setzero_ps(); }
@@ -67,7 +68,7 @@ struct T {
 
 #include "kernels_simd.inl"
 
-const KernelSet kSet{gemv, gemm};
+const KernelSet kSet{gemv, gemm, gemv_multi};
 
 }  // namespace
 

@@ -17,6 +17,7 @@ struct T {
     using Acc = __m512i;  // int32 lanes
     static constexpr int kRows = 2;
     static constexpr int kGemvVecs = 2;
+    static constexpr int kMultiGroup = 4;  // tokens per pass of the small-batch GEMV (32 registers)
 
     static V zero() { return _mm512_setzero_si512(); }
     static VF fzero() { return _mm512_setzero_ps(); }
@@ -77,7 +78,7 @@ struct T {
 
 #include "kernels_simd.inl"
 
-const KernelSet kSet{gemv, gemm};
+const KernelSet kSet{gemv, gemm, gemv_multi};
 
 }  // namespace
 

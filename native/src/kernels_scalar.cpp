@@ -44,7 +44,11 @@ void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0
     }
 }
 
-const KernelSet kSet{gemv, gemm};
+void gemv_multi(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
+    for (int t = 0; t < nt; ++t) gemv(m, a[t], y[t], r0, r1);
+}
+
+const KernelSet kSet{gemv, gemm, gemv_multi};
 
 }  // namespace
 

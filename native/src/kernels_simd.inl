@@ -175,6 +175,75 @@ void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     }
 }
 
+// Small batches (a draft-verify pass, a short append): the GEMV walk with each unit's codes extracted once per
+// group of tokens. A row's packed units (at most a few KiB) stay in L1 while every group of tokens runs over them,
+// so the weights stream from memory once for all tokens (the GEMM's unpacking costs more than it saves at these
+// sizes). Integer paths only: I2_S, and TQ2_0 whose blocks share one scale.
+// Tokens per group: with more, the accumulators no longer fit in the vector registers and spill.
+constexpr int kMultiGroup = T::kMultiGroup;
+
+// The int32 lane sums of rows p[0..R) against NT tokens.
+template <int NT, bool kTQ2>
+inline void multi_rows_dot(const uint8_t* const* p, int64_t units, const ActRow* a, bool prefetch, V* out) {
+    const V lo2 = T::set1_8(0x03), hi2 = T::set1_8(0x0c);
+    Acc acc1[NT], acc4[NT];
+    for (int j = 0; j < NT; ++j) { acc1[j] = T::acc_zero(); acc4[j] = T::acc_zero(); out[j] = T::zero(); }
+    for (int64_t u = 0; u < units; ++u) {
+        const int64_t off = kTQ2 ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
+        if (prefetch && (u & 1) == 0)
+            for (int i = 0; i < T::kRows; ++i)
+                _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
+        const V w = T::load_unit(p, off);
+        const V w4 = T::template srli16<4>(w);
+        const V c0 = T::and_(w, lo2), c1 = T::and_(w, hi2), c2 = T::and_(w4, lo2), c3 = T::and_(w4, hi2);
+        for (int j = 0; j < NT; ++j) {
+            const int8_t* xk = a[j].qk + u * 128;
+            acc1[j] = T::dot(acc1[j], c0, T::bcast_x(xk));
+            acc4[j] = T::dot(acc4[j], c1, T::bcast_x(xk + 32));
+            acc1[j] = T::dot(acc1[j], c2, T::bcast_x(xk + 64));
+            acc4[j] = T::dot(acc4[j], c3, T::bcast_x(xk + 96));
+        }
+        if ((u + 1) % 4 != 0 && u + 1 != units) continue;  // int16 lanes hold 4 units (see gemv_2bit)
+        for (int j = 0; j < NT; ++j) {
+            out[j] = T::add32(out[j], T::add32(T::widen(acc1[j]), T::widen4(acc4[j])));
+            acc1[j] = T::acc_zero();
+            acc4[j] = T::acc_zero();
+        }
+    }
+}
+
+template <bool kTQ2>
+void gemv_multi_2bit(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
+    constexpr int R = T::kRows, G = kMultiGroup;
+    const int64_t units = m.cols / 128;
+    for (int64_t r = r0; r < r1; r += R) {
+        const uint8_t* p[R];
+        group_rows<R>(m, r, r1, p);
+        for (int j0 = 0; j0 < nt; j0 += G) {
+            V sums[G];
+            const int g = nt - j0 < G ? nt - j0 : G;
+            const bool first = j0 == 0;  // the first group reads the rows from memory (and prefetches ahead)
+            switch (g) {
+                case 1: multi_rows_dot<1, kTQ2>(p, units, a + j0, first, sums); break;
+                case 2: multi_rows_dot<2, kTQ2>(p, units, a + j0, first, sums); break;
+                case 3: multi_rows_dot<3, kTQ2>(p, units, a + j0, first, sums); break;
+                default: multi_rows_dot<G < 4 ? G : 4, kTQ2>(p, units, a + j0, first, sums); break;
+            }
+            for (int j = 0; j < g; ++j) {
+                int32_t s[R];
+                T::hsum32(sums[j], s);
+                for (int i = 0; i < R; ++i)
+                    if (r + i < r1) y[j0 + j][r + i] = m.tensor_scale * static_cast<float>(s[i] - a[j0 + j].total);
+            }
+        }
+    }
+}
+
+void gemv_multi(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
+    if (m.fmt == Format::I2_S) gemv_multi_2bit<false>(m, a, nt, y, r0, r1);
+    else gemv_multi_2bit<true>(m, a, nt, y, r0, r1);  // TQ2_0 with uniform scales (the driver checks)
+}
+
 // -------------------------------------------------------------------- GEMM
 
 // Natural-order codes of one packed row (AVX2 width; both units have AVX2).

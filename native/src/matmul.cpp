@@ -212,6 +212,27 @@ void TernaryMatrix::gemm(const int8_t* X, int64_t n, float* Y, Isa isa) const {
     if (n <= 0) return;
     const KernelSet& ks = kernels_for(isa);
     const int64_t cols = view_.cols, nb = cols / kTQBlock;
+    if (n <= kMultiTokenMax && isa != Isa::Scalar && multi_token_ok(view_)) {
+        // A few tokens: one pass over the packed weights per 4 tokens (see gemv_multi).
+        thread_local std::vector<std::vector<int8_t>> qk;
+        thread_local std::vector<std::vector<int32_t>> bs;
+        qk.resize(static_cast<size_t>(n));
+        bs.resize(static_cast<size_t>(n));
+        ActRow a[kMultiTokenMax];
+        float* ys[kMultiTokenMax];
+        for (int64_t t = 0; t < n; ++t) {
+            const int8_t* q = X + t * cols;
+            bs[t].resize(static_cast<size_t>(nb + 1));
+            a[t] = ActRow{q, nullptr, bs[t].data(), 0};
+            block_sums(view_.fmt, q, cols, bs[t].data(), &a[t].total);
+            a[t].qk = to_kernel_order(view_.fmt, q, cols, qk[t]);
+            ys[t] = Y + t * view_.rows;
+        }
+        parallel_rows(view_.rows, 64, [&](int64_t r0, int64_t r1) {
+            ks.gemv_multi(view_, a, static_cast<int>(n), ys, r0, r1);
+        });
+        return;
+    }
     std::vector<int32_t> bsum(static_cast<size_t>(n * (nb + 1))), total(static_cast<size_t>(n));
     for (int64_t t = 0; t < n; ++t) block_sums(view_.fmt, X + t * cols, cols, bsum.data() + t * nb, &total[t]);
     ActBatch a{X, n, bsum.data(), total.data()};

@@ -10,6 +10,9 @@
 
 namespace ryz {
 
+// Up to this many tokens, gemm() walks the packed weights directly (gemv_multi) instead of unpacking panels.
+constexpr int64_t kMultiTokenMax = 8;
+
 class TernaryMatrix {
 public:
     // data must hold packed_bytes(fmt, rows, cols) bytes; it is used in place, never copied.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,11 @@ import numpy as np
 from pyserver.bench.model import SHAPES, Shape, build_random_model
 from pyserver.bench.stdlib_corpus import source_files
 from pyserver.engine.loaders import load_weights
-from pyserver.engine.model import Model
+from pyserver.engine.model import Model, Session
 from pyserver.engine.speculative import plain_greedy, speculative_greedy
 from pyserver.models import default_model_path
 
-K = 4
+KS = (1, 2, 4)  # draft lengths measured: a verify pass of k + 1 tokens costs more with k (compute-bound here)
 
 
 def truncated_sibling(path: Path, n_layers: int) -> Model:
@@ -52,22 +53,23 @@ def _shipped(prompts: int, max_tokens: int) -> dict[str, Any]:
     files = [f for f in source_files("eval") if len(f.text) > 2000]
     rng = np.random.default_rng(0)
     texts = [files[int(i)].text for i in rng.choice(len(files), size=prompts, replace=False)]
-    for layers in (1, 2, 3):
+    for layers, k in ((1, 2), (2, 1), (2, 2), (2, 4), (3, 2)):
         draft = truncated_sibling(path, layers)
         plain_s = spec_s = 0.0
         drafted = accepted = equal = 0
+        rng_k = np.random.default_rng(1)
         for text in texts:
-            start = int(rng.integers(0, len(text) - 1500))
+            start = int(rng_k.integers(0, len(text) - 1500))
             prompt = tok.encode(text[start:start + 1200])[-200:]
             t0 = time.perf_counter()
             ref = plain_greedy(target.session(512), prompt, max_tokens)
             plain_s += time.perf_counter() - t0
             t0 = time.perf_counter()
-            r = speculative_greedy(target.session(512), draft.session(512), prompt, max_tokens, k=K)
+            r = speculative_greedy(target.session(512), draft.session(512), prompt, max_tokens, k=k)
             spec_s += time.perf_counter() - t0
             drafted, accepted = drafted + r.drafted, accepted + r.accepted
             equal += int(r.tokens == ref)
-        out[f"draft_{layers}_of_{target.config.n_layer}_layers"] = {
+        out[f"draft_{layers}_of_{target.config.n_layer}_layers_k{k}"] = {
             "acceptance": round(accepted / max(1, drafted), 3), "speedup": round(plain_s / spec_s, 2),
             "outputs_equal_to_plain_greedy": f"{equal}/{len(texts)}"}
     return out
@@ -81,37 +83,44 @@ def _random_tiers(max_tokens: int) -> dict[str, Any]:
     prompt = [int(t) for t in np.random.default_rng(2).integers(0, target_shape.vocab, 64)]
     s = target.session(256)
     s.eval(prompt)
-    t0 = time.perf_counter()
-    for i in range(16):
-        s.append([prompt[i]])
-    step_s = (time.perf_counter() - t0) / 16
-    t0 = time.perf_counter()
-    for _ in range(4):
-        s.truncate(len(prompt))
-        s.append(prompt[:K + 1], n_logits=K + 1)
-    verify_s = (time.perf_counter() - t0) / 4
+
+    def timed(fn: Callable[[], object], reps: int = 6) -> float:
+        fn()
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return float(np.median(ts))
+
+    def append(session: Session, n: int, logits: int) -> Callable[[], object]:
+        return lambda: (session.truncate(len(prompt)), session.append(prompt[:n], n_logits=logits))
+
+    step_s = timed(append(s, 1, 1))
     d = draft.session(256)
     d.eval(prompt)
-    t0 = time.perf_counter()
-    for i in range(16):
-        d.append([prompt[i]])
-    draft_step_s = (time.perf_counter() - t0) / 16
-    t0 = time.perf_counter()
-    ref = plain_greedy(target.session(256), prompt, max_tokens)
-    plain_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    r = speculative_greedy(target.session(256), draft.session(256), prompt, max_tokens, k=K)
-    spec_s = time.perf_counter() - t0
-    return {"target": "2b4t shape, random I2_S", "draft": "2 layers x 512, same vocabulary, random",
+    draft_step_s = timed(append(d, 1, 1))
+    out: dict[str, Any] = {"target": "2b4t shape, random I2_S", "draft": "2 layers x 512, same vocabulary, random",
+                           "target_step_ms": round(step_s * 1e3, 2), "draft_step_ms": round(draft_step_s * 1e3, 2)}
+    for k in KS:
+        verify_s = timed(append(s, k + 1, k + 1))
+        t0 = time.perf_counter()
+        ref = plain_greedy(target.session(256), prompt, max_tokens)
+        plain_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        r = speculative_greedy(target.session(256), draft.session(256), prompt, max_tokens, k=k)
+        spec_s = time.perf_counter() - t0
+        out[f"k{k}"] = {
+            f"verify_{k + 1}_tokens_ms": round(verify_s * 1e3, 2),
+            "verify_cost_in_steps": round(verify_s / step_s, 2),
             "measured": {"acceptance": round(r.acceptance, 3), "speedup": round(plain_s / spec_s, 2),
                          "output_equal_to_plain_greedy": r.tokens == ref},
-            "target_step_ms": round(step_s * 1e3, 2), f"verify_{K + 1}_tokens_ms": round(verify_s * 1e3, 2),
-            "draft_step_ms": round(draft_step_s * 1e3, 2),
-            "expected_speedup_at_acceptance": {str(a): round(_expected_speedup(a, K, step_s, verify_s, draft_step_s),
-                                                             2) for a in (0.5, 0.7, 0.9)}}
+            "expected_speedup_at_acceptance": {
+                str(a): round(_expected_speedup(a, k, step_s, verify_s, draft_step_s), 2) for a in (0.5, 0.7, 0.9)}}
+    return out
 
 
 def run_speculative_bench(quick: bool = False) -> dict[str, Any]:
-    return {"benchmark": "speculative", "k": K,
+    return {"benchmark": "speculative",
             "shipped_with_truncated_sibling": _shipped(4 if quick else 12, 32 if quick else 48),
             "random_tier_shapes": _random_tiers(16 if quick else 32)}

@@ -137,3 +137,18 @@ def test_uniform_non_unit_block_scale(fmt: str, isa: str, rng: np.random.Generat
     expected = ref.matmul(fmt, w, scales, x)
     np.testing.assert_allclose(m.gemm(x, isa), expected, rtol=1e-6, atol=1e-3)
     np.testing.assert_allclose(m.gemv(x[1], isa), expected[1], rtol=1e-6, atol=1e-3)
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("fmt", ["I2_S", "TQ2_0"])
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8])
+def test_small_batches_walk_the_packed_weights(fmt: str, isa: str, n: int, rng: np.random.Generator) -> None:
+    """2-8 tokens take the multi-token GEMV (groups of up to 4 tokens): exact against numpy, random weights and
+    the int16 worst case (every weight +1, every activation 127)."""
+    rows, cols = 45, 1024
+    x = rng.integers(-128, 128, size=(n, cols), dtype=np.int8)
+    x[0] = 127
+    for w in (rng.integers(-1, 2, size=(rows, cols), dtype=np.int8), np.ones((rows, cols), np.int8)):
+        m = native.TernaryMatrix(fmt, native.pack(fmt, w, unit_scales(fmt, rows, cols) * 0.5), rows, cols)
+        expected = 0.5 * (x.astype(np.int64) @ w.T.astype(np.int64))
+        np.testing.assert_array_equal(m.gemm(x, isa), expected.astype(np.float32))
