@@ -10,6 +10,7 @@ import numpy as np
 
 from pyserver.engine.model import Session
 from pyserver.engine.sampling import Sampler
+from pyserver.engine.speculative import DraftVerifier
 from pyserver.engine.token_bytes import matcher_for
 
 STOP_REASONS = ("eos", "stop_string", "max_tokens", "time_budget", "cancelled", "context_full")
@@ -77,6 +78,7 @@ class Generation:
         self.matcher = matcher_for(tok)
         self.forced = self.matcher.normalize(forced_prefix)  # in the vocabulary's spelling
         self.forced_len = len(forced_prefix.encode("utf-8"))  # in the text's
+        self.verifier = DraftVerifier(session, session.draft, session.draft_k) if session.draft is not None else None
         self.result = GenerationResult(prompt_tokens=len(self.prompt))
 
     def _cancelled(self) -> bool:
@@ -150,11 +152,15 @@ class Generation:
             if len(s.tokens) + 1 > s.n_ctx:
                 r.stop_reason = "context_full"
                 break
-            out = s.append([token])
-            if out is None:
+            if self.verifier is not None:  # drafted: often the logits are already verified
+                nxt = self.verifier.next_logits(self.prompt + r.tokens[:-1], token)
+            else:
+                out = s.append([token])
+                nxt = None if out is None else out[-1]
+            if nxt is None:
                 r.stop_reason = "cancelled"
                 break
-            logits = out[-1]
+            logits = nxt
         if r.stop_reason != "stop_string" and len(r.text) > emitted:
             yield r.text[emitted:]
         r.decode_seconds = time.perf_counter() - t1

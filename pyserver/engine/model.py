@@ -144,6 +144,10 @@ class Session:
         self.tokens: list[int] = []
         self._last_logits: np.ndarray | None = None  # logits after self.tokens[-1]
         self.cancel = native.CancelFlag()
+        # A smaller model's session with the same tokenizer: generation on this session then drafts with it and
+        # verifies in batches (pyserver/engine/speculative.py), with the same tokens as without.
+        self.draft: Session | None = None
+        self.draft_k = 1
 
     @property
     def n_ctx(self) -> int:

@@ -50,6 +50,7 @@ class ModelHost:
         self.last_tokens_per_s: float | None = None
         self._on_state = on_state or (lambda _h: None)
         self._completion_session: Session | None = None
+        self._draft_session: Session | None = None
         self.last_used = time.monotonic()
         self._refactor_session: Session | None = None
 
@@ -120,6 +121,16 @@ class ModelHost:
         finally:
             self.completion_waiting.clear()
             self.completion_running.clear()
+
+    def draft_session(self) -> Session | None:
+        """A session of this model for drafting another model's tokens (it yields to completions like the
+        refactor session); None when no model is loaded."""
+        with self.lock:
+            if self.model is None:
+                return None
+            if self._draft_session is None or self._draft_session.model is not self.model:
+                self._draft_session = _YieldingSession(self.model, min(self.model.config.context_length, 2048), self)
+            return self._draft_session
 
     def refactor_session(self) -> Session:
         self.last_used = time.monotonic()

@@ -329,7 +329,7 @@ async def _run_refactor(ls: RyzansteinServer, title: str, job: Any) -> Any:
     ls.send_status()
     def run() -> Any:
         # The larger tier writes refactors when there is one (loaded now if needed); else the completion model.
-        with ls.tiers.refactor_session(ls.settings) as large:
+        with ls.tiers.refactor_session(ls.settings, drafter=ls.host) as large:
             return job(stop.is_set, large if large is not None else ls.host.refactor_session())
 
     try:

@@ -14,6 +14,7 @@ import psutil
 
 from pyserver.completion.engine import Completion, CompletionEngine
 from pyserver.engine import Model, ModelLoadError, Session
+from pyserver.engine.speculative import check_compatible
 from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
 from pyserver.tiers.hardware import HardwareProfile
@@ -56,9 +57,11 @@ class TierHost:
             return entry[1], entry[2]
 
     @contextlib.contextmanager
-    def refactor_session(self, settings: ServerSettings) -> Iterator[Session | None]:
+    def refactor_session(self, settings: ServerSettings,
+                         drafter: ModelHost | None = None) -> Iterator[Session | None]:
         """The larger tier's refactor session, loading it if needed; None when there is none or it cannot load
-        (the caller falls back to the completion model)."""
+        (the caller falls back to the completion model). With a drafter (the completion model) that shares its
+        tokenizer, generation drafts with it and verifies in batches."""
         if self.path is None:
             yield None
             return
@@ -70,7 +73,16 @@ class TierHost:
             yield None
             return
         try:
-            yield self._serving(model, settings)[0].refactor_session()
+            session = self._serving(model, settings)[0].refactor_session()
+            session.draft = None
+            draft = drafter.draft_session() if drafter is not None else None
+            if draft is not None:
+                try:
+                    check_compatible(model, draft.model)
+                    session.draft = draft
+                except ValueError:
+                    pass  # different tokenizers: no drafting
+            yield session
         finally:
             ctx.__exit__(None, None, None)
 

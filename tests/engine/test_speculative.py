@@ -30,7 +30,7 @@ def test_equals_the_targets_greedy_output(models: tuple[Model, Model], k: int) -
     prompt = [5, 9, 33, 101, 7]
     r = speculative_greedy(big.session(), small.session(), prompt, max_tokens=40, k=k)
     assert r.tokens == greedy(big, prompt, 40, []) and r.stop_reason == "max_tokens"
-    assert r.rounds <= 40 and 0 <= r.accepted <= r.drafted
+    assert r.rounds <= 40 and 0 <= r.accepted + r.rejected <= r.drafted
 
 
 def test_a_perfect_draft_is_always_accepted(models: tuple[Model, Model]) -> None:
@@ -38,9 +38,9 @@ def test_a_perfect_draft_is_always_accepted(models: tuple[Model, Model]) -> None
     prompt = [11, 12, 13]
     r = speculative_greedy(big.session(), big.session(), prompt, max_tokens=33, k=4)
     assert r.tokens == greedy(big, prompt, 33, []) and r.acceptance == 1.0
-    # After the prefill's token, each round emits 4 accepted drafts + the target's own: 6 rounds reach 31 tokens,
-    # the 7th drafts the 2 still wanted.
-    assert (r.rounds, r.drafted, r.accepted) == (7, 26, 26)
+    # After the prefill's token, each round gives the target's token plus 4 accepted drafts: 5 tokens per round,
+    # 7 rounds for the 32 after the first (the last round's 3 spare drafts are never checked).
+    assert (r.rounds, r.drafted, r.accepted, r.rejected) == (7, 28, 25, 0)
 
 
 def test_stop_tokens_end_it_like_the_target(models: tuple[Model, Model]) -> None:
@@ -58,3 +58,24 @@ def test_mismatched_vocabularies_are_refused(models: tuple[Model, Model], tmp_pa
                                   tmp_path_factory.mktemp("o") / "o.gguf"))
     with pytest.raises(ValueError, match="vocabularies differ"):
         speculative_greedy(big.session(), other.session(), [1, 2], max_tokens=4)
+
+
+def test_a_session_with_a_draft_generates_the_same_text(models: tuple[Model, Model]) -> None:
+    """Generation (stop strings, forced prefix, budgets) drafts through session.draft with the same result."""
+    from pyserver.engine.sampling import Sampler, SamplerConfig
+
+    big, small = models
+    prompt = [5, 9, 33, 101, 7]
+    plain = generate(big.session(), prompt, max_tokens=30, stop_tokens=[], forced_prefix="de")
+    s = big.session()
+    s.draft, s.draft_k = small.session(), 2
+    drafted = generate(s, prompt, max_tokens=30, stop_tokens=[], forced_prefix="de")
+    assert (drafted.tokens, drafted.text) == (plain.tokens, plain.text)
+    # Sampling too: a drafted token is only used when the target drew it itself.
+    sampled = [generate(big.session(), prompt, max_tokens=20, stop_tokens=[],
+                        sampler=Sampler(SamplerConfig(temperature=0.8, seed=3))).tokens]
+    s2 = big.session()
+    s2.draft = small.session()
+    sampled.append(generate(s2, prompt, max_tokens=20, stop_tokens=[],
+                            sampler=Sampler(SamplerConfig(temperature=0.8, seed=3))).tokens)
+    assert sampled[0] == sampled[1]

@@ -79,3 +79,21 @@ def test_the_completion_model_unloads_when_idle_and_not_in_use(larger: Path) -> 
     assert host.unload() and host.model is None and host.state == "idle"
     host.load(str(larger))  # what the server does on the next request
     assert host.ready
+
+
+def test_refactors_on_the_larger_tier_draft_with_the_completion_model(larger: Path,
+                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+    from pyserver.server.model_host import ModelHost
+
+    small = random_model(np.random.default_rng(6), "bitnet", "TQ2_0", n_layer=1)
+    completion = ModelHost()
+    completion.load(str(write_gguf(small, tmp_path_factory.mktemp("small") / "small.gguf")))
+    host = TierHost()
+    settings = ServerSettings()
+    host.configure(larger, settings)
+    with host.refactor_session(settings, drafter=completion) as session:
+        assert session is not None and session.draft is not None and session.draft.model is completion.model
+    other = random_model(np.random.default_rng(7), "bitnet", "TQ2_0", n_layer=1, vocab=300)
+    completion.load(str(write_gguf(other, tmp_path_factory.mktemp("other") / "other.gguf")))
+    with host.refactor_session(settings, drafter=completion) as session:  # another vocabulary: no drafting
+        assert session is not None and session.draft is None
