@@ -23,28 +23,30 @@ from pyserver.bench.timing import median_seconds
 from pyserver.engine.config import ModelConfig
 from pyserver.engine.model import Model
 from pyserver.engine.weights import FloatTable, LayerWeights, ModelWeights, TernaryTensor
+from pyserver.tiers.registry import Registry, Shape
 
 
 @dataclass(frozen=True)
-class Shape:
+class BenchShape:
     arch: str
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    vocab: int
-    head_dim: int | None = None
+    dims: Shape
     source: str = ""
 
 
-SHAPES: dict[str, Shape] = {
-    "2b4t": Shape("bitnet-b1.58", 2560, 6912, 30, 20, 5, 128256, source="microsoft/bitnet-b1.58-2B-4T"),
-    "large": Shape("bitnet", 1536, 4096, 24, 16, 16, 32002, source="1bitLLM/bitnet_b1_58-large"),
-    "3b-falcon": Shape("llama", 3072, 9216, 22, 12, 4, 131072, 256, "tiiuae/Falcon3-3B-Instruct-1.58bit"),
-    "7b-falcon": Shape("llama", 3072, 23040, 28, 12, 4, 131072, 256, "tiiuae/Falcon3-7B-Instruct-1.58bit"),
-    "10b-falcon": Shape("llama", 3072, 23040, 40, 12, 4, 131072, 256, "tiiuae/Falcon3-10B-Instruct-1.58bit"),
-    "tiny": Shape("bitnet", 256, 512, 2, 4, 2, 1024, source="smoke test"),
+def _tier(model_id: str) -> BenchShape:
+    """A tier checkpoint's shape, from the registry (models/registry.json)."""
+    spec = Registry.load().by_id(model_id)
+    assert spec is not None, model_id
+    return BenchShape(spec.architecture, spec.shape, spec.repo or "")
+
+
+SHAPES: dict[str, BenchShape] = {
+    "2b4t": _tier("bitnet-b1.58-2b4t"),
+    "large": BenchShape("bitnet", Shape(1536, 4096, 24, 16, 16, 32002), "1bitLLM/bitnet_b1_58-large"),
+    "3b-falcon": _tier("falcon3-3b-instruct-1.58bit"),
+    "7b-falcon": _tier("falcon3-7b-instruct-1.58bit"),
+    "10b-falcon": _tier("falcon3-10b-instruct-1.58bit"),
+    "tiny": BenchShape("bitnet", Shape(256, 512, 2, 4, 2, 1024), "smoke test"),
 }
 PEERS_2B4T = {  # tokens/s, 2 threads, Q6_K head (anchors.md)
     "llama.cpp TQ2_0": {"decode": 29.5, "prefill": 61.0},
@@ -75,15 +77,16 @@ def _valid_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> n
     return out
 
 
-def build_random_model(shape: Shape, fmt: str, seed: int = 0) -> Model:
+def build_random_model(shape: BenchShape, fmt: str, seed: int = 0) -> Model:
     rng = np.random.default_rng(seed)
-    head_dim = shape.head_dim or shape.n_embd // shape.n_head
+    d = shape.dims
+    head_dim = d.hd
     act = "relu2" if shape.arch == "bitnet-b1.58" else "silu"
-    cfg = ModelConfig(arch=shape.arch, n_embd=shape.n_embd, n_ff=shape.n_ff, n_layer=shape.n_layer,
-                      n_head=shape.n_head, n_head_kv=shape.n_head_kv, head_dim=head_dim, rope_dim=head_dim,
-                      vocab=shape.vocab, context_length=4096, act=act, sub_norms=shape.arch != "llama",
+    cfg = ModelConfig(arch=shape.arch, n_embd=d.n_embd, n_ff=d.n_ff, n_layer=d.n_layer,
+                      n_head=d.n_head, n_head_kv=d.n_head_kv, head_dim=head_dim, rope_dim=head_dim,
+                      vocab=d.vocab, context_length=4096, act=act, sub_norms=shape.arch != "llama",
                       rope_neox=shape.arch != "llama")
-    qd, kvd = shape.n_head * head_dim, shape.n_head_kv * head_dim
+    qd, kvd = d.n_head * head_dim, d.n_head_kv * head_dim
     shapes = {"attn_q": (qd, cfg.n_embd), "attn_k": (kvd, cfg.n_embd), "attn_v": (kvd, cfg.n_embd),
               "attn_output": (cfg.n_embd, qd), "ffn_gate": (cfg.n_ff, cfg.n_embd), "ffn_up": (cfg.n_ff, cfg.n_embd),
               "ffn_down": (cfg.n_embd, cfg.n_ff)}
@@ -97,9 +100,9 @@ def build_random_model(shape: Shape, fmt: str, seed: int = 0) -> Model:
         # Distinct memory per layer (the model copies every tensor into its own weight buffer).
         layer.linears = {n: TernaryTensor(fmt, packed[n], *shapes[n]) for n in shapes}
         layers.append(layer)
-    tile = rng.normal(0, 0.02, size=(min(shape.vocab, 4096), cfg.n_embd)).astype(np.float16)
-    embd = np.tile(tile, (-(-shape.vocab // tile.shape[0]), 1))[: shape.vocab]
-    table = FloatTable("F16", embd.reshape(-1).view(np.uint8), shape.vocab, cfg.n_embd)
+    tile = rng.normal(0, 0.02, size=(min(d.vocab, 4096), cfg.n_embd)).astype(np.float16)
+    embd = np.tile(tile, (-(-d.vocab // tile.shape[0]), 1))[: d.vocab]
+    table = FloatTable("F16", embd.reshape(-1).view(np.uint8), d.vocab, cfg.n_embd)
     weights = ModelWeights(cfg, table, np.ones(cfg.n_embd, np.float32), layers)
     return Model(weights, None, Path(f"<random {shape.arch}>"))
 
@@ -119,7 +122,7 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
     rss = _rss() - rss0
     bytes_per_token = model.stats.bytes_per_token
     rng = np.random.default_rng(1)
-    prompt = [int(t) for t in rng.integers(0, shape.vocab, size=PROMPT)]
+    prompt = [int(t) for t in rng.integers(0, shape.dims.vocab, size=PROMPT)]
     runs = []
     for n in threads:
         native.set_num_threads(n)
