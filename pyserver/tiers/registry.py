@@ -68,17 +68,19 @@ class ModelSpec:
     tokenizer: str
     context_length: int
     shape: Shape
+    published_params: int
 
     @classmethod
     def from_json(cls, tier: str, d: dict[str, Any]) -> ModelSpec:
         return cls(id=d["id"], tier=tier, name=d["name"], format=d["format"], files=tuple(d["files"]),
                    repo=d.get("repo"), url=d.get("url"), architecture=d["architecture"], tokenizer=d["tokenizer"],
-                   context_length=int(d["context_length"]), shape=Shape(**d["shape"]))
+                   context_length=int(d["context_length"]), shape=Shape(**d["shape"]),
+                   published_params=int(d["published_params"]))
 
     def summary(self, n_ctx: int) -> dict[str, Any]:
         s = self.shape
         return {"id": self.id, "tier": self.tier, "name": self.name, "architecture": self.architecture,
-                "params": s.params, "format": self.format, "files": list(self.files), "published": self.repo,
+                "params": s.params, "published_params": self.published_params, "format": self.format, "files": list(self.files), "published": self.repo,
                 "tokenizer": self.tokenizer, "context_length": self.context_length,
                 "approx_download_bytes": s.ternary_params // 4 + (s.params - s.ternary_params) * 2,
                 "bytes_per_token": s.bytes_per_token(), "resident_bytes": s.resident_bytes(n_ctx)}

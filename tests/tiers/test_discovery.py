@@ -28,6 +28,7 @@ def registry_file(path: Path) -> Path:
         shape = {"n_embd": dims["n_embd"], "n_ff": dims["n_ff"], "n_layer": dims["n_layer"], "n_head": 4,
                  "n_head_kv": 2, "vocab": dims["vocab"]}
         tiers[tier] = [{"id": f"synthetic-{tier}", "name": tier, "format": "gguf", "files": ["x"], "repo": None,
+                        "published_params": 0,
                         "url": None, "architecture": arch, "tokenizer": "bpe", "context_length": 256,
                         "shape": shape}]
     path.write_text(json.dumps({"version": 1, "tiers": tiers}))

@@ -22,11 +22,10 @@ def registry() -> Registry:
 
 
 def test_registry_shapes_give_the_published_sizes(registry: Registry) -> None:
-    params = {m.id: round(m.shape.params / 1e9, 2) for m in registry.models}
-    # Published parameter counts: 2.4B (BitNet 2B4T), 3.23B / 7.46B / 10.3B (Falcon3), 8.03B (Llama 3 8B).
-    assert params == {"ryzanstein-code": 0.01, "bitnet-b1.58-2b4t": 2.41, "falcon3-3b-instruct-1.58bit": 3.23,
-                      "falcon3-7b-instruct-1.58bit": 7.46, "llama3-8b-1.58-100b-tokens": 8.03,
-                      "falcon3-10b-instruct-1.58bit": 10.31}
+    # The model cards' counts (2.4B, 3.23B, 7.46B, 8.03B, 10.3B; the shipped model's exact count) against the
+    # shapes: a wrong dimension in the registry shows here.
+    for m in registry.models:
+        assert m.shape.params == pytest.approx(m.published_params, rel=0.01), m.id
     # The engine's measured bytes per decoded token at the 2B4T shape (bench model): 686 MB.
     assert registry.by_id("bitnet-b1.58-2b4t").shape.bytes_per_token() == pytest.approx(686e6, rel=0.01)  # type: ignore[union-attr]
 

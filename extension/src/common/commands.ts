@@ -69,15 +69,29 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
       : `Ryzanstein: ${String(r?.reason ?? "nothing to index")}`);
   });
   reg("ryzanstein.chooseModel", async () => {
-    const pick = await vscode.window.showQuickPick(["Shipped model", "Choose a model file…"], { title: "Ryzanstein model" });
     const cfg = vscode.workspace.getConfiguration("ryzanstein");
-    if (pick === "Shipped model") {
-      await cfg.update("modelPath", "", vscode.ConfigurationTarget.Global);
-    } else if (pick) {
-      const files = await vscode.window.showOpenDialog({ filters: { GGUF: ["gguf"] }, canSelectMany: false });
+    const picks: Array<vscode.QuickPickItem & { tier?: string; file?: boolean }> = [
+      { label: "Automatic", description: "the tier the setup chose for this machine", tier: "auto" },
+      { label: "3B", description: "BitNet b1.58 2B4T or Falcon3-3B (when downloaded)", tier: "3B" },
+      { label: "7B", description: "Falcon3-7B or Llama3-8B 1.58-bit (when downloaded)", tier: "7B" },
+      { label: "13B", description: "Falcon3-10B 1.58-bit (when downloaded)", tier: "13B" },
+      { label: "Shipped model", description: "the small model inside the extension", tier: "shipped" },
+      { label: "Choose a model file…", description: "a GGUF file or a checkpoint folder", file: true },
+    ];
+    const pick = await vscode.window.showQuickPick(picks, { title: "Ryzanstein model or tier" });
+    if (!pick) {
+      return;
+    }
+    if (pick.file) {
+      const files = await vscode.window.showOpenDialog({ canSelectMany: false, canSelectFolders: true,
+        filters: { GGUF: ["gguf"] } });
       if (files?.[0]) {
         await cfg.update("modelPath", files[0].fsPath, vscode.ConfigurationTarget.Global);
       }
+      return;
     }
+    // A tier applies when no explicit model file is set.
+    await cfg.update("modelPath", "", vscode.ConfigurationTarget.Global);
+    await cfg.update("tier", pick.tier, vscode.ConfigurationTarget.Global);
   });
 }
