@@ -6,6 +6,8 @@ import ast
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pyserver.completion.filters.context import CursorContext
+from pyserver.completion.filters.repetition import cut_repetition
 from pyserver.engine import Session
 from pyserver.engine.generate import generate
 
@@ -46,10 +48,11 @@ def function_at(text: str, line: int) -> FunctionSpan | None:
 
 def run(session: Session, prompt: Sequence[int], max_tokens: int, stop: Sequence[str],
         should_stop: Callable[[], bool], forced: str = "") -> str | None:
-    """The generated text after `forced` (the prompt's last line, see `split_at_line_start`); None when stopped."""
+    """The generated text after `forced` (the prompt's last line, see `split_at_line_start`), runaway repetition
+    cut (the completion filter's rule); None when stopped."""
     r = generate(session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop,
                  forced_prefix=forced)
-    return None if r.stop_reason == "cancelled" else r.text
+    return None if r.stop_reason == "cancelled" else cut_repetition(r.text, CursorContext("", ""))
 
 
 def line_offsets(text: str) -> list[int]:

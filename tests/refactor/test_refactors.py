@@ -98,3 +98,11 @@ def test_workspace_context_leads_the_prompt(model: Model, which: str) -> None:
         explain(s, "return w * h", 8, never, context)
     prompt = model.tokenizer.decode(s.tokens)  # type: ignore[union-attr]
     assert context in prompt and prompt.index(context) < prompt.index("w * h" if which != "tests" else "def circle")
+
+
+def test_runaway_repetition_is_cut(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from pyserver.engine.generate import GenerationResult
+    from pyserver.refactor import common
+
+    monkeypatch.setattr(common, "generate", lambda *a, **k: GenerationResult(text="Compare a, b, b, b, b, b, b, b"))
+    assert common.run(model.session(), [1], 8, [], never) == "Compare a, b"
