@@ -200,6 +200,28 @@ void Model::head(const float* h, int64_t n, float* logits) const {
         std::vector<int8_t> q(static_cast<size_t>(n * d));
         std::vector<float> s(static_cast<size_t>(n));
         quantize_rows(h, n, d, q.data(), s.data());
+        if (head_.q4 != nullptr && n > 1) {
+            // Several tokens (a draft-verify pass): the 4-bit rows stream from memory once for all of them.
+            std::vector<const int8_t*> xs(static_cast<size_t>(n));
+            std::vector<int32_t> xsums(static_cast<size_t>(n), 0);
+            std::vector<float*> ys(static_cast<size_t>(n));
+            for (int64_t t = 0; t < n; ++t) {
+                xs[t] = q.data() + t * d;
+                for (int64_t k = 0; k < d; ++k) xsums[t] += xs[t][k];
+                ys[t] = logits + t * V;
+            }
+            parallel_rows(V, 256, [&](int64_t r0, int64_t r1) {
+                ops.gemv_i4_multi(head_.q4, head_.q_scale, d, xs.data(), xsums.data(), static_cast<int>(n), ys.data(),
+                                  r0, r1);
+                for (int64_t t = 0; t < n; ++t) {
+                    const float inv = 1.0f / s[t];
+                    for (int64_t r = r0; r < r1; ++r) ys[t][r] *= inv;
+                }
+            });
+            if (head_.exact != nullptr && head_.rescore_k > 0)
+                for (int64_t t = 0; t < n; ++t) rescore_top(h + t * d, ys[t]);
+            return;
+        }
         for (int64_t t = 0; t < n; ++t) {
             float* y = logits + t * V;
             const int8_t* qt = q.data() + t * d;
