@@ -175,8 +175,10 @@ async function main(): Promise<void> {
   const server: ChildProcess = spawn(node24, [codeServer, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`,
     "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
     "--extensions-dir", extDir, "--user-data-dir", userData, workspace],
-    // Started in the repository, whose pyserver/ folder must not shadow the sidecar installed from the VSIX.
-    { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"] });
+    // Started in the repository, whose pyserver/ folder must not shadow the sidecar installed from the VSIX; with a
+    // private config and cache, so the sidecar's first-run setup and index never touch the user's own.
+    { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env,
+      XDG_CONFIG_HOME: path.join(tmp, "config"), XDG_CACHE_HOME: path.join(tmp, "cache"), HF_HOME: path.join(tmp, "hf") } });
   server.stdout?.pipe(serverLog);
   server.stderr?.pipe(serverLog);
   let browser: Browser | undefined;
@@ -272,6 +274,18 @@ async function main(): Promise<void> {
       throw new Error(`undo did not restore the file:\n${undone}`);
     }
     log("undo restored the file");
+
+    // The workspace index, through the palette: the sidecar indexed the folder at start; re-indexing reports it.
+    await runCommand(page, "Ryzanstein: Re-index Workspace");
+    const toast = await waitFor("the re-index report", 60_000, async () => {
+      const t = await page!.locator(".notifications-toasts", { hasText: "Ryzanstein: index updated" }).first()
+        .innerText({ timeout: 500 });
+      return t ? plain(t) : undefined;
+    });
+    if (!/\d+ chunks/.test(toast)) {
+      throw new Error(`unexpected re-index report: ${toast}`);
+    }
+    log(`re-index: ${JSON.stringify(toast.split("\n")[0])}`);
   } catch (e) {
     if (page) {
       await page.screenshot({ path: path.join(ARTIFACTS, "failure.png") }).catch(() => undefined);
