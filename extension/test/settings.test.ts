@@ -8,7 +8,7 @@ test("defaults when nothing is set", () => {
   assert.deepEqual(clientSettings(none), { enable: true, debounceMs: 120, pythonPath: "", tier: "auto" });
   assert.deepEqual(serverSettings(none), {
     enable: true, maxLines: 8, maxTokens: 64, modelPath: "", tier: "auto", threads: 0, unloadIdleMinutes: 15,
-    indexInclude: [], indexExclude: [],
+    modelFolders: [], indexInclude: [], indexExclude: [],
   });
 });
 

@@ -105,7 +105,9 @@ class RyzansteinServer(LanguageServer):
         old = self.settings
         self.settings = old.updated(values)
         self.engine.settings = self.settings
-        if (self.settings.model_path, self.settings.tier) != (old.model_path, old.tier):
+        if self.settings.model_folders != old.model_folders and not self.settings.model_path:
+            threading.Thread(target=_first_setup, args=(self,), name="setup", daemon=True).start()
+        elif (self.settings.model_path, self.settings.tier) != (old.model_path, old.tier):
             before = self.plan.completion
             self.make_plan()
             if self.plan.completion != before and self.host.state != "loading":
@@ -483,11 +485,12 @@ async def cmd_search(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
 
 
 def _first_setup(ls: RyzansteinServer) -> None:
-    """No setup decision yet: make one (profile, discovery, choice) and serve by it, with no step for the user."""
+    """No setup decision yet (or new model folders): make one (profile, discovery, choice) and serve by it, with
+    no step for the user."""
     try:
         from pyserver.tiers.setup import run_setup
 
-        run_setup()
+        run_setup(ls.settings.model_folders)
     except Exception:  # noqa: BLE001 - the shipped model keeps serving
         log.exception("automatic setup failed")
         return

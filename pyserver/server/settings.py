@@ -22,6 +22,7 @@ class ServerSettings:
     index_exclude: tuple[str, ...] = ()
     storage_path: str = ""  # where index files go (the extension's storage); empty: ~/.cache/ryzanstein
     tier: str = "auto"  # auto (the setup's choice) | shipped | 3B | 7B | 13B
+    model_folders: tuple[str, ...] = ()  # more places the setup looks for model files
     unload_idle_minutes: int = 15  # a model unused this long is unloaded (and loaded again when needed); 0: never
     escalation: bool = True  # uncertain completions go to the larger tier when it is loaded and idle
 

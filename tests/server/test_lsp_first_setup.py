@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest_lsp
 from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from pyserver.models import default_model_path
 from tests.server.test_lsp import capabilities
 
 HOME = Path(tempfile.mkdtemp(prefix="ryz-home-"))
@@ -48,3 +50,15 @@ async def test_first_run_sets_itself_up(client: LanguageClient) -> None:
     assert status["serving_plan"] == ["completions: the shipped model",
                                       "refactors and uncertain completions: the same model"]
     assert status["model"] == "ryzanstein-code.gguf"
+    # New model folders: the setup runs again and finds what is in them (by header: the name says nothing).
+    folder = HOME / "my-models"
+    folder.mkdir()
+    shutil.copy(default_model_path(), folder / "whatever.gguf")  # type: ignore[arg-type]
+    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
+        settings={"ryzanstein": {"modelFolders": [str(folder)]}}))
+    for _ in range(200):
+        paths = json.loads(config.read_text()).get("model_paths", {})
+        if paths:
+            break
+        await asyncio.sleep(0.05)
+    assert paths == {"ryzanstein-code": str(folder / "whatever.gguf")}

@@ -34,6 +34,7 @@ export function serverSettings(get: Getter): Record<string, unknown> {
     tier: str(get("tier"), "auto"),
     threads: num(get("threads"), 0),
     unloadIdleMinutes: num(get("unloadIdleMinutes"), 15),
+    modelFolders: strs(get("modelFolders")),
     indexInclude: strs(get("index.include")),
     indexExclude: strs(get("index.exclude")),
   };
