@@ -99,6 +99,7 @@ class MiniLM:
             ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(n, t, h * d)
             x = _layer_norm(x + lin(ctx, "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"],
                             w[p + "attention.output.LayerNorm.bias"], self.eps)
+            pause()
             ff = lin(_gelu(lin(x, "intermediate.dense")), "output.dense")
             x = _layer_norm(x + ff, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
         m = mask[:, :, None].astype(np.float32)
@@ -108,7 +109,7 @@ class MiniLM:
     def embed(self, texts: Sequence[str], batch_size: int = 16,
               pause: Callable[[], None] = lambda: None) -> np.ndarray:
         """Unit vectors (len(texts), 384). Batches group texts of similar length, so padding costs little;
-        `pause` is called between layers (the indexer blocks there while a completion runs)."""
+        `pause` is called twice per layer (the indexer blocks there while a completion runs)."""
         encs = self.tokenizer.encode_batch(list(texts))
         out = np.zeros((len(texts), DIM), np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))

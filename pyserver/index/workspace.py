@@ -25,7 +25,9 @@ from pyserver.index.store import FileRecord, IndexStore
 
 log = logging.getLogger("ryzanstein.index")
 
-EMBED_BATCH = 16
+# Chunks per forward pass: small, so that the work between two pauses (half a layer) stays near 20 ms and a
+# completion never waits long behind it; larger batches gain little throughput.
+EMBED_BATCH = 4
 EMBED_POOL = 128  # pending chunks fetched at once: sorted by length into batches, so padding costs little
 
 
