@@ -36,18 +36,26 @@ def find_model_dir(configured: str | Path | None = None) -> Path | None:
     return None
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    """Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7): numpy has no erf, and BERT's GELU is the exact one."""
-    s = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    y = 1.0 - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t \
-        * np.exp(-a * a)
-    return s * y
-
-
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return 0.5 * x * (1.0 + _erf(x * (1.0 / math.sqrt(2.0))))
+    """BERT's exact GELU, x * Phi(x), with Phi from erfc by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7; numpy has
+    no erf). In place on float32 buffers: written plainly it took a third of the encoder's time."""
+    a = np.abs(x)
+    a *= np.float32(1.0 / math.sqrt(2.0))
+    t = a * np.float32(0.3275911)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    p = t * np.float32(1.061405429)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        p += np.float32(c)
+        p *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    p *= a
+    p *= np.float32(0.5)  # p = erfc(|x| / sqrt 2) / 2 = Phi(-|x|)
+    phi = np.where(x >= 0, np.float32(1.0) - p, p)  # Phi(x) = 1 - Phi(-|x|) for x >= 0
+    phi *= x
+    return phi
 
 
 def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float) -> np.ndarray:

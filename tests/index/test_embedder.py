@@ -46,3 +46,13 @@ def test_compressed_forms() -> None:
 
 def test_missing_model_directory(tmp_path: Path) -> None:
     assert find_model_dir(tmp_path) == find_model_dir(None)  # a folder without the files is passed over
+
+
+def test_gelu_matches_the_exact_erf_form() -> None:
+    import math
+
+    from pyserver.index.embedder import _gelu
+
+    x = np.linspace(-8, 8, 4001, dtype=np.float32)
+    want = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    np.testing.assert_allclose(_gelu(x), want, atol=2e-6)
