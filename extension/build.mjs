@@ -1,6 +1,6 @@
 // Bundles the extension (and, with --tests, the unit tests; with --e2e, the end-to-end test) with esbuild.
 import { build } from "esbuild";
-import { readdirSync } from "node:fs";
+import { readdirSync, rmSync } from "node:fs";
 
 const tests = process.argv.includes("--tests");
 const e2e = process.argv.includes("--e2e");
@@ -15,6 +15,7 @@ await build({
   sourcemap: true,
 });
 if (tests) {
+  rmSync("dist/test", { recursive: true, force: true }); // no stale bundles of tests since removed
   const entries = readdirSync("extension/test").filter((f) => f.endsWith(".test.ts"));
   await build({
     entryPoints: entries.map((f) => `extension/test/${f}`),

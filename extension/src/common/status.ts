@@ -2,6 +2,8 @@
 
 import * as vscode from "vscode";
 
+import { shortModelName } from "./modelName";
+
 export interface SidecarStatus {
   state: string;
   model?: string | null;
@@ -33,7 +35,8 @@ export class StatusItem implements vscode.Disposable {
     this.last = s;
     const state = enabled ? s.state : "off";
     const latency = s.last_latency_ms != null ? ` · ${Math.round(s.last_latency_ms)} ms` : "";
-    this.item.text = `${ICONS[state] ?? "$(question)"} Ryzanstein${state === "ready" ? latency : `: ${state}`}`;
+    const model = s.model ? ` · ${shortModelName(s.model)}` : "";
+    this.item.text = `${ICONS[state] ?? "$(question)"} Ryzanstein${state === "ready" ? model + latency : `: ${state}`}`;
     const lines = [`State: ${state}`, `Model: ${s.model ?? "none"} (${s.tier ?? "?"})`];
     if (s.tokens_per_s != null) {
       lines.push(`Speed: ${s.tokens_per_s} tokens/s`);
