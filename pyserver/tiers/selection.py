@@ -16,8 +16,6 @@ from pyserver.tiers.registry import TIER_ORDER, ModelSpec, Registry
 
 EDITOR_HEADROOM = 2 * GIB  # VS Code, the language servers, the browser next to it
 MAX_RAM_SHARE = 0.6  # never plan to take more than this share of the machine's memory
-# The engine's decode speed as a share of the bandwidth roofline (bench model --shape 2b4t: 0.50-0.59 here).
-ENGINE_EFFICIENCY = 0.55
 # A completion of ~12 tokens should take well under a second of decode: 20 tokens/s.
 COMPLETION_MIN_TPS = 20.0
 REFACTOR_MIN_TPS = 4.0  # refactors stream into a progress notification; slower is still useful
@@ -28,8 +26,10 @@ def ram_budget(hw: HardwareProfile) -> int:
     return max(0, min(hw.available_ram - EDITOR_HEADROOM, int(MAX_RAM_SHARE * hw.total_ram)))
 
 
-def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float = ENGINE_EFFICIENCY) -> float:
-    return efficiency * hw.bandwidth_gbs * 1e9 / spec.shape.bytes_per_token()
+def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None = None) -> float:
+    """Decode tokens/s: the engine's measured share of the bandwidth roofline (the profile's, unless given)."""
+    eff = hw.efficiency if efficiency is None else efficiency
+    return eff * hw.bandwidth_gbs * 1e9 / spec.shape.bytes_per_token()
 
 
 @dataclass
@@ -64,7 +64,7 @@ class Decision:
 
 
 def evaluate(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
-             efficiency: float = ENGINE_EFFICIENCY) -> list[Candidate]:
+             efficiency: float | None = None) -> list[Candidate]:
     have = set(present) | {m.id for m in registry.tier("shipped")}
     budget = ram_budget(hw)
     out = []
@@ -84,8 +84,9 @@ def completion_candidate(ready: list[Candidate]) -> Candidate:
 
 
 def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
-           efficiency: float = ENGINE_EFFICIENCY) -> Decision:
+           efficiency: float | None = None) -> Decision:
     cands = evaluate(registry, hw, present, efficiency)
+    efficiency = hw.efficiency if efficiency is None else efficiency
     budget = ram_budget(hw)
     reasons = [f"RAM budget {budget / GIB:.1f} GiB (available {hw.available_ram / GIB:.1f} GiB minus "
                f"{EDITOR_HEADROOM / GIB:.0f} GiB for the editor, at most {MAX_RAM_SHARE:.0%} of "

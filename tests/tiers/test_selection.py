@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pyserver.tiers.hardware import GIB, HardwareProfile
+from pyserver.tiers.hardware import DEFAULT_EFFICIENCY, GIB, HardwareProfile
 from pyserver.tiers.registry import Registry
-from pyserver.tiers.selection import ENGINE_EFFICIENCY, choose, predicted_tps, ram_budget
+from pyserver.tiers.selection import choose, predicted_tps, ram_budget
 
 ALL = ("bitnet-b1.58-2b4t", "falcon3-3b-instruct-1.58bit", "falcon3-7b-instruct-1.58bit",
        "llama3-8b-1.58-100b-tokens", "falcon3-10b-instruct-1.58bit")
@@ -51,7 +51,7 @@ def test_budget_and_speed_formulas(registry: Registry) -> None:
     assert ram_budget(hw) == int(0.6 * 16 * GIB)  # the 60% cap binds before available - 2 GiB
     spec = registry.by_id("falcon3-7b-instruct-1.58bit")
     assert spec is not None
-    assert predicted_tps(spec, hw) == pytest.approx(ENGINE_EFFICIENCY * 40e9 / spec.shape.bytes_per_token())
+    assert predicted_tps(spec, hw) == pytest.approx(DEFAULT_EFFICIENCY * 40e9 / spec.shape.bytes_per_token())
 
 
 def test_absent_models_are_recommended_not_used(registry: Registry) -> None:
