@@ -54,6 +54,13 @@ py::array_t<T> strict_array(const py::handle& obj, const char* what, int ndim_mi
     return py::reinterpret_borrow<py::array_t<T>>(arr);
 }
 
+// max|row| / levels: the scale that maps a row onto [-levels, levels] (1 for an all-zero row).
+float symmetric_scale(const float* row, int64_t cols, float levels) {
+    float amax = 0.0f;
+    for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::fabs(row[k]));
+    return amax > 0.0f ? amax / levels : 1.0f;
+}
+
 void check_signature_bytes(int64_t bytes) {
     if (bytes % 8 != 0 || bytes == 0 || bytes > MAX_SIGNATURE_BYTES)
         throw py::value_error("signatures: rows must be 8 to " + std::to_string(MAX_SIGNATURE_BYTES) +
@@ -425,9 +432,7 @@ PYBIND11_MODULE(_native, mod) {
             int8_t* dst = q.mutable_data();
             float* sc = s.mutable_data();
             for (int64_t r = 0; r < rows; ++r) {
-                float amax = 0.0f;
-                for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::fabs(src[r * cols + k]));
-                const float scale = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / scale;
+                const float scale = symmetric_scale(src + r * cols, cols, 127.0f), inv = 1.0f / scale;
                 for (int64_t k = 0; k < cols; ++k)
                     dst[r * cols + k] = static_cast<int8_t>(std::nearbyint(src[r * cols + k] * inv));
                 sc[r] = scale;
@@ -451,9 +456,7 @@ PYBIND11_MODULE(_native, mod) {
             float* sc = s.mutable_data();
             for (int64_t r = 0; r < rows; ++r) {
                 const float* row = src + r * cols;
-                float amax = 0.0f;
-                for (int64_t k = 0; k < cols; ++k) amax = std::max(amax, std::fabs(row[k]));
-                const float scale = amax > 0.0f ? amax / 7.0f : 1.0f, inv = 1.0f / scale;
+                const float scale = symmetric_scale(row, cols, 7.0f), inv = 1.0f / scale;
                 uint8_t* out = dst + r * (cols / 2);
                 for (int64_t k = 0; k < cols; ++k) {
                     const int v = static_cast<int>(std::nearbyint(row[k] * inv)) + 8;

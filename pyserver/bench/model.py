@@ -12,7 +12,6 @@ import os
 import platform
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,9 +19,8 @@ import psutil
 
 from pyserver import native
 from pyserver.bench.timing import median_seconds
-from pyserver.engine.config import ModelConfig
 from pyserver.engine.model import Model
-from pyserver.engine.weights import FloatTable, LayerWeights, ModelWeights, TernaryTensor
+from pyserver.engine.random_model import random_ternary_model
 from pyserver.tiers.registry import Registry, Shape
 
 
@@ -54,57 +52,10 @@ PEERS_2B4T = {  # tokens/s, 2 threads, Q6_K head (anchors.md)
 }
 TARGETS_2B4T = {"decode_tps": 60.0, "prefill_tps": 250.0, "roofline_fraction": 0.85}
 PROMPT, DECODE = 128, 64
-_TILE = 1 << 20
-
-
-def _valid_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
-    """Packed bytes of a random ternary matrix, built from one tiled random block (fast at any size)."""
-    nbytes = native.packed_nbytes(fmt, rows, cols)
-    tile_rows = max(1, min(rows, _TILE * 4 // cols))
-    w = rng.integers(-1, 2, size=(tile_rows, cols), dtype=np.int8)
-    scales = np.full(native.scale_count(fmt, tile_rows, cols), 0.01, np.float32)
-    tile = native.pack(fmt, w, scales)
-    out = np.empty(nbytes, np.uint8)
-    if fmt == "I2_S":  # codes, then the 32-byte tail holding the tensor scale
-        codes = tile[: tile_rows * cols // 4]
-        body = out[: rows * cols // 4]
-        reps = -(-body.size // codes.size)
-        body[:] = np.tile(codes, reps)[: body.size]
-        out[rows * cols // 4:] = tile[tile_rows * cols // 4:]
-    else:
-        reps = -(-nbytes // tile.size)
-        out[:] = np.tile(tile, reps)[:nbytes]
-    return out
-
-
 def build_random_model(shape: BenchShape, fmt: str, seed: int = 0) -> Model:
-    rng = np.random.default_rng(seed)
     d = shape.dims
-    head_dim = d.hd
-    act = "relu2" if shape.arch == "bitnet-b1.58" else "silu"
-    cfg = ModelConfig(arch=shape.arch, n_embd=d.n_embd, n_ff=d.n_ff, n_layer=d.n_layer,
-                      n_head=d.n_head, n_head_kv=d.n_head_kv, head_dim=head_dim, rope_dim=head_dim,
-                      vocab=d.vocab, context_length=4096, act=act, sub_norms=shape.arch != "llama",
-                      rope_neox=shape.arch != "llama")
-    qd, kvd = d.n_head * head_dim, d.n_head_kv * head_dim
-    shapes = {"attn_q": (qd, cfg.n_embd), "attn_k": (kvd, cfg.n_embd), "attn_v": (kvd, cfg.n_embd),
-              "attn_output": (cfg.n_embd, qd), "ffn_gate": (cfg.n_ff, cfg.n_embd), "ffn_up": (cfg.n_ff, cfg.n_embd),
-              "ffn_down": (cfg.n_embd, cfg.n_ff)}
-    packed = {name: _valid_packed(fmt, r, c, rng) for name, (r, c) in shapes.items()}
-    layers = []
-    for _ in range(cfg.n_layer):
-        layer = LayerWeights()
-        layer.norms = {"attn_norm": np.ones(cfg.n_embd, np.float32), "ffn_norm": np.ones(cfg.n_embd, np.float32)}
-        if cfg.sub_norms:
-            layer.norms.update(attn_sub_norm=np.ones(qd, np.float32), ffn_sub_norm=np.ones(cfg.n_ff, np.float32))
-        # Distinct memory per layer (the model copies every tensor into its own weight buffer).
-        layer.linears = {n: TernaryTensor(fmt, packed[n], *shapes[n]) for n in shapes}
-        layers.append(layer)
-    tile = rng.normal(0, 0.02, size=(min(d.vocab, 4096), cfg.n_embd)).astype(np.float16)
-    embd = np.tile(tile, (-(-d.vocab // tile.shape[0]), 1))[: d.vocab]
-    table = FloatTable("F16", embd.reshape(-1).view(np.uint8), d.vocab, cfg.n_embd)
-    weights = ModelWeights(cfg, table, np.ones(cfg.n_embd, np.float32), layers)
-    return Model(weights, None, Path(f"<random {shape.arch}>"))
+    return random_ternary_model(shape.arch, d.n_embd, d.n_ff, d.n_layer, d.n_head, d.n_head_kv, d.vocab, fmt,
+                                d.head_dim, seed)
 
 
 def _rss() -> int:

@@ -3,17 +3,18 @@ identifier overlap (Jaccard) with the text around the cursor."""
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass
 
+from pyserver.index.identifiers import identifiers
+
 CHUNK_LINES = 64
 RING_SIZE = 16
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{2,}")
 
 
-def identifiers(text: str) -> frozenset[str]:
-    return frozenset(_IDENT.findall(text))
+def name_set(text: str) -> frozenset[str]:
+    """The identifiers of three characters or more (shorter ones match everywhere)."""
+    return frozenset(n for n in identifiers(text) if len(n) > 2)
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ContextRing:
         for old in list(self._ring):
             if old.uri == uri and abs(old.start_line - start) < CHUNK_LINES:
                 self._ring.remove(old)
-        self._ring.append(Chunk(uri, start, body, identifiers(body)))
+        self._ring.append(Chunk(uri, start, body, name_set(body)))
 
     def forget(self, uri: str) -> None:
         for old in [c for c in self._ring if c.uri == uri]:
@@ -46,7 +47,7 @@ class ContextRing:
 
     def pick(self, uri: str, around_cursor: str, budget_chars: int) -> list[Chunk]:
         """Chunks of other documents, most similar first, deduplicated, within budget_chars."""
-        want = identifiers(around_cursor)
+        want = name_set(around_cursor)
         if not want or budget_chars <= 0:
             return []
         scored = []

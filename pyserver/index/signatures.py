@@ -63,7 +63,7 @@ class LiveSignatures:
                 self._append(cid, sig)
         if self._n and (self._n - self.count) > COMPACT_FRACTION * self._n:
             self._load(store)
-        elif store.counts()["vectors"] != self.count:  # written by another process meanwhile
+        elif store.vector_count() != self.count:  # written by another process meanwhile
             self._load(store)
         elif self.router is None and self.count >= self.router_min:
             self._load(store)  # grown past the size where routing pays

@@ -220,9 +220,8 @@ class IndexStore:
         return {t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
                 for t in ("files", "chunks", "symbols", "vectors")}
 
-    def data_version(self) -> int:
-        """Changes whenever another connection commits (SQLite's own counter)."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+    def vector_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
 
     def chunks(self, ids: Iterable[int]) -> list[StoredChunk]:
         ids = list(ids)

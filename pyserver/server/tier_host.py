@@ -62,17 +62,16 @@ class TierHost:
         """The larger tier's refactor session, loading it if needed; None when there is none or it cannot load
         (the caller falls back to the completion model). With a drafter (the completion model) that shares its
         tokenizer, generation drafts with it and verifies in batches."""
-        if self.path is None:
-            yield None
-            return
-        try:
-            ctx = self.pool.use(self.path)
-            model = ctx.__enter__()
-        except (MemoryBudgetError, ModelLoadError, OSError) as exc:
-            log.warning("larger tier unavailable (%s): the completion model writes the refactor", exc)
-            yield None
-            return
-        try:
+        with contextlib.ExitStack() as stack:
+            model = None
+            if self.path is not None:
+                try:
+                    model = stack.enter_context(self.pool.use(self.path))
+                except (MemoryBudgetError, ModelLoadError, OSError) as exc:
+                    log.warning("larger tier unavailable (%s): the completion model writes the refactor", exc)
+            if model is None:
+                yield None
+                return
             session = self._serving(model, settings)[0].refactor_session()
             session.draft = None
             draft = drafter.draft_session() if drafter is not None else None
@@ -83,8 +82,6 @@ class TierHost:
                 except ValueError:
                     pass  # different tokenizers: no drafting
             yield session
-        finally:
-            ctx.__exit__(None, None, None)
 
     def escalate(self, c: Completion, uri: str, text: str, offset: int, should_stop: Callable[[], bool],
                  settings: ServerSettings) -> Completion | None:

@@ -49,11 +49,10 @@ def measure_efficiency(bandwidth_gbs: float, threads: int) -> float:
     """Decodes with a random model of 2B4T-sized layers (6 of them, ~125 MB a token: beyond the caches) and
     returns the share of the bandwidth roofline reached (~2 s)."""
     from pyserver import native
-    from pyserver.bench.model import BenchShape, build_random_model
-    from pyserver.tiers.registry import Shape
+    from pyserver.engine.random_model import random_ternary_model
 
     native.set_num_threads(threads)
-    model = build_random_model(BenchShape("bitnet-b1.58", Shape(2560, 6912, 6, 20, 5, 16384)), "I2_S")
+    model = random_ternary_model("bitnet-b1.58", 2560, 6912, 6, 20, 5, 16384, "I2_S")
     s = model.session(64)
     s.eval([1, 2, 3, 4])
     t0 = time.perf_counter()

@@ -49,3 +49,21 @@ def test_context_limit(model_path: Path) -> None:
     s.append(list(range(8)))
     with pytest.raises(ValueError, match="context is full"):
         s.append([1])
+
+
+@pytest.mark.parametrize("head", ["int4", "int8", "f32"])
+def test_a_batch_of_tokens_gives_the_logits_of_one_at_a_time(model_path: Path, rng: np.random.Generator,
+                                                             head: str) -> None:
+    """Draft-verify relies on it: 2-8 new tokens (multi-token GEMV, multi-token head) give exactly the logits of
+    appending them one by one."""
+    model = Model.load(model_path, head=head)
+    prompt = [int(t) for t in rng.integers(0, 300, size=12)]
+    new = [int(t) for t in rng.integers(0, 300, size=8)]
+    for n in (2, 3, 5, 8):
+        batch = model.session()
+        batch.eval(prompt)
+        got = batch.append(new[:n], n_logits=n)
+        single = model.session()
+        single.eval(prompt)
+        want = np.stack([single.append([t])[-1] for t in new[:n]])
+        np.testing.assert_array_equal(got, want)

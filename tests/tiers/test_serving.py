@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyserver.completion.engine import Completion
+from pyserver.completion.engine import Completion, CompletionEngine
+from pyserver.server.model_host import ModelHost
 from pyserver.models import default_model_path
 from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
@@ -50,7 +51,11 @@ def test_refactors_and_escalation_use_the_larger_tier(larger: Path) -> None:
         assert host.escalate(unsure, "file:///a.py", text, len(text), lambda: False, settings) is None  # busy
     assert host.escalate(sure, "file:///a.py", text, len(text), lambda: False, settings) is None
     better = host.escalate(unsure, "file:///a.py", text, len(text), lambda: False, settings)
-    assert better is not None and host.escalations == 1
+    # What the larger model answers on its own, through a pipeline of its own in this test.
+    alone = ModelHost()
+    alone.load(str(larger))
+    want = CompletionEngine(alone, settings).complete("file:///a.py", text, len(text), lambda: False)
+    assert better is not None and want is not None and better.text == want.text and host.escalations == 1
     off = ServerSettings(max_tokens=4, escalation=False)
     assert host.escalate(unsure, "file:///a.py", text, len(text), lambda: False, off) is None
     host.pool.idle_unload_s = -1.0  # everything counts as idle too long
@@ -70,8 +75,6 @@ def test_no_larger_tier_means_the_caller_falls_back(tmp_path: Path) -> None:
 
 
 def test_the_completion_model_unloads_when_idle_and_not_in_use(larger: Path) -> None:
-    from pyserver.server.model_host import ModelHost
-
     host = ModelHost()
     host.load(str(larger))
     with host.completion_turn():
@@ -83,8 +86,6 @@ def test_the_completion_model_unloads_when_idle_and_not_in_use(larger: Path) -> 
 
 def test_refactors_on_the_larger_tier_draft_with_the_completion_model(larger: Path,
                                                                       tmp_path_factory: pytest.TempPathFactory) -> None:
-    from pyserver.server.model_host import ModelHost
-
     small = random_model(np.random.default_rng(6), "bitnet", "TQ2_0", n_layer=1)
     completion = ModelHost()
     completion.load(str(write_gguf(small, tmp_path_factory.mktemp("small") / "small.gguf")))
