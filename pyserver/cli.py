@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -18,10 +18,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.model import run_model_bench
 
         report = run_model_bench(args.shape, fmt=args.format, threads=args.threads, reps=1 if args.quick else 3)
+    elif args.what == "completion" and args.corpus != "stdlib":
+        from pyserver.bench.completion_real import run_real_completion_bench
+
+        models = [Path(m) for m in args.model] if args.model else [None]
+        local = None if args.corpus == "real" else Path(args.corpus)
+        report = run_real_completion_bench(models, samples=args.samples or (60 if args.quick else 600),
+                                           do_calibrate=args.calibrate, save=args.save_calibration,
+                                           save_beside=args.save_beside, local=local)
     elif args.what == "completion":
         from pyserver.bench.completion import run_completion_bench
 
-        report = run_completion_bench(Path(args.model) if args.model else None, files=2 if args.quick else 6,
+        report = run_completion_bench(Path(args.model[0]) if args.model else None, files=2 if args.quick else 6,
                                       chars_per_file=120 if args.quick else 300)
     elif args.what == "speculative":
         from pyserver.bench.speculative import run_speculative_bench
@@ -35,7 +43,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.quality import run_quality_bench
         from pyserver.models import default_model_path
 
-        path = Path(args.model) if args.model else default_model_path()
+        path = Path(args.model[0]) if args.model else default_model_path()
         if path is None:
             print("error: no model given and no shipped model found in models/", file=sys.stderr)
             return 2
@@ -118,7 +126,9 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     c = engine.complete(path.resolve().as_uri(), text, offset, lambda: False)
     assert c is not None
     print(json.dumps({"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],
-                      "suggestion": c.text, "latency_ms": round(c.latency_ms, 1), "prompt_tokens": c.prompt_tokens,
+                      "suggestion": c.text, "confidence": round(c.confidence, 3),
+                      "held_back": c.candidate if c.candidate and not c.text else None,
+                      "latency_ms": round(c.latency_ms, 1), "prompt_tokens": c.prompt_tokens,
                       "generated_tokens": c.generated_tokens, "model": str(host.model_path),
                       "model_load_ms": round(host.model.stats.seconds * 1e3, 1)}, indent=2))
     return 0
@@ -134,7 +144,7 @@ def _cmd_serve(_args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from pyserver.server.doctor import doctor
 
-    json.dump(doctor(args.model), sys.stdout, indent=2)
+    json.dump(doctor(args.model, args.storage), sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0
 
@@ -193,7 +203,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
     bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index", "speculative"], help="what to measure")
-    bench.add_argument("--model", default=None, help="quality, completion: the model (default: the shipped model)")
+    bench.add_argument("--model", action="append", default=None,
+                       help="quality, completion: the model (default: the shipped model); completion --corpus real"
+                            " takes several")
+    bench.add_argument("--corpus", default="stdlib",
+                       help="completion: stdlib (typing replay over held-out standard-library files), real (pinned"
+                            " releases of well-known packages, fetched once), or a folder of .py files")
+    bench.add_argument("--samples", type=int, default=None, help="completion --corpus: cursor positions per split")
+    bench.add_argument("--calibrate", action="store_true",
+                       help="completion --corpus: fit the confidence gate on the calibration split first")
+    bench.add_argument("--save-calibration", action="store_true",
+                       help="with --calibrate: keep it for the model (user cache)")
+    bench.add_argument("--save-beside", action="store_true",
+                       help="with --calibrate: write MODEL.calibration.json beside the model (as the shipped one)")
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument("--shape", default="2b4t",
                        choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
@@ -228,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     doc = sub.add_parser("doctor", help="what the server would do on this machine, and why")
     doc.add_argument("--model", default=None, help="model file to check (default: the shipped model)")
+    doc.add_argument("--storage", default="", help="the sidecar's storage folder (the extension passes its own)")
     doc.set_defaults(func=_cmd_doctor)
 
     cpu = sub.add_parser("cpu", help="CPU features, dispatch level and SIMD self-check")

@@ -3,11 +3,13 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 
+import { registerAcceptCommands } from "./common/accept";
 import { registerCommands } from "./common/commands";
 import { findPython } from "./common/python";
 import { Sidecar } from "./common/server";
-import { clientSettings, needsRestart, serverSettings } from "./common/settings";
+import { clientSettings, needsRestart, serverSettings, wantsSuggestion } from "./common/settings";
 import { ensureSidecar, run } from "./common/setup";
+import { Snooze } from "./common/snooze";
 import { StatusItem } from "./common/status";
 
 let sidecar: Sidecar | undefined;
@@ -56,10 +58,16 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
   }
 
   const storage = ctx.globalStorageUri.fsPath; // a neutral working directory (see setup.ts)
-  sidecar = new Sidecar(python, storage, output, () => serverSettings(get), () => clientSettings(get).debounceMs,
-    (s) => status.update(s, clientSettings(get).enable));
+  const snooze = new Snooze(ctx.globalState);
+  const showState = (s = status.last) => status.update(s, clientSettings(get).enable, snooze.minutesLeft());
+  sidecar = new Sidecar(python, storage, output, () => serverSettings(get), {
+    debounceMs: () => clientSettings(get).debounceMs,
+    wanted: (doc, c) => wantsSuggestion(clientSettings(get), doc.languageId,
+      c.triggerKind === vscode.InlineCompletionTriggerKind.Automatic, snooze.active()),
+  }, (s) => showState(s));
   ctx.subscriptions.push(sidecar);
-  registerCommands(ctx, sidecar, () => showStatus(python, storage, status, output));
+  registerCommands(ctx, sidecar, () => showStatus(python, storage, status, output, snooze), snooze, () => showState());
+  registerAcceptCommands(ctx, sidecar);
   ctx.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
     if (!e.affectsConfiguration("ryzanstein")) {
       return;
@@ -71,7 +79,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
       return;
     }
     client = next;
-    status.update(status.last, next.enable);
+    showState();
     await sidecar?.client?.sendNotification("workspace/didChangeConfiguration", { settings: { ryzanstein: serverSettings(get) } });
   }));
   try {
@@ -85,14 +93,20 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
   }
 }
 
-async function showStatus(python: string, cwd: string, status: StatusItem, output: vscode.LogOutputChannel): Promise<void> {
+async function showStatus(python: string, cwd: string, status: StatusItem, output: vscode.LogOutputChannel,
+  snooze: Snooze): Promise<void> {
+  const snoozeItem = snooze.active() ? `Resume suggestions (snoozed for ${snooze.minutesLeft()} more minutes)`
+    : "Snooze suggestions for 30 minutes";
   const pick = await vscode.window.showQuickPick(
-    ["Toggle inline completions", "Doctor report", "Restart sidecar", "Choose model…", "Show log"],
+    ["Toggle inline completions", snoozeItem, "Doctor report", "Restart sidecar", "Choose model…", "Show log"],
     { title: `Ryzanstein: ${status.last.state}${status.last.model ? ` · ${status.last.model}` : ""}` });
   if (pick === "Toggle inline completions") {
     await vscode.commands.executeCommand("ryzanstein.toggle");
+  } else if (pick === snoozeItem) {
+    await vscode.commands.executeCommand("ryzanstein.snooze");
   } else if (pick === "Doctor report") {
-    const report = await run(python, ["-m", "pyserver", "doctor"], 120_000, cwd).catch((e: unknown) => String(e));
+    const report = await run(python, ["-m", "pyserver", "doctor", "--storage", cwd], 120_000, cwd)
+      .catch((e: unknown) => String(e));
     const doc = await vscode.workspace.openTextDocument({ content: report, language: "json" });
     await vscode.window.showTextDocument(doc, { preview: true });
   } else if (pick === "Restart sidecar") {

@@ -30,7 +30,7 @@ def complete_line(model: Model, text: str, offset: int, session: Session | None 
     budget = (max_prompt_tokens or session.n_ctx) - max_tokens
     line_end = text.find("\n", offset)
     line_end = len(text) if line_end < 0 else line_end
-    prompt = fim_prompt(tok, text[:offset], text[line_end:], budget)
+    prompt = fim_prompt(tok, text[:offset], text[line_end:], budget, order=model.traits.fim_order)
     r = generate(session, prompt, max_tokens=max_tokens, stop_strings=["\n"])
     return Suggestion(text=r.text.split("\n")[0].rstrip(), latency_ms=(time.perf_counter() - t0) * 1e3,
                       prompt_tokens=len(prompt), reused_tokens=r.reused_tokens, generated_tokens=len(r.tokens),

@@ -1,7 +1,8 @@
-"""Prompt layouts for completion: fill-in-the-middle (prefix-suffix-middle) or plain prefix."""
+"""Prompt pieces: fill-in-the-middle within a budget (for refactors and one-off completions), extra-context\nblocks, and the split of the cursor's line into prompt and forced start."""
 
 from __future__ import annotations
 
+from pyserver.completion.window import layout
 from pyserver.engine.tokenizer import Tokenizer
 
 SUFFIX_SHARE = 4  # the suffix gets 1/SUFFIX_SHARE of the prompt budget, the prefix the rest
@@ -28,16 +29,15 @@ def split_at_line_start(text: str) -> tuple[str, str]:
     return text[:start], text[start:]
 
 
-def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None) -> list[int]:
-    """[PRE] prefix [SUF] suffix [MID] within `budget` tokens: the prefix keeps its end (nearest the cursor), the
-    suffix its start (at most suffix_tokens, default a quarter of the budget). Models without FIM tokens get the
-    prefix alone."""
-    sp = tok.special
-    if not sp.has_fim:
+def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None,
+               order: str = "psm") -> list[int]:
+    """The fill-in-the-middle prompt (`window.layout`) within `budget` tokens: the prefix keeps its end (nearest the
+    cursor), the suffix its start (at most suffix_tokens, default a quarter of the budget). Models without FIM
+    tokens get the prefix alone."""
+    if not tok.special.has_fim:
         return tok.encode(prefix)[-budget:] if budget > 0 else []
     room = max(0, budget - 3)
     cap = room // SUFFIX_SHARE if suffix_tokens is None else min(suffix_tokens, room // SUFFIX_SHARE)
     suffix_ids = tok.encode(suffix)[:cap] if suffix else []
     prefix_ids = tok.encode(prefix)[-(room - len(suffix_ids)):] if room > len(suffix_ids) else []
-    assert sp.fim_prefix is not None and sp.fim_suffix is not None and sp.fim_middle is not None
-    return [sp.fim_prefix, *prefix_ids, sp.fim_suffix, *suffix_ids, sp.fim_middle]
+    return layout(tok, prefix_ids, suffix_ids, order)

@@ -27,6 +27,8 @@ class GenerationResult:
     decode_seconds: float = 0.0
     token_logprobs: list[float] = field(default_factory=list)  # of each generated token
     token_entropies: list[float] = field(default_factory=list)  # of each step's distribution (nats)
+    # log-prob of the chosen token minus that of the most likely other token (negative when it was not the top one)
+    token_margins: list[float] = field(default_factory=list)
     forced_tokens: int = 0  # leading tokens that spelled out `forced_prefix` (not part of `text`)
 
     @property
@@ -45,12 +47,17 @@ def _held_back(text: str, stops: Sequence[str]) -> int:
     return best
 
 
-def _stats(logits: np.ndarray, token: int) -> tuple[float, float]:
+def _stats(logits: np.ndarray, token: int) -> tuple[float, float, float]:
+    """(log-prob of token, entropy, margin of token over the best other token), from finite logits."""
     z = logits.astype(np.float64)
     z = z - z.max()
     logp = z - np.log(np.exp(z).sum())
     p = np.exp(logp)
-    return float(logp[token]), float(-(p * logp).sum())
+    if logp.size < 2:
+        return float(logp[token]), 0.0, float("inf")
+    second, first = np.partition(logp, -2)[-2:]
+    other = second if logp[token] >= first else first
+    return float(logp[token]), float(-(p * logp).sum()), float(logp[token] - other)
 
 
 class Generation:
@@ -118,13 +125,14 @@ class Generation:
                 r.forced_tokens += 1
             else:
                 token = self.sampler(logits, self.prompt + r.tokens)
-            logp, ent = _stats(logits, token)
+            logp, ent, margin = _stats(logits, token)
             if token in self.stop_tokens:
                 r.stop_reason = "eos"
                 break
             r.tokens.append(token)
             r.token_logprobs.append(logp)
             r.token_entropies.append(ent)
+            r.token_margins.append(margin)
             # Text from the tokens' own bytes: exact for byte-level and SentencePiece vocabularies alike (a
             # detokenizer may strip a leading space, which a continuation must keep).
             text = self.matcher.text_of(r.tokens)[self.forced_len:].decode("utf-8", errors="replace")

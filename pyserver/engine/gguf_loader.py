@@ -10,6 +10,7 @@ import numpy as np
 from pyserver.engine.config import ModelConfig
 from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.gguf_file import GGUFFile, TensorInfo
+from pyserver.engine.traits import ModelTraits
 from pyserver.engine.weights import (
     FLOAT_TABLE_TYPES,
     LINEAR_NAMES,
@@ -167,5 +168,6 @@ def load_gguf(path: str | Path) -> tuple[ModelWeights, GGUFFile]:
         layers=layers,
         output=output,
         keep_alive=[g],
+        traits=ModelTraits.from_gguf_metadata(g.metadata),
     )
     return weights, g

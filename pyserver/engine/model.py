@@ -64,6 +64,7 @@ class Model:
         self.path = path
         self.config: ModelConfig = weights.config
         self.tokenizer = tokenizer
+        self.traits = weights.traits
         cfg = weights.config
         if head == "auto":  # 4-bit where the rows allow it: the head is the largest single read of a decode step
             head = "int4" if cfg.n_embd % 64 == 0 else "int8"

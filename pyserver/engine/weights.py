@@ -12,6 +12,7 @@ from gguf.quants import dequantize
 
 from pyserver import native
 from pyserver.engine.config import ModelConfig
+from pyserver.engine.traits import ModelTraits
 
 LINEAR_NAMES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 NORM_NAMES = ("attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm")
@@ -92,6 +93,7 @@ class ModelWeights:
     layers: list[LayerWeights]
     output: FloatTable | None = None  # None: tied to token_embd
     keep_alive: list[Any] = field(default_factory=list)  # open files the arrays point into
+    traits: ModelTraits = field(default_factory=ModelTraits)
 
 
 def ternarize_absmean(w: np.ndarray) -> tuple[np.ndarray, float]:

@@ -22,6 +22,7 @@ from pyserver.index.files import FileRules, language_of
 from pyserver.index.search import Hit, completion_context, text_search
 from pyserver.index.signatures import LiveSignatures
 from pyserver.index.store import FileRecord, IndexStore
+from pyserver.paths import cache_dir
 
 log = logging.getLogger("ryzanstein.index")
 
@@ -33,7 +34,7 @@ EMBED_POOL = 128  # pending chunks fetched at once: sorted by length into batche
 
 def default_index_path(root: Path, storage: Path | None = None) -> Path:
     """One file per workspace folder, named by a hash of its path, under the sidecar's storage."""
-    base = storage or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ryzanstein"
+    base = storage or cache_dir()
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]
     return base / "index" / f"{root.resolve().name}-{digest}.sqlite"
 

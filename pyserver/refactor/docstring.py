@@ -28,7 +28,7 @@ def docstring_edit(session: Session, text: str, line: int, max_tokens: int,
         start = end = offs[fn.header_end_line] if fn.header_end_line < len(offs) else len(text)
     prefix, forced = split_at_line_start(context + text[:start] + ind + '"""')
     suffix = '"""\n' + text[end:]
-    prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens)
+    prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens, order=session.model.traits.fim_order)
     out = run(session, prompt, max_tokens, ['"""'], should_stop, forced)
     if out is None:
         return None

@@ -27,7 +27,7 @@ def rewrite_edit(session: Session, text: str, start: int, end: int, instruction:
         f"{indent}#   {ln.strip()}\n" for ln in original.split("\n") if ln.strip()) + indent
     suffix = text[end:]
     head, forced = split_at_line_start(context + prefix)
-    prompt = fim_prompt(tok, head, suffix, session.n_ctx - max_tokens)
+    prompt = fim_prompt(tok, head, suffix, session.n_ctx - max_tokens, order=session.model.traits.fim_order)
     out = run(session, prompt, max_tokens, [], should_stop, forced)
     if out is None:
         return None

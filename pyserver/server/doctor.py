@@ -11,9 +11,10 @@ from typing import Any
 import psutil
 
 from pyserver.models import default_model_path, shipped_model_dirs
+from pyserver.server.acceptance import AcceptanceStats, storage_folder
 
 
-def doctor(model: str | None = None) -> dict[str, Any]:
+def doctor(model: str | None = None, storage: str = "") -> dict[str, Any]:
     report: dict[str, Any] = {
         "python": {"version": platform.python_version(), "executable": sys.executable,
                    "ok": sys.version_info >= (3, 10)},
@@ -43,6 +44,8 @@ def doctor(model: str | None = None) -> dict[str, Any]:
                 entry.update(arch=m.config.arch, params=m.config.n_params, load_seconds=round(m.stats.seconds, 3),
                              bytes_per_token=m.stats.bytes_per_token,
                              fim=bool(m.tokenizer and m.tokenizer.special.has_fim),
+                             fim_order=m.traits.fim_order, languages=list(m.traits.languages) or "any",
+                             confidence_gate=_gate(path),
                              decision="serve inline completions and refactors with this model")
             except ModelLoadError as exc:
                 entry.update(error=str(exc), decision="cannot serve: fix or replace the model file")
@@ -55,4 +58,15 @@ def doctor(model: str | None = None) -> dict[str, Any]:
                         "use_now": cfg.get("decision", {}).get("use_now"),
                         "reasons": cfg.get("decision", {}).get("reasons", [])} if cfg else
                        {"config": None, "decision": "not run yet: `python -m pyserver setup` picks the tier"})
+    report["acceptance"] = AcceptanceStats(storage_folder(storage)).summary()
     return report
+
+
+def _gate(path: Path) -> dict[str, Any]:
+    from pyserver.completion.calibration import load_gate
+
+    gate = load_gate(path)
+    if not gate.calibrated:
+        return {"calibrated": False, "note": "confidence = geometric mean of the chosen tokens' probabilities; "
+                "`python -m pyserver bench completion --corpus real --calibrate --save-calibration` calibrates it"}
+    return {"calibrated": True, "threshold": gate.threshold}

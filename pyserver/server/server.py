@@ -23,19 +23,20 @@ from pygls.lsp.server import LanguageServer
 from pyserver import __version__
 from pyserver.completion.engine import CompletionEngine
 from pyserver.completion.prompt import context_block
+from pyserver.index.workspace import Progress
 from pyserver.refactor import NewFile, TextEdit
 from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.write_tests import new_tests_file
-from pyserver.index.workspace import Progress
+from pyserver.server.acceptance import AcceptanceStats, storage_folder
 from pyserver.server.index_host import IndexHost
 from pyserver.server.model_host import ModelHost
+from pyserver.server.protocol import RyzansteinProtocol
+from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
 from pyserver.tiers.plan import ServingPlan, serving_plan
 from pyserver.tiers.setup import read_config
-from pyserver.server.protocol import RyzansteinProtocol
-from pyserver.server.settings import ServerSettings
 
 log = logging.getLogger("ryzanstein")
 
@@ -44,7 +45,9 @@ STATUS_NOTIFICATION = "ryzanstein/status"
 # advertises as a VS Code command, which must not collide with the extension's palette commands.
 COMMANDS = ("ryzanstein.sidecar.explain", "ryzanstein.sidecar.docstring", "ryzanstein.sidecar.rewrite",
             "ryzanstein.sidecar.writeTests", "ryzanstein.sidecar.status", "ryzanstein.sidecar.reindex",
-            "ryzanstein.sidecar.search")
+            "ryzanstein.sidecar.search", "ryzanstein.sidecar.acceptance")
+# The extension's command that an accepted suggestion runs (it tells the sidecar, see `cmd_acceptance`).
+ACCEPTED_COMMAND = "ryzanstein.acceptedSuggestion"
 MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
 # A request waits this long for a newer one before it starts the model: a burst of keystrokes costs one run.
 COALESCE_S = 0.015
@@ -68,6 +71,7 @@ class RyzansteinServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.latest: dict[str, threading.Event] = {}  # per document: the stop flag of its newest completion
         self._shown: set[str] = set()
+        self.acceptance = AcceptanceStats(None)
         self._last_line: dict[str, int] = {}
 
     # ---- status and errors -------------------------------------------------------------
@@ -79,6 +83,8 @@ class RyzansteinServer(LanguageServer):
 
     def send_status(self) -> None:
         status = self.host.status()
+        acc = self.acceptance.summary()
+        status["acceptance"] = {k: acc[k] for k in ("shown", "accepted", "acceptance_rate", "partial_rate")}
         if self.loop is None:
             return
         self.loop.call_soon_threadsafe(self.protocol.notify, STATUS_NOTIFICATION, status)
@@ -146,6 +152,7 @@ def _settings_from(obj: Any) -> dict[str, Any] | None:
 def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
     ls.settings = ls.settings.updated(_settings_from(params.initialization_options))
     ls.engine.settings = ls.settings
+    ls.acceptance = AcceptanceStats(storage_folder(ls.settings.storage_path))
     ls.make_plan()
 
 
@@ -215,7 +222,12 @@ def did_close(ls: RyzansteinServer, params: t.DidCloseTextDocumentParams) -> Non
 async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionParams) -> t.InlineCompletionList:
     empty = t.InlineCompletionList(items=[])
     uri = params.text_document.uri
-    if not ls.settings.enable:
+    s = ls.settings
+    if not s.enable or (s.trigger == "manual" and params.context.trigger_kind
+                        == t.InlineCompletionTriggerKind.Automatic):
+        return empty
+    language = ls.workspace.get_text_document(uri).language_id or ""
+    if not s.language_enabled(language):
         return empty
     if not ls.host.ready:
         if ls.host.state == "idle" and ls.host.model is None and ls.loop is not None:
@@ -223,8 +235,9 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
         return empty
     doc = ls.workspace.get_text_document(uri)
     text = doc.source
-    if len(text) > MAX_DOCUMENT_CHARS:
-        return empty
+    model = ls.host.model
+    if len(text) > MAX_DOCUMENT_CHARS or (model is not None and language and not model.traits.knows(language)):
+        return empty  # (a model trained on other languages only writes junk here)
     version = doc.version
     offset = doc.offset_at_position(params.position)  # UTF-16 positions, as LSP defines them
     stop = threading.Event()
@@ -259,7 +272,10 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     if not result.from_cache:
         ls.host.last_latency_ms, ls.host.last_tokens_per_s = result.latency_ms, result.tokens_per_s
         ls.send_status()
-    item = t.InlineCompletionItem(insert_text=result.text, range=t.Range(start=params.position, end=params.position))
+    ls.acceptance.shown(uri, ls.host.model_path.name if ls.host.model_path else "?", language)
+    item = t.InlineCompletionItem(insert_text=result.text, range=t.Range(start=params.position, end=params.position),
+                                  command=t.Command(title="accepted", command=ACCEPTED_COMMAND,
+                                                    arguments=[{"uri": uri}]))
     return t.InlineCompletionList(items=[item])
 
 
@@ -451,7 +467,22 @@ def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     status["index"] = ls.index.status()
     status["larger_tier"] = ls.tiers.status()
     status["serving_plan"] = ls.plan.reasons
+    status["acceptance"] = ls.acceptance.summary()
     return status
+
+
+@server.command("ryzanstein.sidecar.acceptance")
+def cmd_acceptance(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    """{"uri", "event": "accepted" | "accepted_word" | "accepted_line"}: the user took (part of) the suggestion
+    last shown in that document."""
+    a = args[0] if args and isinstance(args[0], dict) else {}
+    uri, event = a.get("uri"), a.get("event")
+    if not isinstance(uri, str) or not isinstance(event, str):
+        raise ValueError('expected one argument {"uri": ..., "event": ...}')
+    counted = ls.acceptance.accepted(uri, event)
+    if counted:
+        ls.send_status()
+    return {"counted": counted}
 
 
 @server.command("ryzanstein.sidecar.reindex")
@@ -515,6 +546,7 @@ def _keep_memory(ls: RyzansteinServer) -> None:
 @server.feature(t.SHUTDOWN)
 def shutdown(ls: RyzansteinServer, *args: Any) -> None:
     del args
+    ls.acceptance.save()
     ls.index.stop()
 
 

@@ -25,6 +25,15 @@ class ServerSettings:
     model_folders: tuple[str, ...] = ()  # more places the setup looks for model files
     unload_idle_minutes: int = 15  # a model unused this long is unloaded (and loaded again when needed); 0: never
     escalation: bool = True  # uncertain completions go to the larger tier when it is loaded and idle
+    min_confidence: float | None = None  # None: the model's calibrated threshold; 0 shows every suggestion
+    # Per VS Code language id, "*" for the rest; a language the model was not trained on gets nothing either way.
+    languages: tuple[tuple[str, bool], ...] = (("*", True), ("markdown", False), ("plaintext", False),
+                                               ("scminput", False))
+    trigger: str = "automatic"  # automatic | manual (suggestions only when asked for, e.g. Alt+\\)
+
+    def language_enabled(self, language_id: str) -> bool:
+        table = dict(self.languages)
+        return table.get(language_id.lower(), table.get("*", True))
 
     def updated(self, values: dict[str, Any] | None) -> ServerSettings:
         """A copy with known keys (camelCase or snake_case) taken from values; unknown keys and bad types ignored."""
@@ -37,7 +46,16 @@ class ServerSettings:
                 if key in values:
                     v = values[key]
                     default = getattr(self, f.name)
-                    if isinstance(default, tuple):
+                    if f.name == "min_confidence":
+                        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+                            changes[f.name] = None if v is None else float(v)
+                    elif f.name == "languages":
+                        if isinstance(v, dict) and all(isinstance(x, bool) for x in v.values()):
+                            changes[f.name] = tuple((str(k).lower(), bool(x)) for k, x in v.items())
+                    elif f.name == "trigger":
+                        if v in ("automatic", "manual"):
+                            changes[f.name] = v
+                    elif isinstance(default, tuple):
                         if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
                             changes[f.name] = tuple(v)
                     elif isinstance(default, bool):

@@ -14,7 +14,7 @@ from typing import Any
 
 from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.gguf_file import GGUFFile
-from pyserver.tiers.hardware import cache_dir
+from pyserver.paths import cache_dir
 from pyserver.tiers.registry import Registry, Shape
 
 MAX_DEPTH = 6

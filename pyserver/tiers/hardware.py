@@ -12,6 +12,8 @@ from pathlib import Path
 
 import psutil
 
+from pyserver.paths import cache_dir
+
 GIB = 1 << 30
 # The engine's decode speed as a share of the bandwidth roofline, for profiles without a measurement of their own
 # (bench model --shape 2b4t: 0.50-0.59 on the development machine; setup measures it on each machine).
@@ -33,10 +35,6 @@ class HardwareProfile:
         d = asdict(self)
         d["features"] = list(self.features)
         return d
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "ryzanstein"
 
 
 def measure_bandwidth(threads: int) -> float:

@@ -48,16 +48,13 @@ def test_plain_prefix_without_fim_tokens() -> None:
     assert spm.decode(fim_prompt(spm, "abc def", "ignored", budget=50)) == "abc def"
 
 
-def test_prefix_window_start_is_stable_while_typing() -> None:
-    from pyserver.completion.engine import PREFIX_STEP_CHARS, stable_prefix_start
-
-    text = "".join(f"line {i} = {i * i}\n" for i in range(2000))
-    starts = {stable_prefix_start(text[:n], 3000) for n in range(20_000, 20_000 + PREFIX_STEP_CHARS // 2)}
-    assert len(starts) <= 2  # typing a thousand characters moves the window start at most once
-    s = stable_prefix_start(text[:20_000], 3000)
-    assert s == 0 or text[s - 1] == "\n"  # a line boundary
-    assert 20_000 - s <= 3000 + PREFIX_STEP_CHARS
-    assert stable_prefix_start("short", 3000) == 0
+def test_spm_layout_puts_the_suffix_first(tok: Tokenizer) -> None:
+    sp = tok.special
+    p = fim_prompt(tok, "def f(x):\n    ", "\n    return y\n", budget=200, order="spm")
+    assert p[:2] == [sp.fim_prefix, sp.fim_suffix]
+    i = p.index(sp.fim_middle)
+    assert tok.decode(p[2:i]) == "\n    return y\n"
+    assert tok.decode(p[i + 1:]) == "def f(x):\n    "  # the prefix runs on into the middle
 
 
 def test_split_at_line_start() -> None:

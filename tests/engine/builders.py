@@ -129,8 +129,9 @@ def _stored_values(values: np.ndarray, kind: str) -> np.ndarray:
 
 def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str = "F16",
                linear_type: str | None = None, skip: tuple[str, ...] = (), bad_shape: str | None = None,
-               context_length: int = 256) -> Path:
-    """Writes the model as llama.cpp would. linear_type: "F16"/"F32" stores projections as floats holding
+               context_length: int = 256, strings: dict[str, list[str]] | None = None) -> Path:
+    """Writes the model as llama.cpp would, plus `strings` (string-array metadata, e.g. the model's traits).
+    linear_type: "F16"/"F32" stores projections as floats holding
     {-s, 0, +s} (what convert_hf_to_gguf writes for --outtype f16). I2_S models go through write_gguf_i2s."""
     assert m.fmt != "I2_S", "use write_gguf_i2s"
     w = gguf.GGUFWriter(str(path), arch)
@@ -140,6 +141,8 @@ def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str
                            rope_base=c.rope_base))
     assert m.tokenizer is not None
     assert len(add_bpe_tokenizer(w, m.tokenizer)) == c.vocab
+    for key, values in (strings or {}).items():
+        w.add_array(key, values)
     tensors = _gguf_tensors(m, table_type, linear_type)
     # The reference must see the tables as stored (BF16 truncation, Q8_0 rounding).
     m.token_embd = _stored_values(m.token_embd, table_type)

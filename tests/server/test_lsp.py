@@ -60,8 +60,10 @@ async def client(lsp_client: LanguageClient) -> Any:
         lsp_client.applied_versions.append(params)  # type: ignore[attr-defined]
         return t.ApplyWorkspaceEditResult(applied=True)
 
+    storage = MODEL_DIR / "storage"  # acceptance statistics: never the user's own cache
     await lsp_client.initialize_session(t.InitializeParams(
-        capabilities=capabilities(), initialization_options={"ryzanstein": {**SETTINGS, "modelPath": str(model_path())}}))
+        capabilities=capabilities(), initialization_options={"ryzanstein": {
+            **SETTINGS, "modelPath": str(model_path()), "storagePath": str(storage)}}))
     for _ in range(200):
         status = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
         if status["state"] == "ready":
@@ -71,16 +73,18 @@ async def client(lsp_client: LanguageClient) -> Any:
     await lsp_client.shutdown_session()
 
 
-def open_doc(client: LanguageClient, text: str, uri: str = "file:///work/demo.py", version: int = 1) -> str:
+def open_doc(client: LanguageClient, text: str, uri: str = "file:///work/demo.py", version: int = 1,
+             language: str = "python") -> str:
     client.text_document_did_open(t.DidOpenTextDocumentParams(
-        text_document=t.TextDocumentItem(uri=uri, language_id="python", version=version, text=text)))
+        text_document=t.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
     return uri
 
 
-def request(uri: str, line: int, character: int) -> t.InlineCompletionParams:
+def request(uri: str, line: int, character: int, invoked: bool = False) -> t.InlineCompletionParams:
+    kind = t.InlineCompletionTriggerKind.Invoked if invoked else t.InlineCompletionTriggerKind.Automatic
     return t.InlineCompletionParams(
         text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=line, character=character),
-        context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Automatic))
+        context=t.InlineCompletionContext(trigger_kind=kind))
 
 
 def engine_answer(text: str, offset: int) -> str:
@@ -230,3 +234,82 @@ async def test_long_refactor_does_not_block_completions(client: LanguageClient) 
     assert result is not None and result.items  # answered while the refactor still runs
     assert not refactor.done()
     await refactor
+
+
+async def suggestion(client: LanguageClient, uri: str, line: int, col: int, invoked: bool = False) -> str:
+    result = await client.text_document_inline_completion_async(request(uri, line, col, invoked))
+    return result.items[0].insert_text if result and result.items else ""
+
+
+def configure(client: LanguageClient, **values: Any) -> None:
+    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings={"ryzanstein": values}))
+
+
+@pytest.mark.asyncio
+async def test_languages_switched_off_get_nothing(client: LanguageClient) -> None:
+    text = "x = 1\ny = \n"
+    py = open_doc(client, text, "file:///work/a.py")
+    md = open_doc(client, text, "file:///work/a.md", language="markdown")
+    assert await suggestion(client, py, 1, 4)
+    assert await suggestion(client, md, 1, 4) == ""  # off by default
+    configure(client, languages={"*": False, "markdown": True})
+    assert await suggestion(client, md, 1, 4)
+    assert await suggestion(client, py, 1, 4) == ""
+
+
+@pytest.mark.asyncio
+async def test_model_languages_limit_suggestions(client: LanguageClient, tmp_path: Path) -> None:
+    m = random_model(np.random.default_rng(42), "bitnet", "TQ2_0", n_layer=2, vocab=320)
+    m.token_embd[-5:] = 0.0
+    path = write_gguf(m, MODEL_DIR / "m-python-only.gguf", context_length=8192,
+                      strings={"ryzanstein.languages": ["python"]})
+    configure(client, modelPath=str(path))
+    for _ in range(200):
+        s = await status(client)
+        if s["state"] == "ready" and s["model"] == path.name:
+            break
+        await asyncio.sleep(0.05)
+    text = "x = 1\ny = \n"
+    assert await suggestion(client, open_doc(client, text, "file:///work/b.py"), 1, 4)
+    js = open_doc(client, text, "file:///work/b.js", language="javascript")
+    assert await suggestion(client, js, 1, 4) == ""  # the model was not trained on JavaScript
+
+
+@pytest.mark.asyncio
+async def test_manual_trigger_answers_only_when_asked(client: LanguageClient) -> None:
+    uri = open_doc(client, "x = 1\ny = \n")
+    configure(client, trigger="manual")
+    assert await suggestion(client, uri, 1, 4) == ""
+    assert await suggestion(client, uri, 1, 4, invoked=True)
+
+
+@pytest.mark.asyncio
+async def test_min_confidence_holds_suggestions_back(client: LanguageClient) -> None:
+    uri = open_doc(client, "x = 1\ny = \n")
+    assert await suggestion(client, uri, 1, 4)
+    configure(client, minConfidence=1.0)  # no model is ever that sure of a random line
+    assert await suggestion(client, open_doc(client, "x = 2\ny = \n", "file:///work/c.py"), 1, 4) == ""
+
+
+@pytest.mark.asyncio
+async def test_acceptance_is_counted(client: LanguageClient) -> None:
+    uri = open_doc(client, "x = 1\ny = \n", "file:///work/d.py")
+    result = await client.text_document_inline_completion_async(request(uri, 1, 4))
+    item = result.items[0]
+    assert item.command is not None and item.command.command == "ryzanstein.acceptedSuggestion"
+    assert list(item.command.arguments or []) == [{"uri": uri}]
+    before = (await status(client))["acceptance"]
+    counted = await client.workspace_execute_command_async(t.ExecuteCommandParams(
+        command="ryzanstein.sidecar.acceptance", arguments=[{"uri": uri, "event": "accepted"}]))
+    assert counted == {"counted": True}
+    partial = await client.workspace_execute_command_async(t.ExecuteCommandParams(
+        command="ryzanstein.sidecar.acceptance", arguments=[{"uri": uri, "event": "accepted_word"}]))
+    assert partial == {"counted": True}
+    nowhere = await client.workspace_execute_command_async(t.ExecuteCommandParams(
+        command="ryzanstein.sidecar.acceptance", arguments=[{"uri": "file:///never/shown.py", "event": "accepted"}]))
+    assert nowhere == {"counted": False}
+    after = (await status(client))["acceptance"]
+    assert after["accepted"] == before["accepted"] + 1
+    assert after["accepted_word"] == before["accepted_word"] + 1
+    row = next(r for r in after["by_model_language"] if r["language"] == "python")
+    assert row["model"] == model_path().name and row["shown"] >= 1

@@ -3,6 +3,7 @@
 import * as vscode from "vscode";
 
 import type { Sidecar } from "./server";
+import type { Snooze } from "./snooze";
 
 type Args = Record<string, unknown>;
 
@@ -31,7 +32,8 @@ async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {})
   return result;
 }
 
-export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void): void {
+export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void,
+  snooze: Snooze, refreshStatus: () => void): void {
   const reg = (id: string, fn: () => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
   reg("ryzanstein.explain", async () => {
     const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
@@ -53,6 +55,15 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
     await cfg.update("enable", !cfg.get<boolean>("enable", true), vscode.ConfigurationTarget.Global);
   });
   reg("ryzanstein.trigger", () => vscode.commands.executeCommand("editor.action.inlineSuggest.trigger"));
+  reg("ryzanstein.snooze", async () => {
+    if (snooze.active()) {
+      await snooze.stop();
+    } else {
+      await snooze.start();
+      setTimeout(refreshStatus, snooze.until - Date.now() + 1000); // the status bar shows when it ends
+    }
+    refreshStatus();
+  });
   reg("ryzanstein.restart", () => sidecar.restart());
   reg("ryzanstein.showStatus", showStatus);
   reg("ryzanstein.reindex", async () => {

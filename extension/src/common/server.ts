@@ -12,6 +12,13 @@ import {
 import { RestartBackoff } from "./backoff";
 import type { SidecarStatus } from "./status";
 
+/** When and how the editor asks for inline suggestions. */
+export interface CompletionPolicy {
+  debounceMs(): number;
+  /** Off for this document or this kind of trigger (language setting, snooze, manual mode). */
+  wanted(document: vscode.TextDocument, context: vscode.InlineCompletionContext): boolean;
+}
+
 export class Sidecar implements vscode.Disposable {
   client: LanguageClient | undefined;
   private readonly backoff = new RestartBackoff();
@@ -23,7 +30,7 @@ export class Sidecar implements vscode.Disposable {
     private readonly cwd: string,
     private readonly output: vscode.LogOutputChannel,
     private readonly initOptions: () => Record<string, unknown>,
-    private readonly debounceMs: () => number,
+    private readonly policy: CompletionPolicy,
     private readonly onStatus: (s: SidecarStatus) => void,
   ) {}
 
@@ -47,7 +54,10 @@ export class Sidecar implements vscode.Disposable {
       middleware: {
         // Typing fast asks for many suggestions: wait a moment and skip the ones already out of date.
         provideInlineCompletionItems: async (document, position, context, token, next) => {
-          const delay = this.debounceMs();
+          if (!this.policy.wanted(document, context)) {
+            return null;
+          }
+          const delay = this.policy.debounceMs();
           if (delay > 0) {
             await new Promise((resolve) => setTimeout(resolve, delay));
           }

@@ -7,12 +7,35 @@ export interface ClientSettings {
   debounceMs: number;
   pythonPath: string;
   tier: string;
+  trigger: "automatic" | "manual";
+  languages: Record<string, boolean>;
 }
+
+/** Per VS Code language id, "*" for the rest (the sidecar's ServerSettings.languages has the same default). */
+export const DEFAULT_LANGUAGES: Record<string, boolean> = { "*": true, markdown: false, plaintext: false, scminput: false };
 
 const num = (v: unknown, d: number): number => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : d);
 const str = (v: unknown, d: string): string => (typeof v === "string" ? v : d);
 const bool = (v: unknown, d: boolean): boolean => (typeof v === "boolean" ? v : d);
 const strs = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === "string") : []);
+const flags = (v: unknown, d: Record<string, boolean>): Record<string, boolean> => {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    return d;
+  }
+  const out: Record<string, boolean> = {};
+  for (const [k, x] of Object.entries(v)) {
+    if (typeof x === "boolean") {
+      out[k.toLowerCase()] = x;
+    }
+  }
+  return out;
+};
+const unit = (v: unknown): number | null => (typeof v === "number" && v >= 0 && v <= 1 ? v : null);
+
+/** Whether suggestions are wanted in this language (the "*" entry for the ones not named). */
+export function languageEnabled(languages: Record<string, boolean>, languageId: string): boolean {
+  return languages[languageId.toLowerCase()] ?? languages["*"] ?? true;
+}
 
 /** Settings the extension itself acts on. */
 export function clientSettings(get: Getter): ClientSettings {
@@ -21,7 +44,15 @@ export function clientSettings(get: Getter): ClientSettings {
     debounceMs: num(get("debounceMs"), 120),
     pythonPath: str(get("pythonPath"), ""),
     tier: str(get("tier"), "auto"),
+    trigger: get("trigger") === "manual" ? "manual" : "automatic",
+    languages: flags(get("languages"), DEFAULT_LANGUAGES),
   };
+}
+
+/** Whether to ask the sidecar at all: not while snoozed, not in a language switched off, and in manual mode only
+ * when the user asked (Trigger Completion). */
+export function wantsSuggestion(s: ClientSettings, languageId: string, automatic: boolean, snoozed: boolean): boolean {
+  return s.enable && !snoozed && languageEnabled(s.languages, languageId) && !(automatic && s.trigger === "manual");
 }
 
 /** The `ryzanstein` object sent as initializationOptions and on every configuration change. */
@@ -37,6 +68,9 @@ export function serverSettings(get: Getter): Record<string, unknown> {
     modelFolders: strs(get("modelFolders")),
     indexInclude: strs(get("index.include")),
     indexExclude: strs(get("index.exclude")),
+    minConfidence: unit(get("minConfidence")),
+    languages: flags(get("languages"), DEFAULT_LANGUAGES),
+    trigger: get("trigger") === "manual" ? "manual" : "automatic",
   };
 }
 
