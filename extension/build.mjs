@@ -37,4 +37,12 @@ if (e2e) {
     external: ["playwright-core"],
     outfile: "dist/e2e/e2e.js",
   });
+  await build({
+    entryPoints: ["extension/test/e2e/setup-pythons.ts"],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    outfile: "dist/e2e/setup-pythons.js",
+  });
 }

@@ -7,6 +7,20 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+
+def _emit(report: Any, args: argparse.Namespace, title: str = "") -> None:
+    """The report as JSON (--json), Markdown (--markdown, where offered) or text for a person (the default)."""
+    from pyserver.render import as_markdown, as_text
+
+    if getattr(args, "json", False):
+        json.dump(report, sys.stdout, indent=2)
+    elif getattr(args, "markdown", False):
+        sys.stdout.write(as_markdown(title, report))
+    else:
+        sys.stdout.write(as_text(report))
+    sys.stdout.write("\n")
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -89,7 +103,12 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         "prefill_tokens_per_s": round(r.prompt_tokens / r.prefill_seconds, 1) if r.prefill_seconds else None,
         "decode_tokens_per_s": round(r.decode_tokens_per_second, 1),
     }
-    print(json.dumps(summary), file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary), file=sys.stderr)
+    else:
+        print(f"{r.prompt_tokens} prompt tokens at {summary['prefill_tokens_per_s']} tokens/s, {len(r.tokens)} generated at"
+              f" {summary['decode_tokens_per_s']} tokens/s ({model.config.arch}, {model.native.isa},"
+              f" {summary['threads']} threads; stopped: {r.stop_reason})", file=sys.stderr)
     return 0
 
 
@@ -125,12 +144,21 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     engine = CompletionEngine(host, ServerSettings())
     c = engine.complete(path.resolve().as_uri(), text, offset, lambda: False)
     assert c is not None
-    print(json.dumps({"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],
-                      "suggestion": c.text, "confidence": round(c.confidence, 3),
-                      "held_back": c.candidate if c.candidate and not c.text else None,
-                      "latency_ms": round(c.latency_ms, 1), "prompt_tokens": c.prompt_tokens,
-                      "generated_tokens": c.generated_tokens, "model": str(host.model_path),
-                      "model_load_ms": round(host.model.stats.seconds * 1e3, 1)}, indent=2))
+    report = {"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],
+              "suggestion": c.text, "confidence": round(c.confidence, 3),
+              "held_back": c.candidate if c.candidate and not c.text else None,
+              "latency_ms": round(c.latency_ms, 1), "prompt_tokens": c.prompt_tokens,
+              "generated_tokens": c.generated_tokens, "model": str(host.model_path),
+              "model_load_ms": round(host.model.stats.seconds * 1e3, 1)}
+    if args.json:
+        _emit(report, args)
+    elif c.text:
+        print(f"{report['before_cursor']}\x1b[2m{c.text}\x1b[0m" if sys.stdout.isatty() else
+              f"{report['before_cursor']}{c.text}")
+        print(f"(confidence {c.confidence:.2f}, {c.latency_ms:.0f} ms, {host.model_path})", file=sys.stderr)
+    else:
+        why = f"held back below the confidence threshold: {c.candidate!r}" if c.candidate else "the model had none"
+        print(f"no suggestion ({why}; confidence {c.confidence:.2f})", file=sys.stderr)
     return 0
 
 
@@ -144,22 +172,18 @@ def _cmd_serve(_args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from pyserver.server.doctor import doctor
 
-    json.dump(doctor(args.model, args.storage), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    _emit(doctor(args.model, args.storage), args, "Ryzanstein doctor")
     return 0
 
 
 def _cmd_setup(args: argparse.Namespace) -> int:
     from pyserver.tiers.setup import run_setup
 
-    json.dump(run_setup(args.models_dir or (), write=not args.dry_run, remeasure=args.remeasure), sys.stdout,
-              indent=2)
-    sys.stdout.write("\n")
+    _emit(run_setup(args.models_dir or (), write=not args.dry_run, remeasure=args.remeasure), args)
     return 0
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from pyserver.tiers.discovery import models_folder
     from pyserver.tiers.download import DownloadError, download_model
     from pyserver.tiers.registry import Registry
 
@@ -168,12 +192,15 @@ def _cmd_download(args: argparse.Namespace) -> int:
         print(f"error: no model {args.model!r} in the registry (see `python -m pyserver models`)", file=sys.stderr)
         return 2
 
-    def report(name: str, done: int, total: int | None) -> None:
-        pct = f"{100 * done / total:5.1f}%" if total else f"{done >> 20} MiB"
-        sys.stderr.write(f"\r{name}: {pct}")
+    def report(done: int, total: int) -> None:
+        pct = f" ({100 * done / total:5.1f}%)" if total else ""
+        sys.stderr.write(f"\r{spec.id}: {done >> 20} of {total >> 20} MiB{pct}")
 
     try:
-        path = download_model(spec, models_folder(), report)
+        path = download_model(spec, progress=report)
+    except KeyboardInterrupt:
+        print("\nstopped: the partial download is kept, and the same command resumes it", file=sys.stderr)
+        return 130
     except DownloadError as exc:
         print(f"\nerror: {exc}", file=sys.stderr)
         return 1
@@ -184,21 +211,23 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from pyserver.tiers.setup import models_table
 
-    json.dump(models_table(args.models_dir or ()), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    _emit(models_table(args.models_dir or ()), args)
     return 0
 
 
-def _cmd_cpu(_args: argparse.Namespace) -> int:
+def _cmd_cpu(args: argparse.Namespace) -> int:
     from pyserver.native import cpu_info
 
-    json.dump(cpu_info(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    _emit(cpu_info(), args)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pyserver", description="Ryzanstein sidecar and tools")
+    from pyserver import __version__
+
+    parser = argparse.ArgumentParser(prog="python -m pyserver", description="Ryzanstein sidecar and tools (with no"
+                                     " command and no terminal on stdin: the language server on stdio)")
+    parser.add_argument("--version", action="version", version=f"ryzanstein {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
@@ -238,11 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--stop", action="append", help="stop string (repeatable)")
     gen.add_argument("--time-budget", type=float, default=None, help="seconds")
     gen.add_argument("--threads", type=int, default=None)
+    gen.add_argument("--json", action="store_true", help="the summary on stderr as JSON")
     gen.set_defaults(func=_cmd_generate)
 
     comp = sub.add_parser("complete", help="the completion the server would show at FILE:LINE:COL (1-based)")
     comp.add_argument("location", help="FILE:LINE:COL")
     comp.add_argument("--model", default=None, help="model file (default: the shipped model)")
+    comp.add_argument("--json", action="store_true", help="print JSON (suggestion, confidence, latency, model)")
     comp.set_defaults(func=_cmd_complete)
 
     srv = sub.add_parser("serve", help="run the language server on stdio (the default with no command)")
@@ -251,9 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     doc = sub.add_parser("doctor", help="what the server would do on this machine, and why")
     doc.add_argument("--model", default=None, help="model file to check (default: the shipped model)")
     doc.add_argument("--storage", default="", help="the sidecar's storage folder (the extension passes its own)")
+    doc.add_argument("--json", action="store_true", help="print JSON")
+    doc.add_argument("--markdown", action="store_true", help="print Markdown (the editor's rendered report)")
     doc.set_defaults(func=_cmd_doctor)
 
     cpu = sub.add_parser("cpu", help="CPU features, dispatch level and SIMD self-check")
+    cpu.add_argument("--json", action="store_true", help="print JSON")
     cpu.set_defaults(func=_cmd_cpu)
 
     from pyserver.index.cli import add_parsers
@@ -264,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--models-dir", action="append", help="another folder with model files (repeatable)")
     setup.add_argument("--remeasure", action="store_true", help="measure memory bandwidth again")
     setup.add_argument("--dry-run", action="store_true", help="print the decision without writing the config")
+    setup.add_argument("--json", action="store_true", help="print JSON")
     setup.set_defaults(func=_cmd_setup)
 
     dl = sub.add_parser("download", help="download a registry model (only ever on request) into the models folder")
@@ -272,11 +307,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="the tiers, which models are here, and what would be chosen")
     models.add_argument("--models-dir", action="append", help="another folder with model files (repeatable)")
+    models.add_argument("--json", action="store_true", help="print JSON")
     models.set_defaults(func=_cmd_models)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv and sys.stdin.isatty():  # a person at a terminal, not an editor: say what there is
+        build_parser().print_help()
+        return 0
     args = build_parser().parse_args(argv or ["serve"])
     return int(args.func(args))

@@ -46,7 +46,7 @@ def test_generate_streams_text_and_summary(tmp_path) -> None:  # type: ignore[no
 
     path = write_gguf(random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_layer=1), tmp_path / "m.gguf")
     proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(path), "--prompt", "def f(x):",
-                           "--max-tokens", "8", "--threads", "1"], capture_output=True, text=True, timeout=120)
+                           "--max-tokens", "8", "--threads", "1", "--json"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("def f(x):")
     summary = json.loads(proc.stderr.strip().splitlines()[-1])
@@ -59,3 +59,21 @@ def test_generate_bad_model_is_a_clear_error(tmp_path) -> None:  # type: ignore[
     bad.write_bytes(b"not a model")
     proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2 and "bad.gguf" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_human_output_by_default_json_on_request() -> None:
+    text = subprocess.run([sys.executable, "-m", "pyserver", "cpu"], capture_output=True, text=True, check=True).stdout
+    data = json.loads(subprocess.run([sys.executable, "-m", "pyserver", "cpu", "--json"], capture_output=True,
+                                     text=True, check=True).stdout)
+    assert f"auto: {data['auto']}" in text.splitlines()  # the same facts, as `key: value` lines
+    version = subprocess.run([sys.executable, "-m", "pyserver", "--version"], capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("ryzanstein ")
+
+
+def test_render_by_hand() -> None:
+    from pyserver.render import as_markdown, as_text
+
+    report = {"model": {"found": True, "params": 5_000_000, "languages": ["python"]}, "hits": [{"a": 1}], "note": None}
+    assert as_text(report) == "model:\n  found: yes\n  params: 5000000\n  languages: python\nhits:\n  - a: 1\nnote: -"
+    md = as_markdown("Doctor", report)
+    assert md.startswith("# Doctor\n\n## Model\n\n- **found**: yes\n- **params**: 5000000\n- **languages**: `python`")

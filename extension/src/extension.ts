@@ -1,10 +1,12 @@
 // Activation: find Python, make sure the sidecar is installed, start it, wire settings, status and commands.
 
+import { writeFileSync } from "node:fs";
 import * as path from "node:path";
 import * as vscode from "vscode";
 
 import { registerAcceptCommands } from "./common/accept";
 import { registerCommands } from "./common/commands";
+import { ModelManager } from "./common/models";
 import { findPython } from "./common/python";
 import { Sidecar } from "./common/server";
 import { clientSettings, needsRestart, serverSettings, wantsSuggestion } from "./common/settings";
@@ -66,8 +68,11 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
       c.triggerKind === vscode.InlineCompletionTriggerKind.Automatic, snooze.active()),
   }, (s) => showState(s));
   ctx.subscriptions.push(sidecar);
-  registerCommands(ctx, sidecar, () => showStatus(python, storage, status, output, snooze), snooze, () => showState());
+  const models = new ModelManager(ctx, sidecar);
+  registerCommands(ctx, sidecar, () => showStatus(status, output, snooze), snooze, () => showState(),
+    models);
   registerAcceptCommands(ctx, sidecar);
+  ctx.subscriptions.push(vscode.commands.registerCommand("ryzanstein.doctor", () => showDoctor(python, storage)));
   ctx.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
     if (!e.affectsConfiguration("ryzanstein")) {
       return;
@@ -84,6 +89,8 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
   }));
   try {
     await sidecar.start();
+    // Once the first setup has decided (the sidecar runs it at its first start), offer the tier it recommends.
+    setTimeout(() => void models.offerOnce().catch((e: unknown) => output.warn(`model offer: ${e}`)), 15_000);
   } catch (e) {
     // The commands and status item stay usable (restart, doctor) when the first start fails.
     status.update({ state: "error", error: String(e) });
@@ -93,7 +100,7 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
   }
 }
 
-async function showStatus(python: string, cwd: string, status: StatusItem, output: vscode.LogOutputChannel,
+async function showStatus(status: StatusItem, output: vscode.LogOutputChannel,
   snooze: Snooze): Promise<void> {
   const snoozeItem = snooze.active() ? `Resume suggestions (snoozed for ${snooze.minutesLeft()} more minutes)`
     : "Snooze suggestions for 30 minutes";
@@ -105,10 +112,7 @@ async function showStatus(python: string, cwd: string, status: StatusItem, outpu
   } else if (pick === snoozeItem) {
     await vscode.commands.executeCommand("ryzanstein.snooze");
   } else if (pick === "Doctor report") {
-    const report = await run(python, ["-m", "pyserver", "doctor", "--storage", cwd], 120_000, cwd)
-      .catch((e: unknown) => String(e));
-    const doc = await vscode.workspace.openTextDocument({ content: report, language: "json" });
-    await vscode.window.showTextDocument(doc, { preview: true });
+    await vscode.commands.executeCommand("ryzanstein.doctor");
   } else if (pick === "Restart sidecar") {
     await vscode.commands.executeCommand("ryzanstein.restart");
   } else if (pick === "Choose model…") {
@@ -116,6 +120,17 @@ async function showStatus(python: string, cwd: string, status: StatusItem, outpu
   } else if (pick === "Show log") {
     output.show();
   }
+}
+
+/** The doctor's report rendered (Markdown preview of a file in the extension's storage): no unsaved document. */
+async function showDoctor(python: string, cwd: string): Promise<void> {
+  const report = await vscode.window.withProgress(
+    { location: vscode.ProgressLocation.Notification, title: "Ryzanstein: checking this machine" },
+    () => run(python, ["-m", "pyserver", "doctor", "--markdown", "--storage", cwd], 120_000, cwd)
+      .catch((e: unknown) => `# Ryzanstein doctor\n\nThe doctor itself failed:\n\n\`\`\`\n${String(e)}\n\`\`\`\n`));
+  const file = path.join(cwd, "doctor.md");
+  writeFileSync(file, report);
+  await vscode.commands.executeCommand("markdown.showPreview", vscode.Uri.file(file));
 }
 
 export async function deactivate(): Promise<void> {

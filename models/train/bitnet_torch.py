@@ -63,6 +63,7 @@ class RMSNorm(nn.Module):
 
 
 def rope_tables(cfg: BitnetConfig, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin [n, head_dim / 2] in float32, computed in float64 (as the engine's tables are)."""
     half = cfg.head_dim // 2
     inv = cfg.rope_base ** (-torch.arange(half, dtype=torch.float64) * 2.0 / cfg.head_dim)
     ang = torch.arange(n, dtype=torch.float64)[:, None] * inv[None, :]
@@ -100,7 +101,8 @@ class Block(nn.Module):
         q = self.attn_q(h).view(B, T, c.n_head, c.head_dim).transpose(1, 2)
         k = self.attn_k(h).view(B, T, c.n_head_kv, c.head_dim).transpose(1, 2)
         v = self.attn_v(h).view(B, T, c.n_head_kv, c.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        # RoPE in float32, then back to the projections' dtype (bf16 under autocast) so q, k, v agree.
+        q, k = apply_rope(q.float(), cos, sin).to(v.dtype), apply_rope(k.float(), cos, sin).to(v.dtype)
         if c.n_head_kv != c.n_head:
             rep = c.n_head // c.n_head_kv
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
@@ -118,6 +120,9 @@ class BitnetLM(nn.Module):
         self.token_embd = nn.Embedding(cfg.vocab, cfg.n_embd)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
         self.output_norm = RMSNorm(cfg.n_embd, cfg.norm_eps)
+        cos, sin = rope_tables(cfg, cfg.context)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
         nn.init.normal_(self.token_embd.weight, std=1.0 / math.sqrt(cfg.n_embd))
         for name, p in self.named_parameters():
             if name.endswith(("attn_output.weight", "ffn_down.weight")):
@@ -127,7 +132,10 @@ class BitnetLM(nn.Module):
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         T = tokens.shape[1]
-        cos, sin = rope_tables(self.cfg, T)
+        if T > self.rope_cos.shape[0]:
+            cos, sin = (t.to(tokens.device) for t in rope_tables(self.cfg, T))
+        else:
+            cos, sin = self.rope_cos[:T], self.rope_sin[:T]
         x = self.token_embd(tokens)
         for blk in self.blocks:
             x = blk(x, cos, sin)

@@ -123,11 +123,14 @@ def precision_coverage(conf: np.ndarray, right: np.ndarray, thresholds: Sequence
     return out
 
 
+PRECISION_GAIN = 2.0  # the gate aims to double the precision of what is shown
+
+
 def calibrate(evidence: Sequence[Evidence], right: Sequence[bool], model: str = "",
               min_coverage: float = 0.1) -> ConfidenceGate:
-    """Fits P(right | evidence) and picks the threshold that maximises precision x sqrt(coverage) (precision
-    first, but not a gate that shows almost nothing) among those keeping at least `min_coverage` of the
-    suggestions."""
+    """Fits P(right | evidence) and picks the threshold: the lowest (most shown) whose precision reaches
+    PRECISION_GAIN x the ungated precision while keeping at least `min_coverage` of the suggestions; when none
+    does, the one that maximises precision x sqrt(coverage)."""
     x = np.stack([e.vector() for e in evidence])
     y = np.asarray(right, dtype=np.float64)
     if y.sum() < 3 or y.sum() > len(y) - 3:
@@ -138,5 +141,6 @@ def calibrate(evidence: Sequence[Evidence], right: Sequence[bool], model: str = 
     thresholds = sorted(set(np.round(np.quantile(conf, np.linspace(0, 0.98, 50)), 4).tolist()))
     curve = precision_coverage(conf, y.astype(bool), thresholds)
     eligible = [c for c in curve if c["coverage"] >= min_coverage] or curve[:1]
-    best = max(eligible, key=lambda c: c["precision"] * math.sqrt(c["coverage"]))
+    doubled = [c for c in eligible if c["precision"] >= PRECISION_GAIN * float(y.mean())]
+    best = doubled[0] if doubled else max(eligible, key=lambda c: c["precision"] * math.sqrt(c["coverage"]))
     return ConfidenceGate(gate.weights, bias, best["threshold"], model, curve)

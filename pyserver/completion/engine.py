@@ -29,8 +29,8 @@ SUFFIX_MAX_TOKENS = 48
 # whole prompt after it (it leads the prompt), so it must not change at every line.
 CONTEXT_REFRESH_LINES = 12
 # The code before the cursor comes first: extra context only gets what the prompt has beyond this many tokens of
-# it (with the shipped model's 512-token context that is nothing: bench completion measured the index's context
-# costing it matches when it shortened the local window).
+# it (an earlier shipped model with a 512-token context lost matches when the index's context shortened the local
+# window).
 LOCAL_MIN_TOKENS = 500
 TYPED_RESERVE_TOKENS = 32  # context kept for the typed part of the line, which the generation spells out
 CHARS_PER_TOKEN = 3  # a rough figure for code, to size the extra context's lookup in characters

@@ -18,7 +18,7 @@ def doctor(model: str | None = None, storage: str = "") -> dict[str, Any]:
     report: dict[str, Any] = {
         "python": {"version": platform.python_version(), "executable": sys.executable,
                    "ok": sys.version_info >= (3, 10)},
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "machine": {"cpu": _cpu_model(), "cores": os.cpu_count(),
                     "ram_total_gib": round(psutil.virtual_memory().total / 2**30, 1),
                     "ram_available_gib": round(psutil.virtual_memory().available / 2**30, 1)},
     }
@@ -60,6 +60,16 @@ def doctor(model: str | None = None, storage: str = "") -> dict[str, Any]:
                        {"config": None, "decision": "not run yet: `python -m pyserver setup` picks the tier"})
     report["acceptance"] = AcceptanceStats(storage_folder(storage)).summary()
     return report
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _gate(path: Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.write_tests import new_tests_file
 from pyserver.server.acceptance import AcceptanceStats, storage_folder
+from pyserver.server.downloads import Downloads
 from pyserver.server.index_host import IndexHost
 from pyserver.server.model_host import ModelHost
 from pyserver.server.protocol import RyzansteinProtocol
@@ -45,7 +46,9 @@ STATUS_NOTIFICATION = "ryzanstein/status"
 # advertises as a VS Code command, which must not collide with the extension's palette commands.
 COMMANDS = ("ryzanstein.sidecar.explain", "ryzanstein.sidecar.docstring", "ryzanstein.sidecar.rewrite",
             "ryzanstein.sidecar.writeTests", "ryzanstein.sidecar.status", "ryzanstein.sidecar.reindex",
-            "ryzanstein.sidecar.search", "ryzanstein.sidecar.acceptance")
+            "ryzanstein.sidecar.search", "ryzanstein.sidecar.acceptance", "ryzanstein.sidecar.models",
+            "ryzanstein.sidecar.download", "ryzanstein.sidecar.cancelDownload")
+DOWNLOAD_NOTIFICATION = "ryzanstein/download"
 # The extension's command that an accepted suggestion runs (it tells the sidecar, see `cmd_acceptance`).
 ACCEPTED_COMMAND = "ryzanstein.acceptedSuggestion"
 MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
@@ -72,6 +75,8 @@ class RyzansteinServer(LanguageServer):
         self.latest: dict[str, threading.Event] = {}  # per document: the stop flag of its newest completion
         self._shown: set[str] = set()
         self.acceptance = AcceptanceStats(None)
+        self.downloads = Downloads(self._download_progress)
+        self.speed_recorded_at = 0.0
         self._last_line: dict[str, int] = {}
 
     # ---- status and errors -------------------------------------------------------------
@@ -80,6 +85,10 @@ class RyzansteinServer(LanguageServer):
         if host.state == "error" and host.error:
             self.error_once("model", f"Ryzanstein: the model could not be loaded: {host.error}")
         self.send_status()
+
+    def _download_progress(self, job: dict[str, Any]) -> None:
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.protocol.notify, DOWNLOAD_NOTIFICATION, job)
 
     def send_status(self) -> None:
         status = self.host.status()
@@ -272,6 +281,7 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     if not result.from_cache:
         ls.host.last_latency_ms, ls.host.last_tokens_per_s = result.latency_ms, result.tokens_per_s
         ls.send_status()
+        _record_speed(ls, result.generated_tokens, result.tokens_per_s)
     ls.acceptance.shown(uri, ls.host.model_path.name if ls.host.model_path else "?", language)
     item = t.InlineCompletionItem(insert_text=result.text, range=t.Range(start=params.position, end=params.position),
                                   command=t.Command(title="accepted", command=ACCEPTED_COMMAND,
@@ -485,6 +495,41 @@ def cmd_acceptance(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     return {"counted": counted}
 
 
+@server.command("ryzanstein.sidecar.models")
+async def cmd_models(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    """Every registry model with its tier, download size, memory, predicted speed here and whether it is present;
+    what serves now; downloads under way."""
+    del args
+    from pyserver.tiers.setup import models_table
+
+    table = await asyncio.get_running_loop().run_in_executor(None, lambda: models_table(ls.settings.model_folders,
+                                                                                        measure=False))
+    return table | {"serving": {"completion": ls.host.model_path.name if ls.host.model_path else None,
+                                "reasons": ls.plan.reasons}, "downloads": ls.downloads.status()}
+
+
+@server.command("ryzanstein.sidecar.download")
+def cmd_download(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    """{"id"}: downloads a registry model in the background (progress as ryzanstein/download notifications), then
+    runs the setup's discovery again and serves by the new plan, with no restart."""
+    from pyserver.tiers.download import download_model
+    from pyserver.tiers.registry import Registry
+
+    a = args[0] if args and isinstance(args[0], dict) else {}
+    spec = Registry.load().by_id(str(a.get("id", "")))
+    if spec is None:
+        raise ValueError(f"no model {a.get('id')!r} in the registry")
+    job = ls.downloads.start(spec.id, lambda progress, cancelled: download_model(
+        spec, progress=progress, cancelled=cancelled), lambda _path: _first_setup(ls))
+    return job.to_json()
+
+
+@server.command("ryzanstein.sidecar.cancelDownload")
+def cmd_cancel_download(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    a = args[0] if args and isinstance(args[0], dict) else {}
+    return {"cancelled": ls.downloads.cancel(str(a.get("id", "")))}
+
+
 @server.command("ryzanstein.sidecar.reindex")
 async def cmd_reindex(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     del args
@@ -515,13 +560,14 @@ async def cmd_search(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     return {"hits": sorted(hits, key=lambda h: -h["score"])[:k]}
 
 
-def _first_setup(ls: RyzansteinServer) -> None:
-    """No setup decision yet (or new model folders): make one (profile, discovery, choice) and serve by it, with
-    no step for the user."""
+def _first_setup(ls: RyzansteinServer, measure: bool = False) -> None:
+    """No setup decision yet (or new model folders, or a model just downloaded): make one (profile, discovery,
+    choice) and serve by it, with no step for the user. The engine's speed is not measured now, while the editor
+    starts (the cached measurement serves, else a provisional one); `_measure_when_quiet` measures it later."""
     try:
         from pyserver.tiers.setup import run_setup
 
-        run_setup(ls.settings.model_folders)
+        result = run_setup(ls.settings.model_folders, measure=measure)
     except Exception:  # noqa: BLE001 - the shipped model keeps serving
         log.exception("automatic setup failed")
         return
@@ -529,6 +575,40 @@ def _first_setup(ls: RyzansteinServer) -> None:
     ls.make_plan()
     if ls.plan.completion != before and ls.host.state != "loading":
         ls.load_completion_model()
+    if not measure and not result.get("hardware", {}).get("measured", True):
+        threading.Thread(target=_measure_when_quiet, args=(ls,), name="setup-measure", daemon=True).start()
+
+
+QUIET_S = 20.0  # no completion for this long: the machine is free to measure
+
+
+def _measure_when_quiet(ls: RyzansteinServer) -> None:
+    """The setup's speed measurement (a few seconds of both cores) once the user has paused typing, then the
+    decision again with it."""
+    time.sleep(QUIET_S)
+    while time.monotonic() - ls.host.last_used < QUIET_S or ls.host.state == "busy":
+        time.sleep(5)
+    log.info("measuring this machine's decode speed for the setup (the editor is idle)")
+    _first_setup(ls, measure=True)
+
+
+def _record_speed(ls: RyzansteinServer, tokens: int, tokens_per_s: float) -> None:
+    """Decode speeds seen in use correct the setup's predictions (pyserver/tiers/hardware.py); one sample a
+    minute at most, from decodes long enough to mean something."""
+    now = time.monotonic()
+    if tokens < 8 or now - ls.speed_recorded_at < 60 or ls.host.model_path is None:
+        return
+    ls.speed_recorded_at = now
+    from pyserver.models import default_model_path
+    from pyserver.tiers.hardware import record_observed
+
+    path = ls.host.model_path
+    paths = (read_config() or {}).get("model_paths", {})
+    model_id = next((i for i, p in paths.items() if Path(p) == path), None)
+    if model_id is None and path == default_model_path():
+        model_id = "ryzanstein-code"
+    if model_id is not None:
+        record_observed(model_id, tokens_per_s)
 
 
 def _keep_memory(ls: RyzansteinServer) -> None:

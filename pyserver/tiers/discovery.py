@@ -1,11 +1,13 @@
-"""Model files the user already has: configured folders, the Hugging Face cache, the sidecar's own models folder.
-Each is identified by reading its header (GGUF metadata, or config.json + the safetensors headers), never by its
-name, and matched to the registry by shape."""
+"""Model files the user already has: configured folders, the Hugging Face cache, the sidecar's own models folder,
+and other tools' stores (LM Studio, llama.cpp's cache, Ollama's blobs). Each is identified by reading its header
+(GGUF metadata, or config.json + the safetensors headers), never by its name, and matched to the registry by shape
+(only files whose projections this engine can load: ternary, or floats holding ternary values)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -13,11 +15,16 @@ from pathlib import Path
 from typing import Any
 
 from pyserver.engine.errors import ModelLoadError
-from pyserver.engine.gguf_file import GGUFFile
+from pyserver.engine.gguf_file import GGUF_MAGIC, GGUFFile
+from pyserver.engine.weights import FLOAT_TABLE_TYPES, TERNARY_FORMATS
 from pyserver.paths import cache_dir
-from pyserver.tiers.registry import Registry, Shape
+from pyserver.tiers.registry import ModelSpec, Registry, Shape
 
 MAX_DEPTH = 6
+# Ollama stores each layer of a model as blobs/sha256-<hex digest>, no extension (partial downloads carry a suffix).
+OLLAMA_BLOB = re.compile(r"sha256[-:][0-9a-f]{64}")
+LOADABLE_WEIGHTS = (*TERNARY_FORMATS, *FLOAT_TABLE_TYPES)
+OLLAMA_SERVICE_BLOBS = Path("/usr/share/ollama/.ollama/models/blobs")  # the Linux service install's own store
 
 
 @dataclass(frozen=True)
@@ -28,26 +35,72 @@ class FoundModel:
     shape: Shape
     tokenizer: str  # GGUF tokenizer.ggml.model/pre, or the tokenizer.json model type
     size_bytes: int
-    registry_id: str | None  # the registry model with this shape, if any
+    registry_id: str | None  # the registry model with this shape, if any (and only if the engine can load it)
+    weights: str = ""  # how the projections are stored: TQ2_0, I2_S, F16, Q4_K, ... ("" for safetensors)
+    source: str = ""  # which store it was found in: configured, huggingface, ryzanstein, lm-studio, llama.cpp, ollama
+
+    @property
+    def usable(self) -> bool:
+        """Whether this engine can load the projections (quantized non-ternary files, e.g. Q4_K, it cannot)."""
+        return self.format == "safetensors" or self.weights in LOADABLE_WEIGHTS
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "architecture": self.architecture,
                 "params": self.shape.params, "tokenizer": self.tokenizer, "size_bytes": self.size_bytes,
-                "registry_id": self.registry_id}
+                "registry_id": self.registry_id, "weights": self.weights, "usable": self.usable,
+                "source": self.source}
+
+
+def _home() -> Path:
+    return Path(os.environ.get("HOME") or Path.home())
+
+
+def _xdg_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or _home() / ".cache")
+
+
+def hf_hub_cache() -> Path:
+    """The shared Hugging Face cache, as huggingface_hub computes it (read from the environment on each call)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.path.expanduser(os.environ["HF_HUB_CACHE"]))
+    home = os.environ.get("HF_HOME")
+    return (Path(os.path.expanduser(home)) if home else _xdg_cache() / "huggingface") / "hub"
+
+
+def other_tool_folders() -> list[tuple[str, Path]]:
+    """Where LM Studio, llama.cpp and Ollama keep the models they downloaded (those that exist)."""
+    home = _home()
+    out = [("lm-studio", home / ".lmstudio" / "models"), ("lm-studio", home / ".cache" / "lm-studio" / "models"),
+           ("llama.cpp", Path(os.environ["LLAMA_CACHE"]) if os.environ.get("LLAMA_CACHE")
+            else _xdg_cache() / "llama.cpp")]
+    ollama = os.environ.get("OLLAMA_MODELS")
+    out.append(("ollama", Path(ollama) / "blobs" if ollama else home / ".ollama" / "models" / "blobs"))
+    if not ollama:  # the Linux service install keeps its store under its own user
+        out.append(("ollama", OLLAMA_SERVICE_BLOBS))
+    return [(src, p) for src, p in out if p.is_dir()]
+
+
+def known_folders(configured: Iterable[str | Path] = ()) -> list[tuple[str, Path]]:
+    """Every folder searched for models, with the store it belongs to, in order of preference."""
+    return [*(("configured", Path(p).expanduser()) for p in configured), ("huggingface", hf_hub_cache()),
+            ("ryzanstein", models_folder()), *other_tool_folders()]
 
 
 def default_folders(configured: Iterable[str | Path] = ()) -> list[Path]:
-    hf = Path(os.environ.get("HF_HUB_CACHE") or Path(os.environ.get("HF_HOME", Path.home() / ".cache" /
-                                                                     "huggingface")) / "hub")
-    return [*(Path(p) for p in configured), hf, models_folder()]
+    return [p for _, p in known_folders(configured)]
 
 
 def models_folder() -> Path:
-    """Where downloads go (and are looked for)."""
+    """Where model files placed by hand are looked for (downloads go to the Hugging Face cache)."""
     return cache_dir() / "models"
 
 
-def _gguf(path: Path) -> tuple[str, Shape, str]:
+def shape_key(shape: Shape) -> tuple[int, int, int, int, int]:
+    """What identifies a registry model's shape (head count and head size follow from these for its family)."""
+    return shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head_kv, shape.vocab
+
+
+def _gguf(path: Path) -> tuple[str, Shape, str, str]:
     f = GGUFFile(path)
     m = f.metadata
     arch = str(m.get("general.architecture", ""))
@@ -68,28 +121,49 @@ def _gguf(path: Path) -> tuple[str, Shape, str]:
                   head_dim=int(head_dim) if head_dim and int(head_dim) != n_embd // n_head else None,
                   tied_embeddings="output.weight" not in f.tensors)
     tok = f"{m.get('tokenizer.ggml.model', '?')}/{m.get('tokenizer.ggml.pre', '')}".rstrip("/")
-    return arch, shape, tok
+    proj = next((f.tensors[n] for n in ("blk.0.ffn_down.weight", "blk.0.attn_q.weight") if n in f.tensors), None)
+    return arch, shape, tok, proj.type_name if proj is not None else "?"
+
+
+def check_safetensors_header(st: Path) -> dict[str, Any]:
+    """The header of a safetensors file; ModelLoadError when it is cut or corrupt (a cut download is not a model)."""
+    with st.open("rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ModelLoadError(st, "truncated safetensors header")
+        n = struct.unpack("<Q", head)[0]
+        size = st.stat().st_size
+        if n > 100 << 20 or n + 8 > size:
+            raise ModelLoadError(st, "truncated or corrupt safetensors file")
+        try:
+            header = json.loads(fh.read(n))
+        except ValueError as exc:
+            raise ModelLoadError(st, f"corrupt safetensors header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise ModelLoadError(st, "corrupt safetensors header: not a JSON object")
+    end = max((int(e["data_offsets"][1]) for k, e in header.items() if k != "__metadata__" and isinstance(e, dict)
+               and "data_offsets" in e), default=0)
+    if 8 + n + end > size:
+        raise ModelLoadError(st, f"file is truncated: the tensors need {8 + n + end} bytes, the file has {size}")
+    return header
+
+
+def config_shape(cfg: dict[str, Any]) -> Shape:
+    """A Hugging Face config.json's shape (KeyError/ValueError when it lacks one)."""
+    n_head = int(cfg["num_attention_heads"])
+    n_embd = int(cfg["hidden_size"])
+    head_dim = cfg.get("head_dim")
+    return Shape(n_embd=n_embd, n_ff=int(cfg["intermediate_size"]), n_layer=int(cfg["num_hidden_layers"]),
+                 n_head=n_head, n_head_kv=int(cfg.get("num_key_value_heads", n_head)), vocab=int(cfg["vocab_size"]),
+                 head_dim=int(head_dim) if head_dim and int(head_dim) != n_embd // n_head else None,
+                 tied_embeddings=bool(cfg.get("tie_word_embeddings", False)))
 
 
 def _safetensors_dir(path: Path) -> tuple[str, Shape, str]:
     cfg = json.loads((path / "config.json").read_text())
     for st in path.glob("*.safetensors"):  # each header must be readable: a cut download is not a model
-        with st.open("rb") as fh:
-            head = fh.read(8)
-            if len(head) < 8:
-                raise ModelLoadError(st, "truncated safetensors header")
-            n = struct.unpack("<Q", head)[0]
-            if n > 100 << 20 or n + 8 > st.stat().st_size:
-                raise ModelLoadError(st, "truncated or corrupt safetensors file")
-            json.loads(fh.read(n))
-    n_head = int(cfg["num_attention_heads"])
-    n_embd = int(cfg["hidden_size"])
-    head_dim = cfg.get("head_dim")
-    shape = Shape(n_embd=n_embd, n_ff=int(cfg["intermediate_size"]), n_layer=int(cfg["num_hidden_layers"]),
-                  n_head=n_head, n_head_kv=int(cfg.get("num_key_value_heads", n_head)),
-                  vocab=int(cfg["vocab_size"]),
-                  head_dim=int(head_dim) if head_dim and int(head_dim) != n_embd // n_head else None,
-                  tied_embeddings=bool(cfg.get("tie_word_embeddings", False)))
+        check_safetensors_header(st)
+    shape = config_shape(cfg)
     tok = "?"
     tj = path / "tokenizer.json"
     if tj.is_file():
@@ -98,22 +172,44 @@ def _safetensors_dir(path: Path) -> tuple[str, Shape, str]:
     return arch, shape, tok
 
 
-def identify(path: Path, registry: Registry | None = None) -> FoundModel:
+def identify(path: Path, registry: Registry | None = None, source: str = "") -> FoundModel:
     """Reads the header; raises ModelLoadError for what is not a model this engine can read."""
+    weights = ""
     if path.is_dir():
         fmt = "safetensors"
         arch, shape, tok = _safetensors_dir(path)
         size = sum(p.stat().st_size for p in path.glob("*.safetensors"))
     else:
         fmt = "gguf"
-        arch, shape, tok = _gguf(path)
+        arch, shape, tok, weights = _gguf(path)
         size = path.stat().st_size
-    match = None
-    if registry is not None:
-        key = (shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head_kv, shape.vocab)
-        match = next((m.id for m in registry.models if (m.shape.n_embd, m.shape.n_ff, m.shape.n_layer,
-                                                         m.shape.n_head_kv, m.shape.vocab) == key), None)
-    return FoundModel(path, fmt, arch, shape, tok, size, match)
+    found = FoundModel(path, fmt, arch, shape, tok, size, None, weights, source)
+    if registry is not None and found.usable:
+        key = shape_key(shape)
+        match = next((m.id for m in registry.models if shape_key(m.shape) == key), None)
+        found = FoundModel(path, fmt, arch, shape, tok, size, match, weights, source)
+    return found
+
+
+def shape_mismatch(found: FoundModel, spec: ModelSpec) -> str | None:
+    """Why a file is not the registry model it should be (None when its header matches the registry's shape)."""
+    if not found.usable:
+        return f"its projections are {found.weights}, which this engine cannot load (ternary or float expected)"
+    if shape_key(found.shape) != shape_key(spec.shape) or found.shape.n_head != spec.shape.n_head:
+        want, got = spec.shape, found.shape
+        return (f"its header gives the shape n_embd={got.n_embd} n_ff={got.n_ff} n_layer={got.n_layer} "
+                f"n_head={got.n_head} n_head_kv={got.n_head_kv} vocab={got.vocab}; {spec.id} has n_embd="
+                f"{want.n_embd} n_ff={want.n_ff} n_layer={want.n_layer} n_head={want.n_head} "
+                f"n_head_kv={want.n_head_kv} vocab={want.vocab}")
+    return None
+
+
+def _is_gguf_blob(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == GGUF_MAGIC
+    except OSError:
+        return False
 
 
 def _candidates(folder: Path) -> Iterator[Path]:
@@ -129,19 +225,26 @@ def _candidates(folder: Path) -> Iterator[Path]:
         for f in filenames:
             if f.endswith(".gguf") and not f.endswith(".part"):
                 yield Path(dirpath) / f
+            elif OLLAMA_BLOB.fullmatch(f) and _is_gguf_blob(Path(dirpath) / f):
+                # Ollama's layers: the model is a GGUF named by its digest; the others (licence, template,
+                # parameters) are not models and are passed over without a word.
+                yield Path(dirpath) / f
 
 
-def discover(folders: Iterable[Path], registry: Registry | None = None) -> tuple[list[FoundModel], list[str]]:
-    """Models found, and one line per file that looked like a model but is not usable (with the reason)."""
+def discover(folders: Iterable[Path | tuple[str, Path]], registry: Registry | None = None
+             ) -> tuple[list[FoundModel], list[str]]:
+    """Models found, and one line per file that looked like a model but is not usable (with the reason).
+    Folders are paths or (source, path) pairs (`known_folders`); a file reachable twice is listed once."""
     found, problems, seen = [], [], set()
-    for folder in folders:
-        for p in _candidates(folder):
+    for entry in folders:
+        source, folder = entry if isinstance(entry, tuple) else ("", entry)
+        for p in _candidates(Path(folder)):
             real = p.resolve()
             if real in seen:
                 continue
             seen.add(real)
             try:
-                found.append(identify(p, registry))
+                found.append(identify(p, registry, source))
             except (ModelLoadError, OSError, ValueError, KeyError) as exc:
                 problems.append(f"{p}: {exc}")
     return found, problems

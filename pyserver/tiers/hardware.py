@@ -1,24 +1,56 @@
 """The machine as model selection sees it: RAM (total and available), cores, CPU features, measured memory read
-bandwidth and the engine's measured share of it when decoding (both cached: measuring takes a few seconds, and
-they do not change between runs)."""
+bandwidth, the engine's measured share of it when decoding, and the decode speeds seen in use.
+
+The measurement is done the way `bench model` does it: a warm-up, then the median of several short decode runs
+(a single run during the editor's start-up moved 3.6x between runs). It is cached in
+`~/.cache/ryzanstein/hardware.json`, keyed by the engine build and the CPU model: a new engine or another CPU
+measures again. The speeds the sidecar observes while serving (`record_observed`) are kept in the same file, a
+running median per model, and take precedence over the prediction (`selection.predicted_tps`)."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+import math
 import os
+import platform
+import statistics
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from pyserver.paths import cache_dir
+from pyserver.tiers.registry import Shape
 
 GIB = 1 << 30
 # The engine's decode speed as a share of the bandwidth roofline, for profiles without a measurement of their own
 # (bench model --shape 2b4t: 0.50-0.59 on the development machine; setup measures it on each machine).
 DEFAULT_EFFICIENCY = 0.55
 CACHE_MAX_AGE_S = 30 * 24 * 3600
+CACHE_VERSION = 2
+CACHE_NAME = "hardware.json"
+# 2B4T-sized layers, 6 of them (~125 MB read per token: beyond the caches, so bandwidth-bound like the real tiers).
+EFFICIENCY_ARCH, EFFICIENCY_FORMAT = "bitnet-b1.58", "I2_S"
+EFFICIENCY_SHAPE = Shape(n_embd=2560, n_ff=6912, n_layer=6, n_head=20, n_head_kv=5, vocab=16384)
+# The first steps fault pages in, wake the thread pool and let the clock ramp up: never timed (at least this many
+# steps, and at least WARMUP_S).
+WARMUP_TOKENS, WARMUP_S, WARMUP_MAX_TOKENS = 4, 0.2, 256
+RUNS = 7  # the median of these short runs is what counts
+TOKENS_PER_RUN = 8
+# A pause between runs spreads them over time, so that a burst of work by another process slows some runs, whose
+# speeds the median then ignores, rather than all of them.
+RUN_GAP_S = 0.05
+BANDWIDTH_BYTES, BANDWIDTH_REPS, BANDWIDTH_ROUNDS = 256 << 20, 3, 3
+# Observed decode speeds: the last MAX_OBSERVED per model; used once there are MIN_OBSERVED.
+MAX_OBSERVED = 25
+MIN_OBSERVED = 3
+
+_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -30,6 +62,11 @@ class HardwareProfile:
     features: tuple[str, ...]
     bandwidth_gbs: float  # measured read bandwidth with every core reading
     efficiency: float = DEFAULT_EFFICIENCY  # the engine's decode speed as a share of the bandwidth roofline
+    # Median decode tokens/s seen in use, per model id (record_observed), where there are enough samples.
+    observed_tps: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
+    measured: bool = True  # False: the efficiency is the default, not this machine's (profile(measure=False))
+    engine: str = ""  # the engine build the measurement belongs to
+    cpu: str = ""
 
     def to_json(self) -> dict[str, object]:
         d = asdict(self)
@@ -37,57 +74,200 @@ class HardwareProfile:
         return d
 
 
-def measure_bandwidth(threads: int) -> float:
+@functools.lru_cache(maxsize=1)
+def engine_version() -> str:
+    """The package version and a digest of the native module: a rebuilt engine is a new engine."""
+    from importlib import metadata
+
+    try:
+        version = metadata.version("ryzanstein")
+    except metadata.PackageNotFoundError:
+        version = "0"
+    try:
+        from importlib.util import find_spec
+
+        spec = find_spec("pyserver._native")
+        if spec is None or spec.origin is None:
+            return version
+        h = hashlib.sha256()
+        with open(spec.origin, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+        return f"{version}+{h.hexdigest()[:12]}"
+    except (ImportError, OSError, ValueError):
+        return version
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _features() -> tuple[str, ...]:
     from pyserver import native
 
-    return float(native.measure_read_bandwidth(256 << 20, threads, 3))
+    info = native.cpu_info()
+    feats = info["features"]
+    return tuple(sorted(k for k, v in feats.items() if v)) if isinstance(feats, dict) else tuple(feats)
 
 
-def measure_efficiency(bandwidth_gbs: float, threads: int) -> float:
-    """Decodes with a random model of 2B4T-sized layers (6 of them, ~125 MB a token: beyond the caches) and
-    returns the share of the bandwidth roofline reached (~2 s)."""
+def cache_key(cores: int | None = None, features: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """What a measurement is valid for: this engine build on this CPU (model, cores, features)."""
+    return {"engine": engine_version(), "cpu": cpu_model(), "cores": cores or os.cpu_count() or 1,
+            "features": ",".join(features if features is not None else _features())}
+
+
+def cache_path(cache: Path | None = None) -> Path:
+    return (cache or cache_dir()) / CACHE_NAME
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) and data.get("version") == CACHE_VERSION else {}
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home: measure again next time
+
+
+def measure_bandwidth(threads: int, rounds: int = BANDWIDTH_ROUNDS) -> float:
+    """Read bandwidth in GB/s: the median of `rounds` probes, each the best of a few passes over 256 MB."""
+    from pyserver import native
+
+    return float(statistics.median(native.measure_read_bandwidth(BANDWIDTH_BYTES, threads, BANDWIDTH_REPS)
+                                   for _ in range(rounds)))
+
+
+def measure_decode(threads: int, shape: Shape = EFFICIENCY_SHAPE, arch: str = EFFICIENCY_ARCH,
+                   fmt: str = EFFICIENCY_FORMAT, runs: int = RUNS, tokens: int = TOKENS_PER_RUN,
+                   warmup: int = WARMUP_TOKENS, gap_s: float = RUN_GAP_S) -> tuple[float, int, list[float]]:
+    """Decode speed of a random model of `shape` as `bench model` measures it: a warm-up, then `runs` runs of
+    `tokens` single-token steps, `gap_s` apart. Returns (median tokens/s, bytes read per token, each run's
+    tokens/s)."""
     from pyserver import native
     from pyserver.engine.random_model import random_ternary_model
 
+    before = native.num_threads()
     native.set_num_threads(threads)
-    model = random_ternary_model("bitnet-b1.58", 2560, 6912, 6, 20, 5, 16384, "I2_S")
-    s = model.session(64)
-    s.eval([1, 2, 3, 4])
-    t0 = time.perf_counter()
-    for i in range(24):
-        s.append([5 + i])
-    per_token = (time.perf_counter() - t0) / 24
-    return round(min(1.0, model.stats.bytes_per_token / per_token / 1e9 / bandwidth_gbs), 3)
+    try:
+        model = random_ternary_model(arch, shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head, shape.n_head_kv,
+                                     shape.vocab, fmt, shape.head_dim)
+        s = model.session(8 + max(warmup, WARMUP_MAX_TOKENS) + runs * tokens)
+        s.eval([1, 2, 3, 4])
+        step, t0 = 5, time.perf_counter()
+        while step < 5 + warmup or (time.perf_counter() - t0 < WARMUP_S and step < 5 + WARMUP_MAX_TOKENS):
+            s.append([step % shape.vocab])
+            step += 1
+        per_run = []
+        for i in range(runs):
+            if i:
+                time.sleep(gap_s)
+            t0 = time.perf_counter()
+            for _ in range(tokens):
+                s.append([step % shape.vocab])
+                step += 1
+            per_run.append(tokens / (time.perf_counter() - t0))
+        return float(statistics.median(per_run)), int(model.stats.bytes_per_token), per_run
+    finally:
+        native.set_num_threads(before)
 
 
-def profile(cache: Path | None = None, remeasure: bool = False) -> HardwareProfile:
-    """This machine's profile; the bandwidth comes from the cache when it was measured on this CPU recently."""
-    from pyserver import native
+def measure_efficiency(bandwidth_gbs: float, threads: int, **kw: Any) -> float:
+    """The share of the bandwidth roofline the engine reaches decoding 2B4T-sized layers (~2 s)."""
+    tps, bytes_per_token, _ = measure_decode(threads, **kw)
+    return round(min(1.0, bytes_per_token * tps / 1e9 / bandwidth_gbs), 3)
 
+
+def _medians(observed: Any) -> dict[str, float]:
+    out = {}
+    if isinstance(observed, dict):
+        for model, samples in observed.items():
+            if isinstance(samples, list) and len(samples) >= MIN_OBSERVED:
+                out[str(model)] = round(float(statistics.median(samples)), 2)
+    return out
+
+
+def observed_tps(cache: Path | None = None) -> dict[str, float]:
+    """The median decode speed seen in use per model (with enough samples), for this engine on this CPU."""
+    data = _read(cache_path(cache))
+    return _medians(data.get("observed")) if data.get("key") == cache_key() else {}
+
+
+def record_observed(model_id: str, tokens_per_s: float, cache: Path | None = None) -> None:
+    """A decode speed seen in use (tokens/s over a decode of several tokens, prefill excluded): kept, the last
+    MAX_OBSERVED per model, in the measurement cache; the prediction for that model follows their median."""
+    if not math.isfinite(tokens_per_s) or tokens_per_s <= 0:
+        return
+    path = cache_path(cache)
+    key = cache_key()
+    with _lock:
+        data = _read(path)
+        if data.get("key") != key:  # another engine or CPU: its measurement and observations are void
+            data = {"version": CACHE_VERSION, "key": key}
+        observed = data.setdefault("observed", {})
+        samples = [*observed.get(model_id, []), round(float(tokens_per_s), 2)]
+        observed[model_id] = samples[-MAX_OBSERVED:]
+        _write(path, data)
+
+
+def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = True) -> HardwareProfile:
+    """This machine's profile. The measurement comes from the cache when it belongs to this engine build and CPU
+    (and is under 30 days old); otherwise it is made now (a few seconds), unless `measure` is False: then the
+    profile says `measured=False` (a quick bandwidth probe, the default efficiency) and nothing is cached, for a
+    caller that measures later, when the machine is quieter."""
     vm = psutil.virtual_memory()
     cores = os.cpu_count() or 1
-    info = native.cpu_info()
-    features = tuple(sorted(k for k, v in info["features"].items() if v)) if isinstance(info["features"], dict) \
-        else tuple(info["features"])
-    key = f"{cores}:{','.join(features)}"
-    path = (cache or cache_dir()) / "hardware.json"
+    features = _features()
+    key = cache_key(cores, features)
+    path = cache_path(cache)
+    threads = min(cores, 16)
+    with _lock:
+        data = _read(path)
     bandwidth = efficiency = None
-    if not remeasure and path.is_file():
+    fresh = False
+    if data.get("key") == key and not remeasure:
         try:
-            saved = json.loads(path.read_text())
-            if saved.get("key") == key and time.time() - float(saved.get("time", 0)) < CACHE_MAX_AGE_S:
-                bandwidth, efficiency = float(saved["bandwidth_gbs"]), float(saved["efficiency"])
-        except (ValueError, KeyError, OSError):
+            bandwidth, efficiency = float(data["bandwidth_gbs"]), float(data["efficiency"])
+            fresh = time.time() - float(data.get("time", 0)) < CACHE_MAX_AGE_S
+        except (KeyError, TypeError, ValueError):
             bandwidth = efficiency = None
-    if bandwidth is None or efficiency is None:
-        bandwidth = measure_bandwidth(min(cores, 16))
-        efficiency = measure_efficiency(bandwidth, min(cores, 16))
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"key": key, "time": time.time(), "bandwidth_gbs": bandwidth,
-                                        "efficiency": efficiency}))
-        except OSError:
-            pass  # a read-only home: measure again next time
+    measured = True
+    if not fresh and (measure or bandwidth is None or efficiency is None):
+        if measure:
+            bandwidth = measure_bandwidth(threads)
+            tps, bytes_per_token, runs = measure_decode(threads)
+            efficiency = round(min(1.0, bytes_per_token * tps / 1e9 / bandwidth), 3)
+            with _lock:
+                data = _read(path)  # observations recorded meanwhile are kept (when still valid)
+                keep = data.get("observed", {}) if data.get("key") == key else {}
+                data = {"version": CACHE_VERSION, "key": key, "time": time.time(), "bandwidth_gbs": bandwidth,
+                        "efficiency": efficiency, "decode_tokens_per_s": round(tps, 2),
+                        "runs_tokens_per_s": [round(r, 2) for r in runs], "observed": keep}
+                _write(path, data)
+        else:
+            from pyserver import native
+
+            bandwidth = float(native.measure_read_bandwidth(BANDWIDTH_BYTES, threads, 1))
+            efficiency, measured = DEFAULT_EFFICIENCY, False
+    assert bandwidth is not None and efficiency is not None
     return HardwareProfile(total_ram=vm.total, available_ram=vm.available, cores=cores,
                            physical_cores=psutil.cpu_count(logical=False) or cores, features=features,
-                           bandwidth_gbs=round(bandwidth, 2), efficiency=efficiency)
+                           bandwidth_gbs=round(bandwidth, 2), efficiency=efficiency,
+                           observed_tps=_medians(data.get("observed")) if data.get("key") == key else {},
+                           measured=measured, engine=key["engine"], cpu=key["cpu"])

@@ -69,18 +69,30 @@ class ModelSpec:
     context_length: int
     shape: Shape
     published_params: int
+    revision: str = "main"  # the branch, tag or commit downloads come from
+    # Expected SHA-256 per file name (optional, lower-case hex): a download that differs is refused. The hub's own
+    # LFS checksum is checked as well where it publishes one.
+    sha256: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_json(cls, tier: str, d: dict[str, Any]) -> ModelSpec:
+        sha = d.get("sha256") or {}
+        if not isinstance(sha, dict) or not all(isinstance(v, str) and len(v) == 64 for v in sha.values()):
+            raise ValueError(f"{d.get('id')}: sha256 must map file names to 64 hex digits")
         return cls(id=d["id"], tier=tier, name=d["name"], format=d["format"], files=tuple(d["files"]),
                    repo=d.get("repo"), url=d.get("url"), architecture=d["architecture"], tokenizer=d["tokenizer"],
                    context_length=int(d["context_length"]), shape=Shape(**d["shape"]),
-                   published_params=int(d["published_params"]))
+                   published_params=int(d["published_params"]), revision=str(d.get("revision") or "main"),
+                   sha256=tuple(sorted((str(k), v.lower()) for k, v in sha.items())))
+
+    def sha256_of(self, filename: str) -> str | None:
+        return dict(self.sha256).get(filename)
 
     def summary(self, n_ctx: int) -> dict[str, Any]:
         s = self.shape
         return {"id": self.id, "tier": self.tier, "name": self.name, "architecture": self.architecture,
-                "params": s.params, "published_params": self.published_params, "format": self.format, "files": list(self.files), "published": self.repo,
+                "params": s.params, "published_params": self.published_params, "format": self.format, "files": list(self.files),
+                "published": self.repo, "revision": self.revision,
                 "tokenizer": self.tokenizer, "context_length": self.context_length,
                 "approx_download_bytes": s.ternary_params // 4 + (s.params - s.ternary_params) * 2,
                 "bytes_per_token": s.bytes_per_token(), "resident_bytes": s.resident_bytes(n_ctx)}

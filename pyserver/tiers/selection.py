@@ -26,10 +26,38 @@ def ram_budget(hw: HardwareProfile) -> int:
     return max(0, min(hw.available_ram - EDITOR_HEADROOM, int(MAX_RAM_SHARE * hw.total_ram)))
 
 
-def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None = None) -> float:
-    """Decode tokens/s: the engine's measured share of the bandwidth roofline (the profile's, unless given)."""
+# Models reading less than this per token run from the caches: their observed speed says nothing about the
+# bandwidth-bound tiers (the shipped model reads ~1 MB).
+CORRECTION_MIN_BYTES = 64 << 20
+
+
+def roofline_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None = None) -> float:
+    """Decode tokens/s from the bandwidth roofline: efficiency (the profile's, unless given) x bandwidth / bytes
+    read per token."""
     eff = hw.efficiency if efficiency is None else efficiency
     return eff * hw.bandwidth_gbs * 1e9 / spec.shape.bytes_per_token()
+
+
+def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None = None) -> float:
+    """Decode tokens/s: the median speed seen in use for this model when there is one (hardware.record_observed),
+    else the roofline prediction (with the efficiency given, else the profile's)."""
+    if efficiency is None and spec.id in hw.observed_tps:
+        return hw.observed_tps[spec.id]
+    return roofline_tps(spec, hw, efficiency)
+
+
+def corrected_efficiency(registry: Registry, hw: HardwareProfile) -> float:
+    """The profile's efficiency scaled by how the speeds seen in use (bandwidth-bound models only) compare with
+    their prediction: the correction for the models not yet used on this machine."""
+    ratios = [hw.observed_tps[m.id] / roofline_tps(m, hw) for m in registry.models
+              if m.id in hw.observed_tps and m.shape.bytes_per_token() >= CORRECTION_MIN_BYTES
+              and roofline_tps(m, hw) > 0]
+    if not ratios:
+        return hw.efficiency
+    ratios.sort()
+    mid = len(ratios) // 2
+    median = ratios[mid] if len(ratios) % 2 else (ratios[mid - 1] + ratios[mid]) / 2
+    return min(1.0, hw.efficiency * median)
 
 
 @dataclass
@@ -40,11 +68,12 @@ class Candidate:
     fits_ram: bool
     fast_enough: bool
     present: bool
+    seen_in_use: bool = False  # tps is the median decode speed observed, not a prediction
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.spec.id, "tier": self.spec.tier, "resident_gib": round(self.resident_bytes / GIB, 2),
-                "predicted_tokens_per_s": round(self.tps, 1), "fits_ram": self.fits_ram,
-                "fast_enough_for_completions": self.fast_enough, "present": self.present}
+                "predicted_tokens_per_s": round(self.tps, 1), "speed_seen_in_use": self.seen_in_use,
+                "fits_ram": self.fits_ram, "fast_enough_for_completions": self.fast_enough, "present": self.present}
 
 
 @dataclass
@@ -65,13 +94,18 @@ class Decision:
 
 def evaluate(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
              efficiency: float | None = None) -> list[Candidate]:
+    """Every registry model on this machine. Speeds: as seen in use where known, else predicted with the given
+    efficiency, else with the profile's corrected by the speeds seen for the other models."""
     have = set(present) | {m.id for m in registry.tier("shipped")}
     budget = ram_budget(hw)
+    corrected = corrected_efficiency(registry, hw) if efficiency is None else efficiency
     out = []
     for spec in registry.models:
         resident = spec.shape.resident_bytes(min(spec.context_length, COMPLETION_CTX))
-        tps = predicted_tps(spec, hw, efficiency)
-        out.append(Candidate(spec, resident, tps, resident <= budget, tps >= COMPLETION_MIN_TPS, spec.id in have))
+        seen = efficiency is None and spec.id in hw.observed_tps
+        tps = predicted_tps(spec, hw) if seen else roofline_tps(spec, hw, corrected)
+        out.append(Candidate(spec, resident, tps, resident <= budget, tps >= COMPLETION_MIN_TPS, spec.id in have,
+                             seen))
     return out
 
 
@@ -86,13 +120,21 @@ def completion_candidate(ready: list[Candidate]) -> Candidate:
 def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
            efficiency: float | None = None) -> Decision:
     cands = evaluate(registry, hw, present, efficiency)
-    efficiency = hw.efficiency if efficiency is None else efficiency
+    given = efficiency
+    efficiency = corrected_efficiency(registry, hw) if efficiency is None else efficiency
     budget = ram_budget(hw)
+    source = "measured" if hw.measured else "default, not yet measured here"
+    if given is None and efficiency != hw.efficiency:
+        source = f"{hw.efficiency:.2f} measured, corrected by the speeds seen in use"
     reasons = [f"RAM budget {budget / GIB:.1f} GiB (available {hw.available_ram / GIB:.1f} GiB minus "
                f"{EDITOR_HEADROOM / GIB:.0f} GiB for the editor, at most {MAX_RAM_SHARE:.0%} of "
                f"{hw.total_ram / GIB:.1f} GiB)",
-               f"predicted decode = {efficiency:.2f} x {hw.bandwidth_gbs:.1f} GB/s / bytes per token; completions "
-               f"need {COMPLETION_MIN_TPS:.0f} tokens/s"]
+               f"predicted decode = {efficiency:.2f} ({source}) x {hw.bandwidth_gbs:.1f} GB/s / bytes per token; "
+               f"completions need {COMPLETION_MIN_TPS:.0f} tokens/s"]
+    if given is None:
+        seen = [f"{m.id} {hw.observed_tps[m.id]:.1f}" for m in registry.models if m.id in hw.observed_tps]
+        if seen:
+            reasons.append(f"decode speeds seen in use (tokens/s, median): {', '.join(seen)}")
     good = [c for c in cands if c.fits_ram and c.fast_enough]
     best = max(good, key=lambda c: (TIER_ORDER.index(c.spec.tier), -cands.index(c)))
     for c in cands:

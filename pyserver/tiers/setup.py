@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pyserver.tiers.discovery import FoundModel, default_folders, discover
+from pyserver.tiers.discovery import FoundModel, discover, known_folders
 from pyserver.tiers.hardware import GIB, HardwareProfile, profile
 from pyserver.tiers.registry import Registry
 from pyserver.tiers.selection import choose, ram_budget
@@ -37,10 +37,13 @@ def plan(registry: Registry, hw: HardwareProfile, found: list[FoundModel]) -> di
             "found": [f.to_json() for f in found]}
 
 
-def run_setup(folders: Iterable[str | Path] = (), write: bool = True, remeasure: bool = False) -> dict[str, Any]:
+def run_setup(folders: Iterable[str | Path] = (), write: bool = True, remeasure: bool = False,
+              measure: bool = True) -> dict[str, Any]:
+    """measure=False: no speed measurement now (the cached one, else a provisional profile whose
+    hardware.measured is False): for the editor's start-up; run it again with measure=True once things are quiet."""
     registry = Registry.load()
-    hw = profile(remeasure=remeasure)
-    found, problems = discover(default_folders(folders), registry)
+    hw = profile(remeasure=remeasure, measure=measure)
+    found, problems = discover(known_folders(folders), registry)
     out = plan(registry, hw, found) | {"problems": problems, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if write:
         path = config_path()
@@ -52,11 +55,11 @@ def run_setup(folders: Iterable[str | Path] = (), write: bool = True, remeasure:
     return out
 
 
-def models_table(folders: Iterable[str | Path] = ()) -> dict[str, Any]:
+def models_table(folders: Iterable[str | Path] = (), measure: bool = True) -> dict[str, Any]:
     """`python -m pyserver models`: every tier's models, which are here, what each needs, what would be chosen."""
     registry = Registry.load()
-    hw = profile()
-    found, problems = discover(default_folders(folders), registry)
+    hw = profile(measure=measure)
+    found, problems = discover(known_folders(folders), registry)
     p = plan(registry, hw, found)
     cands = {c["id"]: c for c in p["decision"]["candidates"]}
     tiers: dict[str, list[dict[str, Any]]] = {}

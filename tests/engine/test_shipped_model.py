@@ -24,9 +24,15 @@ def test_matches_pytorch_reference_logits(model: Model) -> None:
     ref = np.load(MODEL.with_suffix(".reference.npz"))
     tokens, want = [int(t) for t in ref["tokens"]], ref["logits"]
     got = model.session().append(tokens, n_logits=len(tokens))
-    err = np.abs(got - want).max(axis=1) / np.abs(want).max()
-    # Independent float32 implementations with int8 activations: rounding ties flip now and then.
-    assert np.median(err) < 5e-3 and err.max() < 3e-2
+
+    def err(a: np.ndarray) -> np.ndarray:
+        return np.abs(a - want).max(axis=1) / np.abs(want).max()
+
+    # Independent float32 implementations with int8 activations: a value on a rounding tie flips a step, and 8
+    # layers amplify it. PyTorch's own float64 run (models/train/reference.py) measures how far rounding alone moves
+    # these logits; the engine must stay within that (and a small margin).
+    spread = np.median(err(ref["logits_f64"]))
+    assert np.median(err(got)) < max(1.5 * spread, 5e-3) and err(got).max() < 3e-2 + 2 * spread
     assert (got.argmax(axis=1) == want.argmax(axis=1)).mean() >= 0.95
 
 

@@ -21,7 +21,8 @@ from pyserver.models import default_model_path
 from tests.server.test_lsp import capabilities
 
 HOME = Path(tempfile.mkdtemp(prefix="ryz-home-"))
-ENV = dict(os.environ) | {"XDG_CONFIG_HOME": str(HOME / "config"), "XDG_CACHE_HOME": str(HOME / "cache"),
+ENV = dict(os.environ) | {"HOME": str(HOME / "home"), "XDG_CONFIG_HOME": str(HOME / "config"),
+                          "XDG_CACHE_HOME": str(HOME / "cache"),
                           "HF_HOME": str(HOME / "hf")}
 
 

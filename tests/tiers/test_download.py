@@ -1,96 +1,235 @@
-"""Downloads against a local HTTP server on 127.0.0.1: resume after a cut connection, checksum mismatch rejected,
-no partial file ever under the real name."""
+"""Downloads through huggingface_hub, end to end against a hub on 127.0.0.1 (tests/tiers/fake_hub.py) with
+HF_ENDPOINT pointed at it and HF_HOME in a temporary folder: success, a cut connection resumed, a cancel resumed by
+the next call, corrupt bytes refused (nothing installed), offline and unreachable (what to place where)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
-import threading
+import json
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from huggingface_hub import constants
 
-from pyserver.tiers.download import DownloadError, download
+from pyserver.tiers import discovery
+from pyserver.tiers import download as dl
+from pyserver.tiers.discovery import discover, identify, known_folders
+from pyserver.tiers.download import (
+    DownloadCancelled,
+    DownloadError,
+    DownloadOffline,
+    download_model,
+    installed_path,
+)
+from pyserver.tiers.registry import ModelSpec, Registry
+from tests.engine.builders import random_model, write_gguf, write_safetensors_dir
+from tests.tiers.fake_hub import FakeHub
 
-DATA = os.urandom(3 * (1 << 20) + 12345)
-SHA = hashlib.sha256(DATA).hexdigest()
+REPO, ST_REPO = "tiny-org/tiny-ternary-gguf", "tiny-org/tiny-ternary"
+DIMS: dict[str, Any] = dict(n_embd=256, n_ff=768, n_layer=2, vocab=320)
 
 
-class Handler(BaseHTTPRequestHandler):
-    cut_after: int | None = None  # close the connection after this many bytes (once)
-    ranges_seen: list[str] = []
-    honour_range = True
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    root = tmp_path_factory.mktemp("models")
+    rng = np.random.default_rng(0)
+    write_gguf(random_model(rng, "bitnet", "TQ2_0", **DIMS), root / "m.gguf")
+    write_gguf(random_model(rng, "bitnet", "TQ2_0", **(DIMS | {"n_ff": 512})), root / "other.gguf")
+    write_safetensors_dir(random_model(rng, "llama", "I2_S", **(DIMS | {"n_ff": 1024})), root / "st", packed=True)
+    out = {"gguf": (root / "m.gguf").read_bytes(), "other": (root / "other.gguf").read_bytes()}
+    out |= {f"st/{p.name}": p.read_bytes() for p in (root / "st").iterdir()}
+    return out
 
-    def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
-        start = 0
-        rng = self.headers.get("Range")
-        Handler.ranges_seen.append(rng or "")
-        if rng and Handler.honour_range:
-            start = int(rng.split("=")[1].split("-")[0])
-            if start >= len(DATA):
-                self.send_response(416)
-                self.end_headers()
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(DATA) - 1}/{len(DATA)}")
-        else:
-            self.send_response(200)
-        body = DATA[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if Handler.cut_after is not None:
-            n, Handler.cut_after = Handler.cut_after, None
-            self.wfile.write(body[:n])
-            self.wfile.flush()
-            self.connection.shutdown(2)  # the connection drops mid-file
-            return
-        self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
+def registry(tmp: Path, **extra: object) -> Registry:
+    shape = {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320}
+    tiny = {"id": "tiny-gguf", "name": "tiny", "format": "gguf", "files": ["tiny-i2.gguf"], "repo": REPO,
+            "url": None, "published_params": 0, "architecture": "bitnet", "tokenizer": "bpe",
+            "context_length": 256, "shape": shape} | extra
+    st = {"id": "tiny-st", "name": "tiny checkpoint", "format": "safetensors",
+          "files": ["config.json", "tokenizer.json", "*.safetensors"], "repo": ST_REPO, "url": None,
+          "published_params": 0, "architecture": "llama", "tokenizer": "bpe", "context_length": 256,
+          "shape": shape | {"n_ff": 1024}}
+    path = tmp / "registry.json"
+    path.write_text(json.dumps({"version": 1, "tiers": {"3B": [tiny], "7B": [st]}}))
+    return Registry.load(path)
 
 
 @pytest.fixture()
-def server() -> Iterator[str]:
-    Handler.cut_after, Handler.ranges_seen, Handler.honour_range = None, [], True
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/model.gguf"
+def hub(files: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    fake = FakeHub()
+    fake.add(REPO, {"tiny-i2.gguf": files["gguf"], "README.md": b"# tiny\n"})
+    fake.add(ST_REPO, {k.removeprefix("st/"): v for k, v in files.items() if k.startswith("st/")})
+    httpd, _ = fake.start()
+    for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "LLAMA_CACHE",
+                "OLLAMA_MODELS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # What huggingface_hub read from the environment when it was imported (once per process): as if this test's
+    # environment had been there then. No real token or home file is read or written.
+    monkeypatch.setattr(constants, "ENDPOINT", fake.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", fake.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    for name in ("HF_TOKEN_PATH", "HF_STORED_TOKENS_PATH", "AGENT_HARNESSES_PATH"):
+        monkeypatch.setattr(constants, name, str(tmp_path / "hf" / name.lower()))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(discovery, "OLLAMA_SERVICE_BLOBS", tmp_path / "no-ollama")
+    monkeypatch.setattr(dl, "CHUNK_BYTES", 64 << 10)  # several chunks per file: progress and cancel in between
+    yield fake
     httpd.shutdown()
+    httpd.server_close()
 
 
-def test_resumes_after_a_cut_connection(server: str, tmp_path: Path) -> None:
-    Handler.cut_after = 1_000_000
+def spec(tmp: Path, model: str = "tiny-gguf", **extra: object) -> ModelSpec:
+    s = registry(tmp, **extra).by_id(model)
+    assert s is not None
+    return s
+
+
+def blobs(tmp: Path, repo: str = REPO) -> list[str]:
+    folder = tmp / "hf" / "hub" / f"models--{repo.replace('/', '--')}" / "blobs"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_downloads_into_the_shared_cache(hub: FakeHub, files: dict[str, bytes], tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_for_test")
+    seen: list[tuple[int, int]] = []
+    path = download_model(spec(tmp_path), progress=lambda d, t: seen.append((d, t)))
+    commit = hub.repos[REPO].commit
+    storage = tmp_path / "hf" / "hub" / "models--tiny-org--tiny-ternary-gguf"
+    assert path == storage / "snapshots" / commit / "tiny-i2.gguf" and path.read_bytes() == files["gguf"]
+    assert path.is_symlink() and (storage / "refs" / "main").read_text() == commit  # the library's own layout
+    assert blobs(tmp_path) == [hashlib.sha256(files["gguf"]).hexdigest()]  # nothing .incomplete left
+    size = len(files["gguf"])
+    assert seen[-1] == (size, size) and len(seen) > 3 and all(t == size for _, t in seen)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    ours = [r for r in hub.requests if "/resolve/" in r.path or r.path.startswith("/api/models/")]
+    assert ours and all(r.authorization == "Bearer hf_secret_for_test" for r in ours)  # HF_TOKEN is sent
+    assert not [r for r in hub.requests if "README" in r.path]  # only the model's files
+    # Other tools see it; discovery finds it there, by its header; a second call needs no transfer.
+    found, _ = discover(known_folders(), registry(tmp_path))
+    assert [(f.registry_id, f.source) for f in found] == [("tiny-gguf", "huggingface")]
+    assert installed_path(spec(tmp_path)) == path
+    gets = len(hub.gets("tiny-i2.gguf"))
+    assert download_model(spec(tmp_path)) == path and len(hub.gets("tiny-i2.gguf")) == gets
+
+
+def test_a_cut_connection_is_resumed(hub: FakeHub, files: dict[str, bytes], tmp_path: Path) -> None:
+    hub.cut_after["tiny-i2.gguf"] = 200_000
+    path = download_model(spec(tmp_path))
+    assert path.read_bytes() == files["gguf"]
+    ranges = [r.range for r in hub.gets("tiny-i2.gguf")]
+    assert ranges[0] is None and len(ranges) == 2 and ranges[1] is not None  # the rest only, not the whole file
+    start = int(ranges[1].split("=")[1].rstrip("-"))
+    assert 0 < start <= 200_000
+
+
+def test_a_cancelled_download_resumes_on_the_next_call(hub: FakeHub, files: dict[str, bytes],
+                                                       tmp_path: Path) -> None:
     seen: list[int] = []
-    dest = download(server, tmp_path / "m.gguf", sha256=SHA, progress=lambda done, total: seen.append(done))
-    assert dest.read_bytes() == DATA and not (tmp_path / "m.gguf.part").exists()
-    assert Handler.ranges_seen == ["", "bytes=1000000-"]  # the second request asked for the rest only
-    assert seen[-1] == len(DATA)
+    with pytest.raises(DownloadCancelled, match="resume"):
+        download_model(spec(tmp_path), progress=lambda d, t: seen.append(d), cancelled=lambda: len(seen) > 4)
+    part = [b for b in blobs(tmp_path) if b.endswith(".incomplete")]
+    assert len(part) == 1 and blobs(tmp_path) == part  # kept for resuming, and not installed
+    kept = (tmp_path / "hf" / "hub" / "models--tiny-org--tiny-ternary-gguf" / "blobs" / part[0]).stat().st_size
+    assert 0 < kept < len(files["gguf"]) and installed_path(spec(tmp_path)) is None
+    assert not discover(known_folders(), registry(tmp_path))[0]
+    after: list[int] = []
+    path = download_model(spec(tmp_path), progress=lambda d, t: after.append(d))
+    assert path.read_bytes() == files["gguf"]
+    assert hub.gets("tiny-i2.gguf")[-1].range == f"bytes={kept}-" and after[0] == kept
 
 
-def test_resumes_a_part_file_left_by_an_earlier_run(server: str, tmp_path: Path) -> None:
-    (tmp_path / "m.gguf.part").write_bytes(DATA[:2_000_000])
-    download(server, tmp_path / "m.gguf", sha256=SHA)
-    assert (tmp_path / "m.gguf").read_bytes() == DATA and Handler.ranges_seen == ["bytes=2000000-"]
+def test_a_part_left_by_a_killed_process_is_resumed(hub: FakeHub, files: dict[str, bytes], tmp_path: Path) -> None:
+    folder = tmp_path / "hf" / "hub" / "models--tiny-org--tiny-ternary-gguf" / "blobs"
+    folder.mkdir(parents=True)
+    (folder / (hashlib.sha256(files["gguf"]).hexdigest() + ".incomplete")).write_bytes(files["gguf"][:100_000])
+    assert download_model(spec(tmp_path)).read_bytes() == files["gguf"]
+    assert [r.range for r in hub.gets("tiny-i2.gguf")] == ["bytes=100000-"]
 
 
-def test_checksum_mismatch_is_rejected(server: str, tmp_path: Path) -> None:
+def test_a_server_that_ignores_ranges_sends_it_all_again(hub: FakeHub, files: dict[str, bytes],
+                                                         tmp_path: Path) -> None:
+    folder = tmp_path / "hf" / "hub" / "models--tiny-org--tiny-ternary-gguf" / "blobs"
+    folder.mkdir(parents=True)
+    (folder / (hashlib.sha256(files["gguf"]).hexdigest() + ".incomplete")).write_bytes(files["gguf"][:100_000])
+    hub.ignore_range = True
+    seen: list[tuple[int, int]] = []
+    path = download_model(spec(tmp_path), progress=lambda d, t: seen.append((d, t)))
+    assert path.read_bytes() == files["gguf"] and seen[-1] == (len(files["gguf"]),) * 2
+
+
+def test_corrupt_bytes_are_refused_and_nothing_is_installed(hub: FakeHub, files: dict[str, bytes],
+                                                            tmp_path: Path) -> None:
+    bad = bytearray(files["gguf"])
+    bad[len(bad) // 2] ^= 0xFF
+    hub.serve_instead["tiny-i2.gguf"] = bytes(bad)  # the hub lists the good file's SHA-256
+    with pytest.raises(DownloadError, match="checksum mismatch.*deleted"):
+        download_model(spec(tmp_path))
+    assert blobs(tmp_path) == [] and installed_path(spec(tmp_path)) is None
+    assert not discover(known_folders(), registry(tmp_path))[0]
+    # The registry's own checksum: a file that differs from it is refused too (the hub's listing agrees with the
+    # bytes here).
+    hub.serve_instead.clear()
     with pytest.raises(DownloadError, match="checksum mismatch"):
-        download(server, tmp_path / "m.gguf", sha256="0" * 64)
-    assert not (tmp_path / "m.gguf").exists() and not (tmp_path / "m.gguf.part").exists()
+        download_model(spec(tmp_path, sha256={"tiny-i2.gguf": "ab" * 32}))
+    assert blobs(tmp_path) == []
+    good = hashlib.sha256(files["gguf"]).hexdigest()
+    assert download_model(spec(tmp_path, sha256={"tiny-i2.gguf": good})).read_bytes() == files["gguf"]
 
 
-def test_a_server_without_ranges_restarts_cleanly(server: str, tmp_path: Path) -> None:
-    Handler.honour_range = False
-    (tmp_path / "m.gguf.part").write_bytes(b"stale bytes from another file")
-    download(server, tmp_path / "m.gguf", sha256=SHA)
-    assert (tmp_path / "m.gguf").read_bytes() == DATA
+def test_a_file_that_is_not_the_model_is_refused(hub: FakeHub, files: dict[str, bytes], tmp_path: Path) -> None:
+    hub.add(REPO, {"tiny-i2.gguf": b"<html>a proxy's error page</html>" * 100})
+    with pytest.raises(DownloadError, match="does not parse.*deleted"):
+        download_model(spec(tmp_path))
+    assert blobs(tmp_path) == []
+    hub.add(REPO, {"tiny-i2.gguf": files["other"]})  # a real GGUF, of another shape
+    with pytest.raises(DownloadError, match="n_ff=512.*deleted"):
+        download_model(spec(tmp_path))
+    assert blobs(tmp_path) == []
 
 
-def test_unreachable_server_keeps_nothing_under_the_real_name(tmp_path: Path) -> None:
-    with pytest.raises(DownloadError):
-        download("http://127.0.0.1:9/none.gguf", tmp_path / "m.gguf", retries=1)
-    assert not (tmp_path / "m.gguf").exists()
+def test_offline_says_what_to_place_where(hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DownloadOffline) as err:
+        download_model(spec(tmp_path))
+    msg = str(err.value)
+    assert "HF_HUB_OFFLINE" in msg and "tiny-i2.gguf" in msg and "ryzanstein.modelFolders" in msg
+    assert str(tmp_path / "cache" / "ryzanstein" / "models") in msg
+    assert err.value.files == [f"{hub.url}/{REPO}/resolve/main/tiny-i2.gguf"] and not hub.requests
+    # Once it is in the cache, offline is no obstacle.
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    path = download_model(spec(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    n = len(hub.requests)
+    assert download_model(spec(tmp_path)) == path and len(hub.requests) == n
+
+
+def test_an_unreachable_hub_says_what_to_place_where(hub: FakeHub, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(DownloadOffline, match="cannot be reached.*ryzanstein.modelFolders"):
+        download_model(spec(tmp_path))
+
+
+def test_a_gated_repository_asks_for_a_token(hub: FakeHub, tmp_path: Path) -> None:
+    hub.status = 401
+    with pytest.raises(DownloadError, match="HF_TOKEN"):
+        download_model(spec(tmp_path))
+
+
+def test_a_checkpoint_folder(hub: FakeHub, files: dict[str, bytes], tmp_path: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    path = download_model(spec(tmp_path, "tiny-st"), progress=lambda d, t: seen.append((d, t)))
+    total = sum(len(v) for k, v in files.items() if k.startswith("st/"))
+    assert path.is_dir() and seen[-1] == (total, total)
+    assert {p.name for p in path.iterdir()} == {k.removeprefix("st/") for k in files if k.startswith("st/")}
+    found = identify(path, registry(tmp_path))
+    assert found.registry_id == "tiny-st" and found.format == "safetensors"
+    assert installed_path(spec(tmp_path, "tiny-st")) == path

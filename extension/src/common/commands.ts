@@ -2,6 +2,7 @@
 
 import * as vscode from "vscode";
 
+import type { ModelManager } from "./models";
 import type { Sidecar } from "./server";
 import type { Snooze } from "./snooze";
 
@@ -33,7 +34,7 @@ async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {})
 }
 
 export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void,
-  snooze: Snooze, refreshStatus: () => void): void {
+  snooze: Snooze, refreshStatus: () => void, models: ModelManager): void {
   const reg = (id: string, fn: () => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
   reg("ryzanstein.explain", async () => {
     const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
@@ -79,30 +80,5 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
       ? `Ryzanstein: index updated (${r.files_indexed} files re-indexed, ${r.files_removed} removed; ${r.chunks} chunks).`
       : `Ryzanstein: ${String(r?.reason ?? "nothing to index")}`);
   });
-  reg("ryzanstein.chooseModel", async () => {
-    const cfg = vscode.workspace.getConfiguration("ryzanstein");
-    const picks: Array<vscode.QuickPickItem & { tier?: string; file?: boolean }> = [
-      { label: "Automatic", description: "the tier the setup chose for this machine", tier: "auto" },
-      { label: "3B", description: "BitNet b1.58 2B4T or Falcon3-3B (when downloaded)", tier: "3B" },
-      { label: "7B", description: "Falcon3-7B or Llama3-8B 1.58-bit (when downloaded)", tier: "7B" },
-      { label: "13B", description: "Falcon3-10B 1.58-bit (when downloaded)", tier: "13B" },
-      { label: "Shipped model", description: "the small model inside the extension", tier: "shipped" },
-      { label: "Choose a model file…", description: "a GGUF file or a checkpoint folder", file: true },
-    ];
-    const pick = await vscode.window.showQuickPick(picks, { title: "Ryzanstein model or tier" });
-    if (!pick) {
-      return;
-    }
-    if (pick.file) {
-      const files = await vscode.window.showOpenDialog({ canSelectMany: false, canSelectFolders: true,
-        filters: { GGUF: ["gguf"] } });
-      if (files?.[0]) {
-        await cfg.update("modelPath", files[0].fsPath, vscode.ConfigurationTarget.Global);
-      }
-      return;
-    }
-    // A tier applies when no explicit model file is set.
-    await cfg.update("modelPath", "", vscode.ConfigurationTarget.Global);
-    await cfg.update("tier", pick.tier, vscode.ConfigurationTarget.Global);
-  });
+  reg("ryzanstein.chooseModel", () => models.pick());
 }

