@@ -15,18 +15,18 @@ native engine.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-SPECIALS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>")
+# The control tokens and the vocabulary's GGUF form are the engine's GGUF writer's: one definition of the layout.
+from pyserver.engine.gguf_writing import SPECIALS, bpe_vocabulary
+
 PRE = "llama-bpe"  # the GGUF `tokenizer.ggml.pre` that names PRE_REGEX
 PRE_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
              r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
 VOCAB_SIZE = 8192
-_NORMAL, _CONTROL = 1, 3  # GGUF token types
 
 
 def pre_tokenizer() -> pre_tokenizers.PreTokenizer:
@@ -73,19 +73,6 @@ def token_bytes(tok: Tokenizer) -> list[bytes]:
         piece = tok.id_to_token(i)
         out.append(b"" if piece is None or piece in specials else bytes(table[c] for c in piece))
     return out
-
-
-def bpe_vocabulary(tok: Tokenizer) -> tuple[list[str], list[str], list[int]]:
-    """(tokens in id order, merges, GGUF token types) of a byte-level BPE whose control tokens are SPECIALS, last."""
-    model = json.loads(tok.to_str())["model"]
-    tokens = [t for t, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])]
-    for s in SPECIALS:
-        if tok.token_to_id(s) != len(tokens):
-            raise ValueError(f"special token {s} must follow the BPE vocabulary")
-        tokens.append(s)
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    types = [_NORMAL] * (len(tokens) - len(SPECIALS)) + [_CONTROL] * len(SPECIALS)
-    return tokens, merges, types
 
 
 def add_gguf_metadata(w, tok: Tokenizer) -> int:
