@@ -69,4 +69,5 @@ def models_table(folders: Iterable[str | Path] = (), measure: bool = True) -> di
         tiers.setdefault(m.tier, []).append(row)
     return {"tiers": tiers, "would_choose": {k: p["decision"][k] for k in
                                              ("tier", "model", "use_now", "completion_model", "refactor_model")},
-            "unregistered_models_found": [f for f in p["found"] if not f["registry_id"]], "problems": problems}
+            "unregistered_models_found": [f for f in p["found"] if not f["registry_id"]], "problems": problems,
+            "measured": hw.measured}

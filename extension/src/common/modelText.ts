@@ -18,6 +18,8 @@ export interface ModelsTable {
   tiers: Record<string, ModelRow[]>;
   would_choose: { tier: string | null; model: string | null; use_now: string | null };
   serving?: { completion: string | null };
+  /** false while the speeds are the provisional guess made before the setup measured this machine */
+  measured?: boolean;
   downloads?: DownloadJob[];
 }
 

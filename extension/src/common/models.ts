@@ -15,9 +15,11 @@ type Pick = vscode.QuickPickItem & { row?: ModelRow; tier?: string; file?: boole
 export class ModelManager {
   constructor(private readonly ctx: vscode.ExtensionContext, private readonly sidecar: Sidecar) {}
 
-  private async table(): Promise<ModelsTable | undefined> {
+  private async table(quiet = false): Promise<ModelsTable | undefined> {
     if (!this.sidecar.client) {
-      void vscode.window.showWarningMessage("Ryzanstein: the sidecar is not running.");
+      if (!quiet) {
+        void vscode.window.showWarningMessage("Ryzanstein: the sidecar is not running.");
+      }
       return undefined;
     }
     return (await this.sidecar.client.sendRequest("workspace/executeCommand", {
@@ -114,12 +116,17 @@ export class ModelManager {
     }
   }
 
-  /** Once: what serves now, and what the recommended tier would bring. */
-  async offerOnce(): Promise<void> {
+  /** Once: what serves now, and what the recommended tier would bring; only once the setup has measured this
+   * machine (it does so when the user first pauses), so the offer rests on this machine's speed, not a guess. */
+  async offerOnce(triesLeft = 30): Promise<void> {
     if (this.ctx.globalState.get<boolean>(OFFERED)) {
       return;
     }
-    const table = await this.table().catch(() => undefined);
+    const table = await this.table(true).catch(() => undefined);
+    if (table && table.measured === false && triesLeft > 0) {
+      setTimeout(() => void this.offerOnce(triesLeft - 1).catch(() => undefined), 60_000);
+      return;
+    }
     const row = table && recommendedAbsent(table);
     if (!row) {
       return;
