@@ -91,15 +91,19 @@ bench: install
 # 3.10-3.13 that pyenv has here (VSIX_PYTHONS), so first-run setup works offline with whichever the user has; pip
 # picks the wheels that match. Each extra interpreter builds the native module once (incrementally afterwards).
 VSIX_WHEELS := extension/resources/wheels
+VSIX_MODEL := extension/resources/model
 VSIX := build/ryzanstein-linux-x64.vsix
+# The VSIX's wheels leave the shipped model out: it travels once, in $(VSIX_MODEL), whatever the Python.
+NO_MODEL := --config-settings=cmake.define.RYZ_BUNDLE_MODEL=OFF --config-settings=build-dir=build/{wheel_tag}-vsix
 VSIX_PYTHONS ?= $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3 $(HOME)/.pyenv/versions/3.12.*/bin/python3 \
                            $(HOME)/.pyenv/versions/3.13.*/bin/python3)
 vsix: install node_modules/.installed
-	rm -rf $(VSIX_WHEELS) && mkdir -p $(VSIX_WHEELS)
-	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation -w $(VSIX_WHEELS) .
+	rm -rf $(VSIX_WHEELS) $(VSIX_MODEL) && mkdir -p $(VSIX_WHEELS) $(VSIX_MODEL)
+	cp $(SHIPPED_MODEL) $(SHIPPED_MODEL).calibration.json $(VSIX_MODEL)/
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation $(NO_MODEL) -w $(VSIX_WHEELS) .
 	@for py in $(VSIX_PYTHONS); do \
 	  echo "vsix: sidecar wheel for $$($$py -c 'import sys; print(sys.version.split()[0])') ($$py)"; \
-	  $$py -m pip wheel --quiet --no-deps -w $(VSIX_WHEELS) . || exit 1; \
+	  $$py -m pip wheel --quiet --no-deps $(NO_MODEL) -w $(VSIX_WHEELS) . || exit 1; \
 	done
 	@# Each interpreter's own pip fetches its dependencies (environment markers are evaluated by the running one).
 	@for py in $(PY) $(VSIX_PYTHONS); do \

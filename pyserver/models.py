@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 SHIPPED_MODEL_NAME = "ryzanstein-code.gguf"
 
 
 def shipped_model_dirs() -> list[Path]:
-    """models/ of a source checkout, then the copy installed inside the package (wheels, the VSIX)."""
+    """RYZANSTEIN_MODEL_DIR (the VSIX carries the model once, beside its wheels, and the extension names that
+    folder), models/ of a source checkout, then the copy installed inside the package (wheels)."""
     here = Path(__file__).resolve().parent
-    return [here.parent / "models", here / "model_files"]
+    extra = os.environ.get("RYZANSTEIN_MODEL_DIR")
+    return ([Path(extra)] if extra else []) + [here.parent / "models", here / "model_files"]
 
 
 def default_model_path() -> Path | None:

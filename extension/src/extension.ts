@@ -29,6 +29,9 @@ async function activeInterpreter(): Promise<string | undefined> {
 
 export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel("Ryzanstein", { log: true });
+  // The shipped model travels once in the VSIX, beside the wheels (which leave it out): the sidecar and every
+  // Python run of ours find it through this variable.
+  process.env.RYZANSTEIN_MODEL_DIR = path.join(ctx.extensionPath, "extension", "resources", "model");
   const status = new StatusItem();
   ctx.subscriptions.push(output, status);
   const config = () => vscode.workspace.getConfiguration("ryzanstein");

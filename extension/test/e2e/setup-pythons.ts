@@ -11,6 +11,8 @@ import { ensureSidecar, run } from "../../src/common/setup";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const WHEELS = path.join(ROOT, "extension", "resources", "wheels");
+// As the extension does: the VSIX's wheels leave the shipped model out and it travels once, here.
+process.env.RYZANSTEIN_MODEL_DIR = path.join(ROOT, "extension", "resources", "model");
 
 function log(msg: string): void {
   console.log(`[setup-pythons] ${msg}`);
