@@ -77,3 +77,15 @@ def test_render_by_hand() -> None:
     assert as_text(report) == "model:\n  found: yes\n  params: 5000000\n  languages: python\nhits:\n  - a: 1\nnote: -"
     md = as_markdown("Doctor", report)
     assert md.startswith("# Doctor\n\n## Model\n\n- **found**: yes\n- **params**: 5000000\n- **languages**: `python`")
+
+
+def test_model_dir_variable_comes_first(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The VSIX carries the shipped model once beside its wheels and names the folder in RYZANSTEIN_MODEL_DIR."""
+    from pyserver.models import SHIPPED_MODEL_NAME, default_model_path
+
+    (tmp_path / SHIPPED_MODEL_NAME).write_bytes(b"GGUF")
+    monkeypatch.setenv("RYZANSTEIN_MODEL_DIR", str(tmp_path))
+    assert default_model_path() == tmp_path / SHIPPED_MODEL_NAME
+    monkeypatch.setenv("RYZANSTEIN_MODEL_DIR", str(tmp_path / "empty"))
+    found = default_model_path()
+    assert found is not None and found != tmp_path / SHIPPED_MODEL_NAME  # falls back to the checkout's copy
