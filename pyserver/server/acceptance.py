@@ -2,7 +2,8 @@
 how many the user accepted whole, by word or by line. Stored as JSON in the sidecar's storage folder; nothing of it
 leaves the machine.
 
-"Shown" counts the suggestions the sidecar answered with (the editor may still drop one the user typed past);
+"Shown" counts the suggestions the model made and the sidecar answered with, once each (not again as the user types
+into one and the rest is forwarded from the cache; the editor may still drop one the user typed past);
 accepts come from the extension: the item's command (Tab) and its accept-word / accept-line keybindings.
 """
 

@@ -282,7 +282,8 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
         ls.host.last_latency_ms, ls.host.last_tokens_per_s = result.latency_ms, result.tokens_per_s
         ls.send_status()
         _record_speed(ls, result.generated_tokens, result.tokens_per_s)
-    ls.acceptance.shown(uri, ls.host.model_path.name if ls.host.model_path else "?", language)
+        # Shown once: the rest of it, forwarded from the cache as the user types into it, is the same suggestion.
+        ls.acceptance.shown(uri, ls.host.model_path.name if ls.host.model_path else "?", language)
     item = t.InlineCompletionItem(insert_text=result.text, range=t.Range(start=params.position, end=params.position),
                                   command=t.Command(title="accepted", command=ACCEPTED_COMMAND,
                                                     arguments=[{"uri": uri}]))
