@@ -50,6 +50,7 @@ export class Sidecar implements vscode.Disposable {
       const proc = spawn(this.python, ["-m", "pyserver"], { cwd: this.cwd, env: process.env, stdio: "pipe" });
       const lines = new LogLines((level, msg) => this.output[level](msg));
       proc.stderr.setEncoding("utf8").on("data", (d: string) => lines.push(d));
+      proc.on("error", (e) => this.output.error(`the sidecar could not run: ${e.message}`));
       proc.on("exit", (code, signal) => {
         lines.flush();
         this.output.info(`sidecar exited (${signal ?? `code ${code}`})`);

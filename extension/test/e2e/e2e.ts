@@ -344,6 +344,34 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1500)); // the preview renders
     await page.screenshot({ path: path.join(ARTIFACTS, "doctor.png") });
     log("doctor report rendered (screenshot build/e2e/doctor.png)");
+
+    // A sidecar that dies is started again by the extension (with back-off), and serves again.
+    const sidecarPids = () => spawnSync("pgrep", ["-f", `^${tmp}/.*python -m pyserver$`], { encoding: "utf8" })
+      .stdout.split("\n").filter(Boolean);
+    const [victim] = sidecarPids();
+    if (!victim) {
+      throw new Error("no sidecar process found");
+    }
+    await runCommand(page, "Notifications: Clear All Notifications");
+    process.kill(Number(victim), "SIGKILL");
+    const reborn = await waitFor("the sidecar to be started again", 60_000, async () => {
+      const now = sidecarPids().filter((p) => p !== victim);
+      return now.length ? now[0] : undefined;
+    });
+    // A request answered by the new process: the re-index report (asked again until the sidecar is up).
+    let asked = 0;
+    await waitFor("the restarted sidecar to answer", 120_000, async () => {
+      const toast = page!.locator(".notifications-toasts", { hasText: "Ryzanstein: index updated" });
+      if ((await toast.count()) > 0) {
+        return true;
+      }
+      if (Date.now() - asked > 10_000) {
+        asked = Date.now();
+        await runCommand(page!, "Ryzanstein: Re-index Workspace");
+      }
+      return undefined;
+    });
+    log(`killed the sidecar (pid ${victim}); the extension started it again (pid ${reborn}), which answers`);
   } catch (e) {
     if (page) {
       await page.screenshot({ path: path.join(ARTIFACTS, "failure.png") }).catch(() => undefined);
