@@ -121,8 +121,8 @@ def _parse_location(spec: str) -> tuple[Path, int, int]:
 
 
 def _cmd_complete(args: argparse.Namespace) -> int:
-    from pyserver.completion.engine import CompletionEngine
-    from pyserver.server.model_host import ModelHost
+    from pyserver.completion.pipeline import CompletionPipeline
+    from pyserver.engine.host import ModelHost
     from pyserver.server.settings import ServerSettings
 
     try:
@@ -141,7 +141,7 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     if host.model is None:
         print(f"error: {host.error}", file=sys.stderr)
         return 2
-    engine = CompletionEngine(host, ServerSettings())
+    engine = CompletionPipeline(host, ServerSettings().completion)
     c = engine.complete(path.resolve().as_uri(), text, offset, lambda: False)
     assert c is not None
     report = {"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],

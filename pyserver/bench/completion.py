@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from pyserver.bench.stdlib_corpus import SourceFile, source_files, stdlib_root
-from pyserver.completion.engine import CompletionEngine
+from pyserver.completion.pipeline import CompletionPipeline
+from pyserver.engine.host import ModelHost
 from pyserver.index.workspace import WorkspaceIndex
-from pyserver.tiers.routing import report as escalation_report
-from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
+from pyserver.tiers.routing import report as escalation_report
 
 TARGETS = {"p50_ms": 30.0, "p95_ms": 80.0, "cache_hit_ms": 2.0}
 DEBOUNCE_MS = 120.0
@@ -38,7 +38,7 @@ def _keystroke_gaps(rng: np.random.Generator, n: int) -> np.ndarray:
     return gaps
 
 
-def _replay(engine: CompletionEngine, picks: list[SourceFile], chars_per_file: int, seed: int) -> dict[str, Any]:
+def _replay(engine: CompletionPipeline, picks: list[SourceFile], chars_per_file: int, seed: int) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     latencies, hit_latencies, evaluated = [], [], []
     requests = hits = accepted = shown = matching_chars = 0
@@ -105,13 +105,13 @@ def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_p
     picks = [held[int(i)] for i in rng.choice(len(held), size=min(files, len(held)), replace=False)]
     report: dict[str, Any] = {"benchmark": "completion", "model": str(host.model_path),
                               "files": [f.rel for f in picks], "debounce_ms": DEBOUNCE_MS}
-    report |= _replay(CompletionEngine(host, ServerSettings()), picks, chars_per_file, seed)
+    report |= _replay(CompletionPipeline(host, ServerSettings().completion), picks, chars_per_file, seed)
     if with_index:
         # The same replay with the workspace index (the standard library, lexical) filling the extra context.
         with tempfile.TemporaryDirectory() as d:
             index = WorkspaceIndex(stdlib_root(), Path(d) / "index.sqlite")
             index.scan()
-            engine = CompletionEngine(host, ServerSettings())
+            engine = CompletionPipeline(host, ServerSettings().completion)
             engine.index_context = lambda path, prefix, budget: [
                 (h.chunk.path, h.chunk.text) for h in index.completion_context(prefix, budget, path)]
             with_ctx = _replay(engine, picks, chars_per_file, seed)

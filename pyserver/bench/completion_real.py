@@ -32,8 +32,8 @@ from pyserver.completion.confidence import (
     calibrate,
     precision_coverage,
 )
-from pyserver.completion.engine import CompletionEngine
-from pyserver.server.model_host import ModelHost
+from pyserver.completion.pipeline import CompletionPipeline
+from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
 
 PREFIX_RIGHT_CHARS = 10
@@ -67,7 +67,7 @@ def is_right(suggestion: str, target: str) -> bool:
     return s == t or (len(t) >= PREFIX_RIGHT_CHARS and s[:PREFIX_RIGHT_CHARS] == t[:PREFIX_RIGHT_CHARS])
 
 
-def _run(engine: CompletionEngine, samples: list[Sample]) -> list[dict[str, Any]]:
+def _run(engine: CompletionPipeline, samples: list[Sample]) -> list[dict[str, Any]]:
     rows = []
     for s in samples:
         t0 = time.perf_counter()
@@ -135,7 +135,7 @@ def run_real_completion_bench(models: list[Path | None], samples: int = 300, see
                                  "parameters_m": round(host.model.config.n_params / 1e6, 1)}
         gate = load_gate(model_path)
         if do_calibrate:
-            rows = _run(CompletionEngine(host, settings), calib_samples)
+            rows = _run(CompletionPipeline(host, settings.completion), calib_samples)
             usable = [r for r in rows if r["candidate"] and r["evidence"] is not None]
             ev: list[Evidence] = [r["evidence"] for r in usable]
             try:
@@ -150,7 +150,7 @@ def run_real_completion_bench(models: list[Path | None], samples: int = 300, see
             except ValueError as exc:
                 entry["calibration"] = {"error": str(exc)}
         t0 = time.perf_counter()
-        entry |= _summary(_run(CompletionEngine(host, settings), bench_samples), gate)
+        entry |= _summary(_run(CompletionPipeline(host, settings.completion), bench_samples), gate)
         entry["seconds"] = round(time.perf_counter() - t0, 1)
         report["models"].append(entry)
         host.unload()

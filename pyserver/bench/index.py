@@ -21,7 +21,7 @@ from pyserver import native
 from pyserver.index.embedder import MiniLM, binary_signatures, int8_vectors
 from pyserver.index.identifiers import fts_query, query_terms
 from pyserver.index.router import SignatureRouter, recall_at
-from pyserver.index.search import RRF_K, HAMMING_CANDIDATES
+from pyserver.index.search import HAMMING_CANDIDATES, RRF_K
 from pyserver.index.workspace import WorkspaceIndex
 
 TARGETS = {"lexical_index_s": 60.0, "completion_context_p50_ms": 5.0, "router_p50_ms_1m": 10.0,

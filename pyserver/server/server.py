@@ -21,8 +21,9 @@ from lsprotocol import types as t
 from pygls.lsp.server import LanguageServer
 
 from pyserver import __version__
-from pyserver.completion.engine import CompletionEngine
+from pyserver.completion.pipeline import CompletionPipeline
 from pyserver.completion.prompt import context_block
+from pyserver.engine.host import ModelHost
 from pyserver.index.workspace import Progress
 from pyserver.refactor import NewFile, TextEdit
 from pyserver.refactor.docstring import docstring_edit
@@ -32,7 +33,6 @@ from pyserver.refactor.write_tests import new_tests_file
 from pyserver.server.acceptance import AcceptanceStats, storage_folder
 from pyserver.server.downloads import Downloads
 from pyserver.server.index_host import IndexHost
-from pyserver.server.model_host import ModelHost
 from pyserver.server.protocol import RyzansteinProtocol
 from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
@@ -62,12 +62,12 @@ class RyzansteinServer(LanguageServer):
                          protocol_cls=RyzansteinProtocol)
         self.settings = ServerSettings()
         self.host = ModelHost(on_state=self._state_changed)
-        self.engine = CompletionEngine(self.host, self.settings)
+        self.pipeline = CompletionPipeline(self.host, self.settings.completion)
         self.index = IndexHost(self.host.completion_running, on_error=lambda msg: self.error_once("index", msg))
         self.index_roots: list[Path] = []
         self.tiers = TierHost()
         self.plan = ServingPlan(None, None)
-        self.engine.index_context = lambda path, prefix, budget: [
+        self.pipeline.index_context = lambda path, prefix, budget: [
             (h.chunk.path, h.chunk.text) for h in self.index.completion_context(path, prefix, budget)]
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="completion")
         self.refactor_pool = ThreadPoolExecutor(1, thread_name_prefix="refactor")
@@ -119,7 +119,7 @@ class RyzansteinServer(LanguageServer):
     def apply_settings(self, values: dict[str, Any] | None) -> None:
         old = self.settings
         self.settings = old.updated(values)
-        self.engine.settings = self.settings
+        self.pipeline.settings = self.settings.completion
         if self.settings.model_folders != old.model_folders and not self.settings.model_path:
             threading.Thread(target=_first_setup, args=(self,), name="setup", daemon=True).start()
         elif (self.settings.model_path, self.settings.tier) != (old.model_path, old.tier):
@@ -160,7 +160,7 @@ def _settings_from(obj: Any) -> dict[str, Any] | None:
 @server.feature(t.INITIALIZE)
 def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
     ls.settings = ls.settings.updated(_settings_from(params.initialization_options))
-    ls.engine.settings = ls.settings
+    ls.pipeline.settings = ls.settings.completion
     ls.acceptance = AcceptanceStats(storage_folder(ls.settings.storage_path))
     ls.make_plan()
 
@@ -199,7 +199,7 @@ def did_change_configuration(ls: RyzansteinServer, params: t.DidChangeConfigurat
 @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: RyzansteinServer, params: t.DidOpenTextDocumentParams) -> None:
     if len(params.text_document.text) <= MAX_DOCUMENT_CHARS:
-        ls.engine.ring.add(params.text_document.uri, params.text_document.text, 0)
+        ls.pipeline.ring.add(params.text_document.uri, params.text_document.text, 0)
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
@@ -212,14 +212,14 @@ def did_change(ls: RyzansteinServer, params: t.DidChangeTextDocumentParams) -> N
                 ls._last_line[uri] = line
                 doc = ls.workspace.get_text_document(uri)
                 if len(doc.source) <= MAX_DOCUMENT_CHARS:
-                    ls.engine.ring.add(uri, doc.source, line)
+                    ls.pipeline.ring.add(uri, doc.source, line)
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_SAVE)
 def did_save(ls: RyzansteinServer, params: t.DidSaveTextDocumentParams) -> None:
     doc = ls.workspace.get_text_document(params.text_document.uri)
     if len(doc.source) <= MAX_DOCUMENT_CHARS:
-        ls.engine.ring.add(doc.uri, doc.source, ls._last_line.get(doc.uri, 0))
+        ls.pipeline.ring.add(doc.uri, doc.source, ls._last_line.get(doc.uri, 0))
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
@@ -258,7 +258,7 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     def work() -> Any:
         if stop.wait(COALESCE_S):
             return None
-        c = ls.engine.complete(uri, text, offset, stop.is_set)
+        c = ls.pipeline.complete(uri, text, offset, stop.is_set)
         if c is not None and not stop.is_set():
             c = ls.tiers.escalate(c, uri, text, offset, stop.is_set, ls.settings) or c
         return c
@@ -472,9 +472,9 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
 def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     del args
     status = ls.host.status()
-    status["computed_completions"] = ls.engine.model_runs
-    status["finished_completions"] = ls.engine.finished_runs
-    status["cancelled_completions"] = ls.engine.stopped_runs
+    status["computed_completions"] = ls.pipeline.model_runs
+    status["finished_completions"] = ls.pipeline.finished_runs
+    status["cancelled_completions"] = ls.pipeline.stopped_runs
     status["index"] = ls.index.status()
     status["larger_tier"] = ls.tiers.status()
     status["serving_plan"] = ls.plan.reasons

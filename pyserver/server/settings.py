@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from pyserver.completion.settings import CompletionSettings
+
 
 @dataclass(frozen=True)
 class ServerSettings:
@@ -30,6 +32,12 @@ class ServerSettings:
     languages: tuple[tuple[str, bool], ...] = (("*", True), ("markdown", False), ("plaintext", False),
                                                ("scminput", False))
     trigger: str = "automatic"  # automatic | manual (suggestions only when asked for, e.g. Alt+\\)
+
+    @property
+    def completion(self) -> CompletionSettings:
+        return CompletionSettings(max_tokens=self.max_tokens, max_lines=self.max_lines,
+                                  max_prompt_tokens=self.max_prompt_tokens, context_chars=self.context_chars,
+                                  time_budget_ms=self.time_budget_ms, min_confidence=self.min_confidence)
 
     def language_enabled(self, language_id: str) -> bool:
         table = dict(self.languages)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import psutil
 
-from pyserver.completion.engine import Completion, CompletionEngine
+from pyserver.completion.pipeline import Completion, CompletionPipeline
 from pyserver.engine import Model, ModelLoadError, Session
+from pyserver.engine.host import ModelHost
 from pyserver.engine.speculative import check_compatible
-from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
 from pyserver.tiers.hardware import HardwareProfile
 from pyserver.tiers.pool import MemoryBudgetError, ModelPool
@@ -38,7 +38,7 @@ class TierHost:
         vm = psutil.virtual_memory()
         budget = ram_budget(HardwareProfile(vm.total, vm.available, 1, 1, (), 0.0))
         self.pool = ModelPool(budget, idle_unload_s=15 * 60, loader=_load)
-        self._hosts: dict[int, tuple[Model, ModelHost, CompletionEngine]] = {}
+        self._hosts: dict[int, tuple[Model, ModelHost, CompletionPipeline]] = {}
         self._lock = threading.Lock()
         self.escalations = 0
 
@@ -46,14 +46,14 @@ class TierHost:
         self.path = path
         self.pool.idle_unload_s = settings.unload_idle_minutes * 60 if settings.unload_idle_minutes else float("inf")
 
-    def _serving(self, model: Model, settings: ServerSettings) -> tuple[ModelHost, CompletionEngine]:
+    def _serving(self, model: Model, settings: ServerSettings) -> tuple[ModelHost, CompletionPipeline]:
         with self._lock:
             entry = self._hosts.get(id(model))
             if entry is None or entry[0] is not model:
                 host = ModelHost()
                 host.adopt(model, Path(model.path))
-                entry = self._hosts[id(model)] = (model, host, CompletionEngine(host, settings))
-            entry[2].settings = settings
+                entry = self._hosts[id(model)] = (model, host, CompletionPipeline(host, settings.completion))
+            entry[2].settings = settings.completion
             return entry[1], entry[2]
 
     @contextlib.contextmanager

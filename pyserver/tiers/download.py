@@ -393,6 +393,7 @@ def download_model(spec: ModelSpec, progress: Progress | None = None, cancelled:
     """Fetches a registry model into the Hugging Face cache and returns its path there: the GGUF file, or the
     checkpoint folder (config, tokenizer, safetensors shards). Already complete: returns at once (no network when
     offline). Raises DownloadCancelled (resumable), DownloadOffline (with what to place where) or DownloadError."""
+    from httpx2 import TransportError
     from huggingface_hub import HfApi
     from huggingface_hub.errors import (
         GatedRepoError,
@@ -401,7 +402,6 @@ def download_model(spec: ModelSpec, progress: Progress | None = None, cancelled:
         RepositoryNotFoundError,
         RevisionNotFoundError,
     )
-    from httpx2 import TransportError
 
     report_to = progress or (lambda done, total: None)
     is_cancelled = cancelled or (lambda: False)

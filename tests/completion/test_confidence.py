@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from pyserver.completion.calibration import beside, load_gate, model_identity, save_gate
-from pyserver.completion.confidence import (ConfidenceGate, Evidence, calibrate, first_line_evidence, fit_logistic,
-                                            precision_coverage)
+from pyserver.completion.confidence import (
+    ConfidenceGate,
+    Evidence,
+    calibrate,
+    first_line_evidence,
+    fit_logistic,
+    precision_coverage,
+)
 from pyserver.engine.generate import GenerationResult
 
 

@@ -12,17 +12,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyserver.completion.engine import (
+from pyserver.completion.pipeline import (
     SUFFIX_MAX_TOKENS,
     TYPED_RESERVE_TOKENS,
-    CompletionEngine,
+    CompletionPipeline,
 )
 from pyserver.completion.prompt import RESPELL_MAX_CHARS
 from pyserver.engine.gguf_file import GGUFFile
+from pyserver.engine.host import ModelHost
 from pyserver.engine.token_bytes import matcher_for
 from pyserver.engine.tokenizer import Tokenizer
 from pyserver.models import default_model_path
-from pyserver.server.model_host import ModelHost
 from pyserver.server.settings import ServerSettings
 
 WORDS = ["self", "return", "if", "x", "value", "None", "for", "in", "items", "def", "name", "=", "(", ")", ":", ".",
@@ -59,7 +59,7 @@ def expected_share(budget: int) -> int:
     return room - min(SUFFIX_MAX_TOKENS, room // 4)
 
 
-def check(tok: Tokenizer, engine: CompletionEngine, text: str, offset: int, budget: int) -> list[int]:
+def check(tok: Tokenizer, engine: CompletionPipeline, text: str, offset: int, budget: int) -> list[int]:
     prefix, suffix = text[:offset], text[offset:]
     prompt, typed = engine.prompt("file:///a.py", tok, "psm", prefix, suffix, budget)
     line = prefix[prefix.rfind("\n") + 1:]
@@ -91,7 +91,7 @@ def check(tok: Tokenizer, engine: CompletionEngine, text: str, offset: int, budg
 def test_window_holds_the_code_before_the_cursor(tok: Tokenizer, seed: int, n_lines: int, where: float, col: float,
                                                  budget: int) -> None:
     text = make_file(seed, n_lines)
-    engine = CompletionEngine(ModelHost(), ServerSettings())
+    engine = CompletionPipeline(ModelHost(), ServerSettings().completion)
     line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"][:-1]
     start = line_starts[int(where * (len(line_starts) - 1))]
     end = text.find("\n", start)
@@ -106,7 +106,7 @@ def test_window_holds_the_code_before_the_cursor(tok: Tokenizer, seed: int, n_li
 def test_fifty_kilobyte_file_keeps_its_window(tok: Tokenizer) -> None:
     text = make_file(7, 6000)
     assert len(text) > 50_000
-    engine = CompletionEngine(ModelHost(), ServerSettings())
+    engine = CompletionPipeline(ModelHost(), ServerSettings().completion)
     budget = 512 - 64  # the shipped model's context less the generation
     for frac in np.linspace(0.05, 1.0, 40):
         offset = text.find("\n", int(frac * (len(text) - 2))) + 1
@@ -117,7 +117,7 @@ def test_fifty_kilobyte_file_keeps_its_window(tok: Tokenizer) -> None:
 def test_window_moves_in_steps_as_lines_are_added(tok: Tokenizer) -> None:
     """Going down a file line by line, the window's start moves only when it must: the cache keeps the rest."""
     text = make_file(3, 4000)
-    engine = CompletionEngine(ModelHost(), ServerSettings())
+    engine = CompletionPipeline(ModelHost(), ServerSettings().completion)
     starts = []
     for pos in [i + 1 for i, ch in enumerate(text) if ch == "\n"][2000:2300]:
         prompt, _ = engine.prompt("file:///a.py", tok, "psm", text[:pos], text[pos:], 448)

@@ -15,8 +15,8 @@ from lsprotocol import types as t
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from pyserver.completion.engine import CompletionEngine
-from pyserver.server.model_host import ModelHost
+from pyserver.completion.pipeline import CompletionPipeline
+from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
 from tests.engine.builders import random_model, write_gguf
 
@@ -91,7 +91,7 @@ def engine_answer(text: str, offset: int) -> str:
     """The same pipeline in this process: what the server must have answered."""
     host = ModelHost()
     host.load(str(model_path()))
-    c = CompletionEngine(host, ServerSettings().updated(SETTINGS)).complete("file:///work/demo.py", text, offset,
+    c = CompletionPipeline(host, ServerSettings().updated(SETTINGS).completion).complete("file:///work/demo.py", text, offset,
                                                                              lambda: False)
     assert c is not None
     return c.text

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pyserver.completion.engine import Completion, CompletionEngine
-from pyserver.server.model_host import ModelHost
+from pyserver.completion.pipeline import Completion, CompletionPipeline
+from pyserver.engine.host import ModelHost
 from pyserver.models import default_model_path
 from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
@@ -54,7 +54,7 @@ def test_refactors_and_escalation_use_the_larger_tier(larger: Path) -> None:
     # What the larger model answers on its own, through a pipeline of its own in this test.
     alone = ModelHost()
     alone.load(str(larger))
-    want = CompletionEngine(alone, settings).complete("file:///a.py", text, len(text), lambda: False)
+    want = CompletionPipeline(alone, settings.completion).complete("file:///a.py", text, len(text), lambda: False)
     assert better is not None and want is not None and better.text == want.text and host.escalations == 1
     off = ServerSettings(max_tokens=4, escalation=False)
     assert host.escalate(unsure, "file:///a.py", text, len(text), lambda: False, off) is None

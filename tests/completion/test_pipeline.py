@@ -5,23 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pyserver.completion.engine import CompletionEngine
-from pyserver.server.model_host import ModelHost
+from pyserver.completion.pipeline import CompletionPipeline
+from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
 from tests.engine.builders import random_model, write_gguf
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> CompletionEngine:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> CompletionPipeline:
     path = write_gguf(random_model(np.random.default_rng(2), "bitnet", "TQ2_0", n_layer=1),
                       tmp_path_factory.mktemp("m") / "m.gguf")
     host = ModelHost()
     host.load(str(path))
     assert host.model is not None, host.error
-    return CompletionEngine(host, ServerSettings(max_tokens=4))
+    return CompletionPipeline(host, ServerSettings(max_tokens=4).completion)
 
 
-def test_typing_along_a_line_keeps_the_prompt(engine: CompletionEngine) -> None:
+def test_typing_along_a_line_keeps_the_prompt(engine: CompletionPipeline) -> None:
     head = "def area(w, h):\n"
     line = "    return w * h"
     suffix = "\n\nprint(area(2, 3))\n"
@@ -38,7 +38,7 @@ def test_typing_along_a_line_keeps_the_prompt(engine: CompletionEngine) -> None:
 
 
 
-def test_index_context_goes_into_the_prompt(engine: CompletionEngine) -> None:
+def test_index_context_goes_into_the_prompt(engine: CompletionPipeline) -> None:
     calls: list[tuple[str | None, str]] = []
 
     def lookup(path: str | None, prefix: str, budget: int) -> list[tuple[str, str]]:

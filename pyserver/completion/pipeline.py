@@ -15,12 +15,12 @@ from pyserver.completion.confidence import ConfidenceGate, Evidence, first_line_
 from pyserver.completion.context_ring import ContextRing
 from pyserver.completion.filters import CursorContext, apply_filters
 from pyserver.completion.prompt import context_block, split_at_line_start
+from pyserver.completion.settings import CompletionSettings
 from pyserver.completion.window import PrefixWindows, layout
 from pyserver.engine.generate import generate
+from pyserver.engine.host import ModelHost
 from pyserver.engine.token_bytes import matcher_for
 from pyserver.engine.tokenizer import Tokenizer
-from pyserver.server.model_host import ModelHost
-from pyserver.server.settings import ServerSettings
 
 # The suffix follows the prefix in the fill-in-the-middle layout (or leads it, SPM), and is re-read whenever it
 # changes: it is kept short.
@@ -52,8 +52,8 @@ class Completion:
     confidence: float = 1.0
 
 
-class CompletionEngine:
-    def __init__(self, host: ModelHost, settings: ServerSettings) -> None:
+class CompletionPipeline:
+    def __init__(self, host: ModelHost, settings: CompletionSettings) -> None:
         self.host = host
         self.settings = settings
         self.cache = SuggestionCache()
