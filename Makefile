@@ -37,6 +37,8 @@ install: $(VENV)/.installed
 test: test-python test-extension test-e2e
 
 test-python: install
+	$(PY) -m ruff check pyserver tests models
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 # The extension's own tests (TypeScript strict type check + node:test unit tests), when Node.js is present.

@@ -35,7 +35,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "completion" and args.corpus != "stdlib":
         from pyserver.bench.completion_real import run_real_completion_bench
 
-        models = [Path(m) for m in args.model] if args.model else [None]
+        models: list[Path | None] = [Path(m) for m in args.model] if args.model else [None]
         local = None if args.corpus == "real" else Path(args.corpus)
         report = run_real_completion_bench(models, samples=args.samples or (60 if args.quick else 600),
                                            do_calibrate=args.calibrate, save=args.save_calibration,
@@ -85,7 +85,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 2
     tok = model.tokenizer
     assert tok is not None
-    prompt = ([tok.special.bos] if tok.special.add_bos and tok.special.bos is not None else []) + tok.encode(args.prompt)
+    bos = [tok.special.bos] if tok.special.add_bos and tok.special.bos is not None else []
+    prompt = bos + tok.encode(args.prompt)
     sampler = Sampler(SamplerConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
                                     repetition_penalty=args.repetition_penalty, seed=args.seed))
     g = Generation(model.session(), prompt, sampler=sampler, max_tokens=args.max_tokens,
@@ -106,9 +107,10 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary), file=sys.stderr)
     else:
-        print(f"{r.prompt_tokens} prompt tokens at {summary['prefill_tokens_per_s']} tokens/s, {len(r.tokens)} generated at"
-              f" {summary['decode_tokens_per_s']} tokens/s ({model.config.arch}, {model.native.isa},"
-              f" {summary['threads']} threads; stopped: {r.stop_reason})", file=sys.stderr)
+        print(f"{r.prompt_tokens} prompt tokens at {summary['prefill_tokens_per_s']} tokens/s,"
+              f" {len(r.tokens)} generated at {summary['decode_tokens_per_s']} tokens/s"
+              f" ({model.config.arch}, {model.native.isa}, {summary['threads']} threads; stopped: {r.stop_reason})",
+              file=sys.stderr)
     return 0
 
 
@@ -231,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index", "speculative"], help="what to measure")
+    bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index", "speculative"],
+                       help="what to measure")
     bench.add_argument("--model", action="append", default=None,
                        help="quality, completion: the model (default: the shipped model); completion --corpus real"
                             " takes several")

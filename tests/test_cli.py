@@ -46,7 +46,8 @@ def test_generate_streams_text_and_summary(tmp_path) -> None:  # type: ignore[no
 
     path = write_gguf(random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_layer=1), tmp_path / "m.gguf")
     proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(path), "--prompt", "def f(x):",
-                           "--max-tokens", "8", "--threads", "1", "--json"], capture_output=True, text=True, timeout=120)
+                           "--max-tokens", "8", "--threads", "1", "--json"],
+                          capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("def f(x):")
     summary = json.loads(proc.stderr.strip().splitlines()[-1])

@@ -38,9 +38,9 @@ def imports(path: Path) -> list[tuple[int, str]]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("pyserver")]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0 and node.module.startswith("pyserver"):
-            found += [(node.lineno, f"{node.module}.{a.name}") if node.module == "pyserver" else (node.lineno, node.module)
-                      for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("pyserver"):
+            mod = str(node.module)
+            found += [(node.lineno, f"{mod}.{a.name}" if mod == "pyserver" else mod) for a in node.names]
     return found
 
 

@@ -1,4 +1,5 @@
-"""`make corpus`: the training corpus of the shipped code model, rebuilt from pinned PyPI releases and the standard library.
+"""`make corpus`: the training corpus of the shipped code model, rebuilt from pinned PyPI releases and the
+standard library.
 
     python -m models.train.corpus                  # fetch (cached), filter, deduplicate, split, train the tokenizer,
                                                    # tokenize, compress; writes build/corpus/ and the manifest
@@ -450,7 +451,7 @@ def choose(train: list[tuple[Doc, np.ndarray]], budget: int, infos: dict[str, Pa
 
     def used(cap: int) -> int:
         n = 0
-        for p, v in sizes.items():
+        for v in sizes.values():
             acc = 0
             for x in v:
                 if acc + x <= cap:
@@ -512,7 +513,7 @@ def main() -> None:
         return
 
     docs: list[Doc] = []
-    for key, _, _, split in order:
+    for key, _, _, _split in order:
         if key in dists:
             docs.extend(package_docs(infos[key], dists[key]))
     std = stdlib_docs()
@@ -570,7 +571,7 @@ def main() -> None:
             i.dropped.pop("over the package's share", None)
     splits["train"] = chosen
 
-    for split, items in splits.items():
+    for items in splits.values():
         for d, t in items:  # noqa: B007
             infos[d.package].files_kept += 1
             infos[d.package].bytes += len(d.text.encode("utf-8"))

@@ -27,8 +27,8 @@ import torch
 from gguf.constants import GGMLQuantizationType
 
 from models.train import tokenizer as T
-from models.train.reference import reference_logits
 from models.train.bitnet_torch import BitnetConfig, BitnetLM, ternarize
+from models.train.reference import reference_logits
 
 PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 REFERENCE_TOKENS = 64

@@ -86,10 +86,14 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
         decode_times = []
         for _ in range(reps):
             s = model.session(n_ctx=PROMPT + DECODE + 8)
-            logits = s.append(prompt)[-1]
+            out = s.append(prompt)
+            assert out is not None  # (None only when cancelled)
+            logits = out[-1]
             t1 = time.perf_counter()
             for _ in range(DECODE):
-                logits = s.append([int(np.argmax(logits))])[-1]
+                out = s.append([int(np.argmax(logits))])
+                assert out is not None
+                logits = out[-1]
             decode_times.append(time.perf_counter() - t1)
         t_decode = float(np.median(decode_times)) / DECODE
         decode_tps = 1.0 / t_decode

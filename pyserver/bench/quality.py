@@ -67,14 +67,16 @@ def set_texts(name: str) -> list[str]:
     by_pkg: dict[str, list[str]] = {}
     for pkg, _, text in sorted(rows):
         by_pkg.setdefault(pkg, []).append(text)
-    out, i = [], 0
+    out: list[str] = []
+    i = 0
     while any(i < len(v) for v in by_pkg.values()):
         out.extend(v[i] for v in by_pkg.values() if i < len(v))
         i += 1
     return out
 
 
-def held_out_token_files(model: Model, max_tokens: int, texts: Sequence[str] | None = None) -> list[tuple[list[int], str]]:
+def held_out_token_files(model: Model, max_tokens: int,
+                         texts: Sequence[str] | None = None) -> list[tuple[list[int], str]]:
     """Held-out files as token lists (the model's tokenizer), in order, until max_tokens tokens are collected."""
     tok = model.tokenizer
     assert tok is not None
@@ -135,6 +137,7 @@ def next_token_scores(model: Model, files: list[tuple[list[int], str]], ngram: T
             window = arr[w0:w0 + ctx]
             seq = [tok.special.eos if w0 == 0 else ids[w0 - 1]] + ids[w0:w0 + len(window) - 1]
             logits = model.session(n_ctx=ctx).append(seq, n_logits=len(seq))  # row i predicts window[i]
+            assert logits is not None  # (None only when cancelled)
             bits += float(-_log2_softmax_at(logits, window).sum())
             correct += int((logits.argmax(axis=1) == window).sum())
     out: dict[str, Any] = {"tokens": n_tokens, "bytes": n_bytes,
@@ -203,7 +206,7 @@ def fim_exact_match(model: Model, lines: list[tuple[str, int, int]]) -> dict[str
         return {"skipped": "the model has no fill-in-the-middle tokens"}
     exact, latencies = 0, []
     session = model.session(n_ctx=min(model.config.context_length, 1024))
-    examples = []
+    examples: list[dict[str, str]] = []
     for text, a, b in lines:
         # The cursor sits at the line start; the whole line is the target (complete_line reads the suffix from the
         # end of the cursor's line, so give it the text with the line removed).
@@ -251,7 +254,9 @@ def suffix_value(model: Model, lines: list[tuple[str, int, int]]) -> dict[str, A
             pre, mid, suf = tok.encode(text[:a]), tok.encode(text[a:b])[:MIDDLE_TOKENS], tok.encode(text[b:])
             for key, s in (("with_suffix", suf), ("without_suffix", [])):
                 toks, _ = fim_layout(sp, pre, mid, s, order, limit)
-                logits = model.session(n_ctx=limit).append(toks, n_logits=len(mid) + 1)[:-1]
+                rows = model.session(n_ctx=limit).append(toks, n_logits=len(mid) + 1)
+                assert rows is not None  # (None only when cancelled)
+                logits = rows[:-1]
                 nats[key] += float(-_log2_softmax_at(logits, np.asarray(mid)).sum()) * math.log(2)
             n += len(mid)
         w, wo = nats["with_suffix"] / max(1, n), nats["without_suffix"] / max(1, n)

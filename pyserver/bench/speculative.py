@@ -95,7 +95,11 @@ def _random_tiers(max_tokens: int) -> dict[str, Any]:
         return float(np.median(ts))
 
     def append(session: Session, n: int, logits: int) -> Callable[[], object]:
-        return lambda: (session.truncate(len(prompt)), session.append(prompt[:n], n_logits=logits))
+        def run() -> object:
+            session.truncate(len(prompt))
+            return session.append(prompt[:n], n_logits=logits)
+
+        return run
 
     step_s = timed(append(s, 1, 1))
     d = draft.session(256)

@@ -1,4 +1,5 @@
-"""Prompt pieces: fill-in-the-middle within a budget (for refactors and one-off completions), extra-context\nblocks, and the split of the cursor's line into prompt and forced start."""
+"""Prompt pieces: fill-in-the-middle within a budget (for refactors and one-off completions), extra-context
+blocks, and the split of the cursor's line into prompt and forced start."""
 
 from __future__ import annotations
 

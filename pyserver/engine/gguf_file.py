@@ -203,7 +203,8 @@ class GGUFFile:
             if rel % alignment:
                 raise ModelLoadError(self.path, f"tensor {name!r} data offset {rel} is not aligned to {alignment}")
             if start + nbytes > len(self.data):
-                raise ModelLoadError(self.path, f"file is truncated: tensor {name!r} needs bytes {start}..{start + nbytes}"
+                raise ModelLoadError(self.path, f"file is truncated: tensor {name!r} needs bytes"
+                                     f" {start}..{start + nbytes}"
                                      f" but the file has {len(self.data)}")
             self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), type_id, type_name, start, nbytes)
 

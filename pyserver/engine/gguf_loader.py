@@ -92,7 +92,8 @@ def _vector(g: GGUFFile, name: str, length: int) -> np.ndarray:
 def _table(g: GGUFFile, name: str, rows: int | None, cols: int) -> FloatTable:
     info = _tensor(g, name)
     if len(info.shape) != 2 or info.shape[1] != cols or (rows is not None and info.shape[0] != rows):
-        raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)}, expected [{rows or 'vocab'}, {cols}]")
+        raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)},"
+                             f" expected [{rows or 'vocab'}, {cols}]")
     if info.type_name not in TABLE_TYPES:
         raise ModelLoadError(g.path, f"tensor '{name}' has unsupported type {info.type_name}"
                              f" (supported: {', '.join(TABLE_TYPES)})")
@@ -106,7 +107,8 @@ def _linear(g: GGUFFile, name: str, rows: int, cols: int) -> TernaryTensor:
     if info.type_name in TERNARY_FORMATS:
         return TernaryTensor(info.type_name, g.tensor_data(name), rows, cols)
     if info.type_name in FLOAT_TABLE_TYPES:
-        # Converters write BitNet projections as floats already holding {-s, 0, +s}; latent weights get the absmean rule.
+        # Converters write BitNet projections as floats already holding {-s, 0, +s}; latent weights get the absmean
+        # rule.
         w = FloatTable(info.type_name, g.tensor_data(name), rows, cols).rows_f32(0, rows)
         codes_scale = ternarize_exact(w) or ternarize_absmean(w)
         try:

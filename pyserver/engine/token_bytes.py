@@ -34,7 +34,7 @@ def _byte_level_table() -> dict[str, int]:
 _BYTE_TOKEN = re.compile(r"<0x([0-9A-Fa-f]{2})>")
 
 
-SPM_SPACE = "\u2581".encode("utf-8")
+SPM_SPACE = "\u2581".encode()
 
 
 def is_byte_level(tok: Tokenizer) -> bool:

@@ -54,7 +54,8 @@ def selective_terms(store: IndexStore, text: str) -> list[str]:
     """The text's terms nearest its end, the rarest first, within MAX_POSTINGS postings."""
     nearest = list(dict.fromkeys(reversed(identifier_terms(text))))[: 2 * MAX_QUERY_TERMS]
     df = store.document_frequencies(nearest)
-    picked, postings = [], 0
+    picked: list[str] = []
+    postings = 0
     for t in sorted(df, key=lambda t: df[t]):
         if picked and (postings + df[t] > MAX_POSTINGS or len(picked) >= MAX_QUERY_TERMS):
             break

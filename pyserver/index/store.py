@@ -108,17 +108,18 @@ class IndexStore:
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:
         # The version is written last: a file cut off while its schema was being made reads as old and is rebuilt.
-        db["files"].create({"id": int, "path": str, "hash": str, "mtime": float, "size": int, "language": str},
+        table = db.table  # (db[name] may also be a view; these are tables)
+        table("files").create({"id": int, "path": str, "hash": str, "mtime": float, "size": int, "language": str},
                            pk="id", not_null={"path", "hash"})
-        db["files"].create_index(["path"], unique=True)
-        db["chunks"].create({"id": int, "file_id": int, "start_line": int, "end_line": int, "kind": str,
+        table("files").create_index(["path"], unique=True)
+        table("chunks").create({"id": int, "file_id": int, "start_line": int, "end_line": int, "kind": str,
                              "symbol": str, "text": str}, pk="id", foreign_keys=[("file_id", "files", "id")])
-        db["chunks"].create_index(["file_id"])
-        db["symbols"].create({"file_id": int, "chunk_id": int, "name": str, "kind": str, "line": int},
+        table("chunks").create_index(["file_id"])
+        table("symbols").create({"file_id": int, "chunk_id": int, "name": str, "kind": str, "line": int},
                              foreign_keys=[("file_id", "files", "id")])
-        db["symbols"].create_index(["name", "kind"])
-        db["symbols"].create_index(["file_id"])
-        db["vectors"].create({"chunk_id": int, "sig": bytes, "q8": bytes, "scale": float}, pk="chunk_id")
+        table("symbols").create_index(["name", "kind"])
+        table("symbols").create_index(["file_id"])
+        table("vectors").create({"chunk_id": int, "sig": bytes, "q8": bytes, "scale": float}, pk="chunk_id")
         db.execute("CREATE VIRTUAL TABLE chunks_fts USING fts5(terms, tokenize = 'unicode61')")
         db.execute("CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row')")
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -26,8 +26,8 @@ class _Collector(FileSystemEventHandler):
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
             return
-        paths = {p for p in (event.src_path, getattr(event, "dest_path", "")) if p}
-        paths = {p.decode() if isinstance(p, bytes) else p for p in paths}
+        raw = {p for p in (event.src_path, getattr(event, "dest_path", "")) if p}
+        paths = {p.decode(errors="surrogateescape") if isinstance(p, bytes) else str(p) for p in raw}
         # Changes inside .git, node_modules and the like never matter (and come in storms).
         paths = {p for p in paths if not any(part in SKIPPED_DIRS for part in p.split("/"))}
         if paths:

@@ -206,7 +206,8 @@ class WorkspaceIndex:
             if cancelled():
                 break
             with self._write_lock:
-                batch = self.store.chunks_without_vectors(EMBED_POOL if limit is None else min(EMBED_POOL, limit - done))
+                pool = EMBED_POOL if limit is None else min(EMBED_POOL, limit - done)
+                batch = self.store.chunks_without_vectors(pool)
             if not batch:
                 break
             ids = [i for i, _ in batch]

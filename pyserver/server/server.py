@@ -551,7 +551,7 @@ async def cmd_search(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         raise ValueError("search needs a non-empty 'query'")
     k = a.get("k", 10)
     k = k if isinstance(k, int) and 0 < k <= 100 else 10
-    hits = []
+    hits: list[dict[str, Any]] = []
     for index in ls.index.indexes:
         found = await asyncio.get_running_loop().run_in_executor(ls.refactor_pool, index.search, query, k)
         hits += [{"uri": (index.root / h.chunk.path).as_uri(), "range": {

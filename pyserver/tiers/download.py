@@ -241,7 +241,7 @@ def _fetch(spec: ModelSpec, f: _File, commit: str, cache: Path, report: Callable
     from huggingface_hub import constants, get_hf_file_metadata
     from huggingface_hub.errors import HfHubHTTPError
     from huggingface_hub.file_download import http_get, repo_folder_name
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils._headers import build_hf_headers
 
     assert spec.repo is not None
     storage = _storage(spec.repo, cache)

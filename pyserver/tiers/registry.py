@@ -92,7 +92,8 @@ class ModelSpec:
     def summary(self, n_ctx: int) -> dict[str, Any]:
         s = self.shape
         return {"id": self.id, "tier": self.tier, "name": self.name, "architecture": self.architecture,
-                "params": s.params, "published_params": self.published_params, "format": self.format, "files": list(self.files),
+                "params": s.params, "published_params": self.published_params, "format": self.format,
+                "files": list(self.files),
                 "published": self.repo, "revision": self.revision,
                 "tokenizer": self.tokenizer, "context_length": self.context_length,
                 "approx_download_bytes": s.ternary_params // 4 + (s.params - s.ternary_params) * 2,

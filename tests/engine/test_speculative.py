@@ -52,7 +52,8 @@ def test_stop_tokens_end_it_like_the_target(models: tuple[Model, Model]) -> None
     assert r.tokens == greedy(big, prompt, 30, [stop]) and r.stop_reason == "eos"
 
 
-def test_mismatched_vocabularies_are_refused(models: tuple[Model, Model], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_mismatched_vocabularies_are_refused(models: tuple[Model, Model],
+                                             tmp_path_factory: pytest.TempPathFactory) -> None:
     big, _ = models
     other = Model.load(write_gguf(random_model(np.random.default_rng(9), "bitnet", "TQ2_0", n_layer=1, vocab=300),
                                   tmp_path_factory.mktemp("o") / "o.gguf"))

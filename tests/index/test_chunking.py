@@ -50,7 +50,8 @@ def test_a_long_function_is_cut_into_windows() -> None:
     text = "def long():\n" + "    x = 1\n" * (2 * MAX_CHUNK_LINES)
     chunks, _ = chunk_file(text, "python")
     assert [(c.start_line, c.end_line) for c in chunks] == [
-        (1, MAX_CHUNK_LINES), (MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES), (2 * MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES + 1)]
+        (1, MAX_CHUNK_LINES), (MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES),
+        (2 * MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES + 1)]
     assert {c.symbol for c in chunks} == {"long"}
 
 

@@ -30,7 +30,8 @@ def test_progress_done_and_the_plan_step(tmp_path: Path) -> None:
     d = Downloads(events.append)
     d.start("m", fetch, installed.append)
     wait(lambda: events and events[-1]["state"] != "running")
-    assert events[-1]["state"] == "done" and events[-1]["done"] == 1000 and events[-1]["path"] == str(tmp_path / "m.gguf")
+    assert events[-1]["state"] == "done" and events[-1]["done"] == 1000
+    assert events[-1]["path"] == str(tmp_path / "m.gguf")
     assert installed == [tmp_path / "m.gguf"]
     running = [e for e in events if e["state"] == "running"]
     assert running and all(e["total"] == 1000 for e in running)  # reported along the way (every 0.5 s)

@@ -65,7 +65,8 @@ async def client(lsp_client: LanguageClient) -> Any:
         capabilities=capabilities(), initialization_options={"ryzanstein": {
             **SETTINGS, "modelPath": str(model_path()), "storagePath": str(storage)}}))
     for _ in range(200):
-        status = await lsp_client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
+        status = await lsp_client.workspace_execute_command_async(
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
         if status["state"] == "ready":
             break
         await asyncio.sleep(0.05)
@@ -91,8 +92,8 @@ def engine_answer(text: str, offset: int) -> str:
     """The same pipeline in this process: what the server must have answered."""
     host = ModelHost()
     host.load(str(model_path()))
-    c = CompletionPipeline(host, ServerSettings().updated(SETTINGS).completion).complete("file:///work/demo.py", text, offset,
-                                                                             lambda: False)
+    pipeline = CompletionPipeline(host, ServerSettings().updated(SETTINGS).completion)
+    c = pipeline.complete("file:///work/demo.py", text, offset, lambda: False)
     assert c is not None
     return c.text
 

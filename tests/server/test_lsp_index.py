@@ -18,7 +18,8 @@ from tests.server.test_lsp import SETTINGS, capabilities, model_path
 
 WORKSPACE = Path(tempfile.mkdtemp(prefix="ryz-ws-"))
 STORAGE = Path(tempfile.mkdtemp(prefix="ryz-storage-"))
-(WORKSPACE / "shapes.py").write_text('def polygon_perimeter(sides, length):\n    """Perimeter of a regular polygon."""\n'
+(WORKSPACE / "shapes.py").write_text('def polygon_perimeter(sides, length):\n'
+                                     '    """Perimeter of a regular polygon."""\n'
                                      "    return sides * length\n")
 
 

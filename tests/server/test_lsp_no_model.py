@@ -25,7 +25,8 @@ async def client(lsp_client: LanguageClient) -> Any:
 @pytest.mark.asyncio
 async def test_missing_model(client: LanguageClient) -> None:
     for _ in range(200):
-        status = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
+        status = await client.workspace_execute_command_async(
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
         if status["state"] == "error":
             break
         await asyncio.sleep(0.02)
