@@ -8,7 +8,7 @@ import {
 test("defaults when nothing is set", () => {
   const none = () => undefined;
   assert.deepEqual(clientSettings(none), {
-    enable: true, debounceMs: 120, pythonPath: "", tier: "auto", trigger: "automatic", languages: DEFAULT_LANGUAGES,
+    enable: true, debounceMs: 120, pythonPath: "", trigger: "automatic", languages: DEFAULT_LANGUAGES,
   });
   assert.deepEqual(serverSettings(none), {
     enable: true, maxLines: 8, maxTokens: 64, modelPath: "", tier: "auto", threads: 0, unloadIdleMinutes: 15,

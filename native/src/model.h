@@ -38,12 +38,12 @@ struct Layer {
     Linear wq, wk, wv, wo, gate, up, down;
 };
 
-// The output projection [vocab, n_embd]: int8 or 4-bit rows with one scale each (an eighth or a sixteenth
-// of the F32 bytes), or plain float32 (the reference the quantized heads are checked against).
+// The output projection [vocab, n_embd]: int8 or 4-bit rows with one scale each (a quarter or an eighth of the
+// F32 bytes), or plain float32 (the reference the quantized heads are checked against).
 //
-// The int8 head picks candidates; its top `rescore_k` logits per token are then recomputed exactly from the
+// A quantized head picks candidates; its top `rescore_k` logits per token are then recomputed exactly from the
 // stored table (`exact`, F32/F16/BF16 rows), so greedy decoding agrees with the full-precision head whenever
-// the true best token is among the int8 head's top k, at a cost of k rows read per token.
+// the true best token is among the quantized head's top k, at a cost of k rows read per token.
 enum class TableType : int { F32 = 0, F16 = 1, BF16 = 2 };
 struct OutputHead {
     const int8_t* q = nullptr;      // int8 rows [vocab, n_embd]

@@ -41,10 +41,6 @@ class ContextRing:
                 self._ring.remove(old)
         self._ring.append(Chunk(uri, start, body, name_set(body)))
 
-    def forget(self, uri: str) -> None:
-        for old in [c for c in self._ring if c.uri == uri]:
-            self._ring.remove(old)
-
     def pick(self, uri: str, around_cursor: str, budget_chars: int) -> list[Chunk]:
         """Chunks of other documents, most similar first, deduplicated, within budget_chars."""
         want = name_set(around_cursor)

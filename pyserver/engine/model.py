@@ -68,7 +68,6 @@ class Model:
         cfg = weights.config
         if head == "auto":  # 4-bit where the rows allow it: the head is the largest single read of a decode step
             head = "int4" if cfg.n_embd % 64 == 0 else "int8"
-        self.head_kind = head
         self._weights = weights
         try:
             nm = native.Model(cfg.native())

@@ -11,8 +11,8 @@ A query that falls between clusters (close centroid distances, wide leaves) so p
 fewer; it never scans more than MAX_SCAN_FRACTION.
 
 Keeping it up to date: a new signature joins its nearest leaf; a leaf grown past twice the target splits in two; a
-leaf shrunk below a quarter of it merges into its nearest neighbour, as do leaves whose centroids come within
-MERGE_BITS of each other.
+leaf shrunk below a quarter of it merges into its nearest neighbour. `merge_similar`, which merges leaves whose
+centroids come within MERGE_BITS of each other, is a maintenance pass: live updates do not run it.
 """
 
 from __future__ import annotations

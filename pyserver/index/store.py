@@ -81,7 +81,6 @@ class IndexStore:
             self.conn = self._open()
         except sqlite3.OperationalError as exc:
             raise IndexUnavailable(f"index {self.path}: {exc}") from exc
-        self.db = sqlite_utils.Database(self.conn)
         self._df_cache: dict[str, int] = {}
         self._df_time = 0.0
 

@@ -6,7 +6,6 @@ export interface ClientSettings {
   enable: boolean;
   debounceMs: number;
   pythonPath: string;
-  tier: string;
   trigger: "automatic" | "manual";
   languages: Record<string, boolean>;
 }
@@ -43,7 +42,6 @@ export function clientSettings(get: Getter): ClientSettings {
     enable: bool(get("enable"), true),
     debounceMs: num(get("debounceMs"), 120),
     pythonPath: str(get("pythonPath"), ""),
-    tier: str(get("tier"), "auto"),
     trigger: get("trigger") === "manual" ? "manual" : "automatic",
     languages: flags(get("languages"), DEFAULT_LANGUAGES),
   };
