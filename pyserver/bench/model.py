@@ -2,8 +2,8 @@
 shape of a real published checkpoint (weights need not be trained to measure speed).
 
 Decode is memory-bound, so the report gives the bytes a decode step reads and the fraction of the machine's
-measured read bandwidth that the achieved rate implies. Peers' figures on this machine class come from
-shared/notes/anchors.md (2B4T shape, 2 threads, Q6_K output head).
+measured read bandwidth that the achieved rate implies. No peer's speed appears here: figures from another machine
+compare nothing; a comparison needs the peer timed in the same run on the same files.
 """
 
 from __future__ import annotations
@@ -46,11 +46,7 @@ SHAPES: dict[str, BenchShape] = {
     "10b-falcon": _tier("falcon3-10b-instruct-1.58bit"),
     "tiny": BenchShape("bitnet", Shape(256, 512, 2, 4, 2, 1024), "smoke test"),
 }
-PEERS_2B4T = {  # tokens/s, 2 threads, Q6_K head (anchors.md)
-    "llama.cpp TQ2_0": {"decode": 29.5, "prefill": 61.0},
-    "bitnet.cpp I2_S": {"decode": 42.4, "prefill": 126.6},
-}
-TARGETS_2B4T = {"decode_tps": 60.0, "prefill_tps": 250.0, "roofline_fraction": 0.85}
+ROOFLINE_TARGET = 0.85  # decode reads its bytes at this share of the read bandwidth measured in the same run
 PROMPT, DECODE = 128, 64
 def build_random_model(shape: BenchShape, fmt: str, seed: int = 0) -> Model:
     d = shape.dims
@@ -126,17 +122,8 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
     }
     two = next((r for r in runs if r["threads"] == 2), None)
     if shape_name == "2b4t" and two is not None:
-        report["vs_peers_2_threads"] = {
-            peer: {"decode_ratio": round(two["decode_tokens_per_s"] / v["decode"], 2),
-                   "prefill_ratio": round(two["prefill_tokens_per_s"] / v["prefill"], 2)}
-            for peer, v in PEERS_2B4T.items()
-        }
         report["targets_2_threads"] = {
-            "decode_tps": {"target": TARGETS_2B4T["decode_tps"], "got": two["decode_tokens_per_s"],
-                           "met": two["decode_tokens_per_s"] >= TARGETS_2B4T["decode_tps"]},
-            "prefill_tps": {"target": TARGETS_2B4T["prefill_tps"], "got": two["prefill_tokens_per_s"],
-                            "met": two["prefill_tokens_per_s"] >= TARGETS_2B4T["prefill_tps"]},
-            "roofline_fraction": {"target": TARGETS_2B4T["roofline_fraction"], "got": two["roofline_fraction"],
-                                  "met": two["roofline_fraction"] >= TARGETS_2B4T["roofline_fraction"]},
+            "roofline_fraction": {"target": ROOFLINE_TARGET, "got": two["roofline_fraction"],
+                                  "met": two["roofline_fraction"] >= ROOFLINE_TARGET},
         }
     return report
