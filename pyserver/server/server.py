@@ -74,6 +74,7 @@ class RyzansteinServer(LanguageServer):
         self.loop: asyncio.AbstractEventLoop | None = None
         self.latest: dict[str, threading.Event] = {}  # per document: the stop flag of its newest completion
         self._shown: set[str] = set()
+        self._pending_problems: list[str] = []
         self.acceptance = AcceptanceStats(None)
         self.downloads = Downloads(self._download_progress)
         self.speed_recorded_at = 0.0
@@ -107,6 +108,19 @@ class RyzansteinServer(LanguageServer):
         params = t.ShowMessageParams(type=t.MessageType.Error, message=message)
         self.loop.call_soon_threadsafe(self.window_show_message, params)
 
+    def settings_problems(self, problems: list[str]) -> None:
+        """Settings that were left out, told to the user (a warning each time a change has some) and logged; before
+        the client is initialized they wait for it."""
+        if not problems:
+            return
+        log.warning("settings left out: %s", "; ".join(problems))
+        if self.loop is None:
+            self._pending_problems += problems
+            return
+        params = t.ShowMessageParams(type=t.MessageType.Warning,
+                                     message="Ryzanstein left out settings it cannot use: " + "; ".join(problems))
+        self.loop.call_soon_threadsafe(self.window_show_message, params)
+
     def make_plan(self) -> None:
         """Which models serve: the settings, else the setup's decision (`python -m pyserver setup`)."""
         self.plan = serving_plan(self.settings.model_path, self.settings.tier, read_config())
@@ -118,7 +132,8 @@ class RyzansteinServer(LanguageServer):
 
     def apply_settings(self, values: dict[str, Any] | None) -> None:
         old = self.settings
-        self.settings = old.updated(values)
+        self.settings, problems = old.checked(values)
+        self.settings_problems(problems)
         self.pipeline.settings = self.settings.completion
         if self.settings.model_folders != old.model_folders and not self.settings.model_path:
             threading.Thread(target=_first_setup, args=(self,), name="setup", daemon=True).start()
@@ -159,7 +174,8 @@ def _settings_from(obj: Any) -> dict[str, Any] | None:
 
 @server.feature(t.INITIALIZE)
 def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
-    ls.settings = ls.settings.updated(_settings_from(params.initialization_options))
+    ls.settings, problems = ls.settings.checked(_settings_from(params.initialization_options))
+    ls.settings_problems(problems)
     ls.pipeline.settings = ls.settings.completion
     ls.acceptance = AcceptanceStats(storage_folder(ls.settings.storage_path))
     ls.make_plan()
@@ -168,6 +184,8 @@ def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
 @server.feature(t.INITIALIZED)
 async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None:
     ls.loop = asyncio.get_running_loop()
+    pending, ls._pending_problems = ls._pending_problems, []
+    ls.settings_problems(pending)
     token = None
     caps = ls.client_capabilities.window
     if caps is not None and caps.work_done_progress:

@@ -44,34 +44,52 @@ class ServerSettings:
         return table.get(language_id.lower(), table.get("*", True))
 
     def updated(self, values: dict[str, Any] | None) -> ServerSettings:
-        """A copy with known keys (camelCase or snake_case) taken from values; unknown keys and bad types ignored."""
+        """A copy with known keys (camelCase or snake_case) taken from values; bad values and unknown keys are left
+        out (`checked` says which, for the user)."""
+        return self.checked(values)[0]
+
+    def checked(self, values: dict[str, Any] | None) -> tuple[ServerSettings, list[str]]:
+        """(the updated copy, what was left out and why: one line per setting, for the user)."""
         if not values:
-            return self
+            return self, []
         changes: dict[str, Any] = {}
+        problems: list[str] = []
+        known: set[str] = set()
         for f in fields(self):
             camel = "".join(w.capitalize() if i else w for i, w in enumerate(f.name.split("_")))
-            for key in (f.name, camel):
+            known |= {f.name, camel}
+            for key in dict.fromkeys((f.name, camel)):  # (one key when the name is one word)
                 if key in values:
-                    v = values[key]
-                    default = getattr(self, f.name)
-                    if f.name == "min_confidence":
-                        if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
-                            changes[f.name] = None if v is None else float(v)
-                    elif f.name == "languages":
-                        if isinstance(v, dict) and all(isinstance(x, bool) for x in v.values()):
-                            changes[f.name] = tuple((str(k).lower(), bool(x)) for k, x in v.items())
-                    elif f.name == "trigger":
-                        if v in ("automatic", "manual"):
-                            changes[f.name] = v
-                    elif isinstance(default, tuple):
-                        if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
-                            changes[f.name] = tuple(v)
-                    elif isinstance(default, bool):
-                        if isinstance(v, bool):
-                            changes[f.name] = v
-                    elif isinstance(default, int):
-                        if isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0:
-                            changes[f.name] = int(v)
-                    elif isinstance(v, str):
-                        changes[f.name] = v
-        return replace(self, **changes)
+                    value, why = _parse(f.name, getattr(self, f.name), values[key])
+                    if why:
+                        problems.append(f"{camel}: {why} (got {values[key]!r}); keeping {getattr(self, f.name)!r}")
+                    else:
+                        changes[f.name] = value
+        problems += [f"{k}: not a Ryzanstein setting" for k in values if k not in known]
+        return replace(self, **changes), problems
+
+
+def _parse(name: str, default: Any, v: Any) -> tuple[Any, str]:
+    """(the value, "") or (None, why it is refused)."""
+    number = isinstance(v, (int, float)) and not isinstance(v, bool)
+    if name == "min_confidence":
+        if v is None or (number and 0 <= v <= 1):
+            return (None if v is None else float(v)), ""
+        return None, "needs a number from 0 to 1, or nothing for the calibrated threshold"
+    if name == "languages":
+        if isinstance(v, dict) and all(isinstance(x, bool) for x in v.values()):
+            return tuple((str(k).lower(), bool(x)) for k, x in v.items()), ""
+        return None, 'needs an object of language ids to true/false, e.g. {"*": true, "markdown": false}'
+    if name == "trigger":
+        return (v, "") if v in ("automatic", "manual") else (None, 'needs "automatic" or "manual"')
+    if isinstance(default, tuple):
+        if isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v):
+            return tuple(v), ""
+        return None, "needs a list of strings"
+    if isinstance(default, bool):
+        return (v, "") if isinstance(v, bool) else (None, "needs true or false")
+    if isinstance(default, int):
+        if number and v >= 0:
+            return int(v), ""
+        return None, "needs a number >= 0"
+    return (v, "") if isinstance(v, str) else (None, "needs a string")

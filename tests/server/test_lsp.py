@@ -314,3 +314,16 @@ async def test_acceptance_is_counted(client: LanguageClient) -> None:
     assert after["accepted_word"] == before["accepted_word"] + 1
     row = next(r for r in after["by_model_language"] if r["language"] == "python")
     assert row["model"] == model_path().name and row["shown"] >= 1
+
+
+@pytest.mark.asyncio
+async def test_bad_settings_are_reported_to_the_user(client: LanguageClient) -> None:
+    configure(client, maxTokens=-3, languages=["python"])
+    for _ in range(100):
+        warnings = [m.message for m in client.messages if m.type == t.MessageType.Warning]
+        if warnings:
+            break
+        await asyncio.sleep(0.02)
+    assert warnings and "maxTokens: needs a number >= 0" in warnings[-1]
+    assert "languages: needs an object" in warnings[-1]
+    assert (await status(client))["state"] == "ready"  # and it goes on serving with the previous values

@@ -47,3 +47,14 @@ def test_defaults_agree_with_the_manifest() -> None:
         assert declared == default, key
         checked += 1
     assert checked >= 13
+
+
+def test_left_out_settings_say_why() -> None:
+    s, problems = ServerSettings().checked({"maxTokens": "lots", "threads": 2, "trigger": "often", "colour": "red"})
+    assert s == ServerSettings(threads=2)  # the good one taken, the rest left as they were
+    assert problems == [
+        "maxTokens: needs a number >= 0 (got 'lots'); keeping 64",
+        "trigger: needs \"automatic\" or \"manual\" (got 'often'); keeping 'automatic'",
+        "colour: not a Ryzanstein setting",
+    ]
+    assert ServerSettings().checked({"threads": 1}) == (ServerSettings(threads=1), [])
