@@ -21,7 +21,7 @@ from pathlib import Path
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
 # The control tokens and the vocabulary's GGUF form are the engine's GGUF writer's: one definition of the layout.
-from pyserver.engine.gguf_writing import SPECIALS, bpe_vocabulary
+from pyserver.engine.gguf_writing import SPECIALS, add_bpe_tokenizer
 
 PRE = "llama-bpe"  # the GGUF `tokenizer.ggml.pre` that names PRE_REGEX
 PRE_REGEX = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
@@ -75,24 +75,10 @@ def token_bytes(tok: Tokenizer) -> list[bytes]:
     return out
 
 
-def add_gguf_metadata(w, tok: Tokenizer) -> int:
-    """The tokenizer's GGUF keys (llama.cpp's): gpt2 BPE, pre-tokenizer llama-bpe, end-of-text as BOS/EOS, the FIM
-    ids. w: a gguf.GGUFWriter. Returns the number of tokens."""
-    tokens, merges, types = bpe_vocabulary(tok)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(PRE)
-    w.add_token_list(tokens)
-    w.add_token_merges(merges)
-    w.add_token_types(types)
-    ids = {s: tokens.index(s) for s in SPECIALS}
-    w.add_bos_token_id(ids["<|endoftext|>"])
-    w.add_eos_token_id(ids["<|endoftext|>"])
-    w.add_add_bos_token(False)
-    w.add_uint32("tokenizer.ggml.fim_pre_token_id", ids["<|fim_prefix|>"])
-    w.add_uint32("tokenizer.ggml.fim_suf_token_id", ids["<|fim_suffix|>"])
-    w.add_uint32("tokenizer.ggml.fim_mid_token_id", ids["<|fim_middle|>"])
-    w.add_uint32("tokenizer.ggml.fim_sep_token_id", ids["<|file_sep|>"])
-    return len(tokens)
+def add_gguf_metadata(w, tok: Tokenizer) -> int:  # type: ignore[no-untyped-def]
+    """The tokenizer's GGUF keys with this tokenizer's pre-tokenizer (the engine's writer makes them). w: a
+    gguf.GGUFWriter. Returns the number of tokens."""
+    return len(add_bpe_tokenizer(w, tok, pre=PRE))
 
 
 def _byte_to_unicode() -> dict[int, str]:

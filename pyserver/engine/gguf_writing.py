@@ -57,11 +57,12 @@ def bpe_vocabulary(tok: Tokenizer) -> tuple[list[str], list[str], list[int]]:
     return tokens, merges, types
 
 
-def add_bpe_tokenizer(w: gguf.GGUFWriter, tok: Tokenizer) -> list[str]:
-    """Tokenizer metadata with end-of-text as BOS/EOS and the fill-in-the-middle ids; returns the token list."""
+def add_bpe_tokenizer(w: gguf.GGUFWriter, tok: Tokenizer, pre: str = "default") -> list[str]:
+    """Tokenizer metadata (llama.cpp's keys: gpt2 BPE, the pre-tokenizer's name, end-of-text as BOS/EOS, the
+    fill-in-the-middle ids); returns the token list."""
     tokens, merges, types = bpe_vocabulary(tok)
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("default")
+    w.add_tokenizer_pre(pre)
     w.add_token_list(tokens)
     w.add_token_merges(merges)
     w.add_token_types(types)

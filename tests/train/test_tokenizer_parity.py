@@ -12,7 +12,7 @@ import pytest
 from models.train import tokenizer as T
 from pyserver.bench.stdlib_corpus import source_files
 from pyserver.engine.gguf_file import GGUFFile
-from pyserver.engine.gguf_writing import SPECIALS
+from pyserver.engine.gguf_writing import SPECIALS, bpe_vocabulary
 from pyserver.engine.tokenizer import PRE_TOKENIZER_REGEX, Tokenizer
 from pyserver.models import default_model_path
 
@@ -101,7 +101,7 @@ def test_shipped_model_carries_the_corpus_tokenizer() -> None:
         pytest.skip("no shipped model")
     meta = GGUFFile(model).metadata
     corpus = T.load(CORPUS_TOKENIZER)
-    tokens, _, _ = T.bpe_vocabulary(corpus)
+    tokens, _, _ = bpe_vocabulary(corpus)
     if meta.get("tokenizer.ggml.pre") != T.PRE or list(meta["tokenizer.ggml.tokens"]) != tokens:
         pytest.skip("the shipped model was not trained on this corpus")
     engine = Tokenizer.from_gguf_metadata(meta, model)
