@@ -297,6 +297,15 @@ def main() -> None:
             logits = m(rows[:, :-1])
         return F.cross_entropy(logits.float().reshape(-1, cfg.vocab), rows[:, 1:].reshape(-1))
 
+    def drop_compile(exc: Exception) -> None:
+        """Compilation errors surface on a compiled model's first call: go on eager, or re-raise an eager error."""
+        nonlocal compiled
+        if not compiled:
+            raise exc
+        emit(event="compile_failed", error=repr(exc)[:500])
+        uncompile_blocks(model)
+        compiled = False
+
     if use_cuda:  # pre-flight at full size: compiles, and halves the micro-batch until it fits in memory
         while True:
             oom = False
@@ -305,12 +314,8 @@ def main() -> None:
                 loss_of(model, rows).backward()
             except torch.cuda.OutOfMemoryError:
                 oom = True
-            except Exception as exc:  # noqa: BLE001 - compilation errors surface on the first call
-                if not compiled:
-                    raise
-                emit(event="compile_failed", error=repr(exc)[:500])
-                uncompile_blocks(model)
-                compiled = False
+            except Exception as exc:  # noqa: BLE001 - see drop_compile
+                drop_compile(exc)
                 opt.zero_grad(set_to_none=True)
                 continue
             opt.zero_grad(set_to_none=True)
@@ -370,12 +375,8 @@ def main() -> None:
             rows = torch.from_numpy(next(it)).to(device, non_blocking=True)
             try:
                 loss = loss_of(model, rows)
-            except Exception as exc:  # noqa: BLE001 - compilation errors surface on the first call
-                if not compiled:
-                    raise
-                emit(event="compile_failed", error=repr(exc)[:500])
-                uncompile_blocks(model)
-                compiled = False
+            except Exception as exc:  # noqa: BLE001 - see drop_compile
+                drop_compile(exc)
                 loss = loss_of(model, rows)
             (loss / accum).backward()
             loss_sum += loss.item() if (step + 1) % args.log_every == 0 else 0.0

@@ -78,6 +78,7 @@ class RyzansteinServer(LanguageServer):
         self.acceptance = AcceptanceStats(None)
         self.downloads = Downloads(self._download_progress)
         self.speed_recorded_at = 0.0
+        self.measure_scheduled = False
         self._last_line: dict[str, int] = {}
 
     # ---- status and errors -------------------------------------------------------------
@@ -594,7 +595,8 @@ def _first_setup(ls: RyzansteinServer, measure: bool = False) -> None:
     ls.make_plan()
     if ls.plan.completion != before and ls.host.state != "loading":
         ls.load_completion_model()
-    if not measure and not result.get("hardware", {}).get("measured", True):
+    if not measure and not result.get("hardware", {}).get("measured", True) and not ls.measure_scheduled:
+        ls.measure_scheduled = True  # one waiting measurement, however many setups ran meanwhile
         threading.Thread(target=_measure_when_quiet, args=(ls,), name="setup-measure", daemon=True).start()
 
 
@@ -609,6 +611,7 @@ def _measure_when_quiet(ls: RyzansteinServer) -> None:
         time.sleep(5)
     log.info("measuring this machine's decode speed for the setup (the editor is idle)")
     _first_setup(ls, measure=True)
+    ls.measure_scheduled = False
 
 
 def _record_speed(ls: RyzansteinServer, tokens: int, tokens_per_s: float) -> None:

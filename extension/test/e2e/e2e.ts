@@ -136,6 +136,18 @@ async function runCommand(page: Page, title: string): Promise<void> {
   await page.keyboard.press("Enter");
 }
 
+/** Opens `name` with Quick Open, waits for text it holds, and puts the cursor at its end. */
+async function openAtEnd(page: Page, name: string, holds: string): Promise<void> {
+  await page.keyboard.press("Control+P");
+  await page.locator(".quick-input-widget input").fill(name);
+  await page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 10_000 });
+  await page.keyboard.press("Enter");
+  const lines = page.locator(".part.editor .monaco-editor .view-lines").first();
+  await lines.filter({ hasText: holds }).waitFor({ timeout: 20_000 });
+  await lines.click();
+  await page.keyboard.press("Control+End");
+}
+
 async function save(page: Page, file: string, previous: string | undefined): Promise<string> {
   await page.keyboard.press("Control+S");
   // The save is asynchronous: wait until the file on disk changes (or, when nothing changed, settles).
@@ -210,14 +222,8 @@ async function main(): Promise<void> {
     log(`status bar: "${ready.trim()}"`);
 
     // Open the file and type a new function at the end.
-    await page.keyboard.press("Control+P");
-    await page.locator(".quick-input-widget input").fill(FILE);
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: FILE }).first().waitFor({ timeout: 10_000 });
-    await page.keyboard.press("Enter");
+    await openAtEnd(page, FILE, "def circle_area");
     const editorLines = page.locator(".part.editor .monaco-editor .view-lines").first();
-    await editorLines.filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
-    await editorLines.click();
-    await page.keyboard.press("Control+End");
     // A spot where the shipped model is right and sure of it, so its suggestion passes the calibrated confidence
     // gate as a user would see it (`python -m pyserver complete` shows "radius", confidence 0.78).
     const typed = "\n\ndef circle_perimeter(radius):\n";
@@ -270,14 +276,7 @@ async function main(): Promise<void> {
     log(`acceptance statistics: ${JSON.stringify(counted)}`);
 
     // Markdown gets no suggestions (off by default, and the shipped model knows Python only).
-    await page.keyboard.press("Control+P");
-    await page.locator(".quick-input-widget input").fill(NOTES);
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: NOTES }).first().waitFor({ timeout: 10_000 });
-    await page.keyboard.press("Enter");
-    const notesLines = page.locator(".part.editor .monaco-editor .view-lines").first();
-    await notesLines.filter({ hasText: "Notes" }).waitFor({ timeout: 20_000 });
-    await notesLines.click();
-    await page.keyboard.press("Control+End");
+    await openAtEnd(page, NOTES, "Notes");
     await page.keyboard.type("\nThe area of a square is ", { delay: 40 });
     await new Promise((r) => setTimeout(r, 4000));
     if ((await page.locator(".ghost-text-decoration, .ghost-text-decoration-preview").count()) > 0) {
