@@ -42,7 +42,7 @@ def test_bench_model_tiny_reports_consistent_figures() -> None:
 def test_generate_streams_text_and_summary(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import numpy as np
 
-    from tests.engine.builders import random_model, write_gguf
+    from tests.support.builders import random_model, write_gguf
 
     path = write_gguf(random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_layer=1), tmp_path / "m.gguf")
     proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(path), "--prompt", "def f(x):",

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pyserver.engine.config import ModelConfig
+
 
 @dataclass
 class BitnetConfig:
@@ -27,6 +29,18 @@ class BitnetConfig:
     @property
     def head_dim(self) -> int:
         return self.n_embd // self.n_head
+
+    def model_config(self) -> ModelConfig:
+        """The shape as the engine and its GGUF writer know it (llama.cpp's `bitnet`)."""
+        return ModelConfig.for_arch("bitnet", n_embd=self.n_embd, n_ff=self.n_ff, n_layer=self.n_layer,
+                                    n_head=self.n_head, n_head_kv=self.n_head_kv, vocab=self.vocab,
+                                    context_length=self.context, rope_base=self.rope_base, norm_eps=self.norm_eps)
+
+    @classmethod
+    def of(cls, cfg: ModelConfig) -> BitnetConfig:
+        return cls(vocab=cfg.vocab, n_embd=cfg.n_embd, n_ff=cfg.n_ff, n_layer=cfg.n_layer, n_head=cfg.n_head,
+                   n_head_kv=cfg.n_head_kv, context=cfg.context_length, rope_base=cfg.rope_base,
+                   norm_eps=cfg.norm_eps)
 
 
 def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,6 @@ Alongside: `<out>.reference.npz`, the PyTorch logits for the start of a held-out
 tests compare the engine against (without needing torch). Both files are written to a temporary name and renamed,
 so a reader (or a kill) never sees half a file.
 
-Runs without the native engine (on the training machine): it imports nothing from pyserver.engine.
 """
 
 from __future__ import annotations
@@ -29,8 +28,9 @@ from gguf.constants import GGMLQuantizationType
 from models.train import tokenizer as T
 from models.train.bitnet_torch import BitnetConfig, BitnetLM, ternarize
 from models.train.reference import reference_logits
+from pyserver.engine.config import LINEAR_NAMES as PROJECTIONS
+from pyserver.engine.gguf_writing import add_hparams
 
-PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 REFERENCE_TOKENS = 64
 FIM_ORDERS = ("psm", "spm")
 LANGUAGES = ("python",)
@@ -62,16 +62,7 @@ def export(ckpt: Path, tok_path: Path, out: Path, name: str, corpus: Path) -> di
     tmp = out.with_name(out.name + ".tmp")
     w = gguf.GGUFWriter(str(tmp), "bitnet")
     w.add_name(name)
-    w.add_context_length(cfg.context)
-    w.add_embedding_length(cfg.n_embd)
-    w.add_block_count(cfg.n_layer)
-    w.add_feed_forward_length(cfg.n_ff)
-    w.add_head_count(cfg.n_head)
-    w.add_head_count_kv(cfg.n_head_kv)
-    w.add_layer_norm_rms_eps(cfg.norm_eps)
-    w.add_rope_freq_base(cfg.rope_base)
-    w.add_rope_dimension_count(cfg.head_dim)
-    w.add_vocab_size(cfg.vocab)
+    add_hparams(w, cfg.model_config())
     w.add_file_type(gguf.LlamaFileType.MOSTLY_TQ2_0)
     if T.add_gguf_metadata(w, tok) != cfg.vocab:
         raise ValueError("the tokenizer does not match the model's vocabulary")

@@ -20,14 +20,15 @@ from gguf import GGUFReader
 from gguf.quants import dequantize
 
 from models.train.bitnet_torch import BitnetConfig, BitnetLM
+from pyserver.engine.config import LINEAR_NAMES as PROJECTIONS
+from pyserver.engine.gguf_file import GGUFFile
+from pyserver.engine.gguf_loader import gguf_config
 
-PROJECTIONS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 NORMS = ("attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm")
 
 
 def model_from_gguf(path: Path) -> BitnetLM:
     r = GGUFReader(str(path))
-    meta = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
     tensors = {t.name: t for t in r.tensors}
 
     def array(name: str) -> np.ndarray:
@@ -35,13 +36,7 @@ def model_from_gguf(path: Path) -> BitnetLM:
         shape = [int(x) for x in reversed(t.shape)]
         return np.asarray(dequantize(np.asarray(t.data), t.tensor_type), dtype=np.float32).reshape(shape)
 
-    cfg = BitnetConfig(vocab=int(meta["bitnet.vocab_size"]), n_embd=int(meta["bitnet.embedding_length"]),
-                       n_ff=int(meta["bitnet.feed_forward_length"]), n_layer=int(meta["bitnet.block_count"]),
-                       n_head=int(meta["bitnet.attention.head_count"]),
-                       n_head_kv=int(meta["bitnet.attention.head_count_kv"]),
-                       context=int(meta["bitnet.context_length"]), rope_base=float(meta["bitnet.rope.freq_base"]),
-                       norm_eps=float(meta["bitnet.attention.layer_norm_rms_epsilon"]))
-    model = BitnetLM(cfg)
+    model = BitnetLM(BitnetConfig.of(gguf_config(GGUFFile(path))))
     array_ = array
 
     def array(name: str) -> np.ndarray:  # writable copies for torch

@@ -19,15 +19,15 @@ import psutil
 
 from pyserver import native
 from pyserver.bench.timing import median_seconds
+from pyserver.engine.config import ModelConfig
 from pyserver.engine.model import Model
 from pyserver.engine.random_model import random_ternary_model
-from pyserver.tiers.registry import Registry, Shape
+from pyserver.tiers.registry import Registry
 
 
 @dataclass(frozen=True)
 class BenchShape:
-    arch: str
-    dims: Shape
+    config: ModelConfig
     source: str = ""
 
 
@@ -35,23 +35,23 @@ def _tier(model_id: str) -> BenchShape:
     """A tier checkpoint's shape, from the registry (models/registry.json)."""
     spec = Registry.load().by_id(model_id)
     assert spec is not None, model_id
-    return BenchShape(spec.architecture, spec.shape, spec.repo or "")
+    return BenchShape(spec.shape, spec.repo or "")
 
 
 SHAPES: dict[str, BenchShape] = {
     "2b4t": _tier("bitnet-b1.58-2b4t"),
-    "large": BenchShape("bitnet", Shape(1536, 4096, 24, 16, 16, 32002), "1bitLLM/bitnet_b1_58-large"),
+    "large": BenchShape(ModelConfig.for_arch("bitnet", n_embd=1536, n_ff=4096, n_layer=24, n_head=16, n_head_kv=16,
+                                             vocab=32002), "1bitLLM/bitnet_b1_58-large"),
     "3b-falcon": _tier("falcon3-3b-instruct-1.58bit"),
     "7b-falcon": _tier("falcon3-7b-instruct-1.58bit"),
     "10b-falcon": _tier("falcon3-10b-instruct-1.58bit"),
-    "tiny": BenchShape("bitnet", Shape(256, 512, 2, 4, 2, 1024), "smoke test"),
+    "tiny": BenchShape(ModelConfig.for_arch("bitnet", n_embd=256, n_ff=512, n_layer=2, n_head=4, n_head_kv=2,
+                                            vocab=1024), "smoke test"),
 }
 ROOFLINE_TARGET = 0.85  # decode reads its bytes at this share of the read bandwidth measured in the same run
 PROMPT, DECODE = 128, 64
 def build_random_model(shape: BenchShape, fmt: str, seed: int = 0) -> Model:
-    d = shape.dims
-    return random_ternary_model(shape.arch, d.n_embd, d.n_ff, d.n_layer, d.n_head, d.n_head_kv, d.vocab, fmt,
-                                d.head_dim, seed)
+    return random_ternary_model(shape.config, fmt, seed)
 
 
 def _rss() -> int:
@@ -69,7 +69,7 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
     rss = _rss() - rss0
     bytes_per_token = model.stats.bytes_per_token
     rng = np.random.default_rng(1)
-    prompt = [int(t) for t in rng.integers(0, shape.dims.vocab, size=PROMPT)]
+    prompt = [int(t) for t in rng.integers(0, shape.config.vocab, size=PROMPT)]
     runs = []
     for n in threads:
         native.set_num_threads(n)
@@ -106,7 +106,7 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
         "benchmark": "model",
         "shape": shape_name,
         "source": shape.source,
-        "arch": shape.arch,
+        "arch": shape.config.arch,
         "format": fmt,
         "params": model.config.n_params,
         "machine": {"cpu": platform.processor() or platform.machine(), "isa": model.native.isa,

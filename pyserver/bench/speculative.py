@@ -23,7 +23,6 @@ from pyserver.engine.loaders import load_weights
 from pyserver.engine.model import Model, Session
 from pyserver.engine.speculative import plain_greedy, speculative_greedy
 from pyserver.models import default_model_path
-from pyserver.tiers.registry import Shape
 
 KS = (1, 2, 4)  # draft lengths measured: a verify pass of k + 1 tokens costs more with k (compute-bound here)
 
@@ -78,10 +77,11 @@ def _shipped(prompts: int, max_tokens: int) -> dict[str, Any]:
 
 def _random_tiers(max_tokens: int) -> dict[str, Any]:
     target_shape = SHAPES["2b4t"]
-    draft_shape = BenchShape("bitnet-b1.58", Shape(512, 1024, 2, 8, 2, target_shape.dims.vocab), "2-layer draft")
+    draft_shape = BenchShape(target_shape.config.with_(n_embd=512, n_ff=1024, n_layer=2, n_head=8, n_head_kv=2,
+                                                       head_dim=64, rope_dim=64), "2-layer draft")
     target = build_random_model(target_shape, "I2_S")
     draft = build_random_model(draft_shape, "I2_S", seed=1)
-    prompt = [int(t) for t in np.random.default_rng(2).integers(0, target_shape.dims.vocab, 64)]
+    prompt = [int(t) for t in np.random.default_rng(2).integers(0, target_shape.config.vocab, 64)]
     s = target.session(256)
     s.eval(prompt)
 

@@ -87,52 +87,28 @@ class Generation:
         self.forced_len = len(forced_prefix.encode("utf-8"))  # in the text's
         self.verifier = DraftVerifier(session, session.draft, session.draft_k) if session.draft is not None else None
         self.result = GenerationResult(prompt_tokens=len(self.prompt))
+        self._covered = 0  # bytes of the forced prefix spelled out so far
 
     def _cancelled(self) -> bool:
         return self.should_stop() or self.session.cancel.is_set
 
     def __iter__(self) -> Iterator[str]:
-        r, s = self.result, self.session
+        r = self.result
         t0 = time.perf_counter()
         deadline = None if self.time_budget_s is None else t0 + self.time_budget_s
-        common = 0
-        for a, b in zip(s.tokens, self.prompt):
-            if a != b:
-                break
-            common += 1
-        r.reused_tokens = min(common, len(self.prompt) - 1)
-        logits = None if self._cancelled() else s.eval(self.prompt)
+        logits = self._prefill()
         t1 = time.perf_counter()
         r.prefill_seconds = t1 - t0
-        if logits is None:
-            r.stop_reason = "cancelled"
-            return
-        emitted = 0
-        covered = 0  # bytes of the forced prefix spelled out so far
-        while True:
+        emitted = 0  # characters of text handed out so far
+        while logits is not None:
             if self._cancelled():
                 r.stop_reason = "cancelled"
                 break
-            if covered < len(self.forced):
-                agreeing = self.matcher.agreeing(self.forced[covered:])
-                if agreeing.size == 0:  # no token spells the typed text: nothing sensible to add
-                    r.stop_reason = "eos"
-                    break
-                masked = np.full_like(logits, -np.inf)
-                masked[agreeing] = logits[agreeing]
-                token = self.sampler(masked, self.prompt + r.tokens)
-                covered += len(self.matcher.pieces[token])
-                r.forced_tokens += 1
-            else:
-                token = self.sampler(logits, self.prompt + r.tokens)
-            logp, ent, margin = _stats(logits, token)
-            if token in self.stop_tokens:
+            token = self._choose(logits)
+            if token is None or token in self.stop_tokens:
                 r.stop_reason = "eos"
                 break
-            r.tokens.append(token)
-            r.token_logprobs.append(logp)
-            r.token_entropies.append(ent)
-            r.token_margins.append(margin)
+            self._record(token, logits)
             # Text from the tokens' own bytes: exact for byte-level and SentencePiece vocabularies alike (a
             # detokenizer may strip a leading space, which a continuation must keep).
             text = self.matcher.text_of(r.tokens)[self.forced_len:].decode("utf-8", errors="replace")
@@ -144,34 +120,79 @@ class Generation:
                     yield text[emitted:cut]
                 r.stop_reason = "stop_string"
                 break
-            safe = len(text) - _held_back(text, self.stop_strings)
-            if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for its last bytes
-                safe = min(safe, len(text.rstrip("\ufffd")))
+            safe = self._safe_length(text)
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe
             r.text = text
-            if len(r.tokens) - r.forced_tokens >= self.max_tokens:
-                r.stop_reason = "max_tokens"
+            r.stop_reason = self._limit(deadline)
+            if r.stop_reason:
                 break
-            if deadline is not None and time.perf_counter() >= deadline:
-                r.stop_reason = "time_budget"
-                break
-            if len(s.tokens) + 1 > s.n_ctx:
-                r.stop_reason = "context_full"
-                break
-            if self.verifier is not None:  # drafted: often the logits are already verified
-                nxt = self.verifier.next_logits(self.prompt + r.tokens[:-1], token)
-            else:
-                out = s.append([token])
-                nxt = None if out is None else out[-1]
-            if nxt is None:
-                r.stop_reason = "cancelled"
-                break
-            logits = nxt
+            logits = self._next_logits(token)
+        if logits is None and not r.stop_reason:
+            r.stop_reason = "cancelled"
         if r.stop_reason != "stop_string" and len(r.text) > emitted:
             yield r.text[emitted:]
         r.decode_seconds = time.perf_counter() - t1
+
+    def _prefill(self) -> np.ndarray | None:
+        """Evaluates the prompt (reusing what the session's cache holds); None when cancelled."""
+        common = 0
+        for a, b in zip(self.session.tokens, self.prompt):
+            if a != b:
+                break
+            common += 1
+        self.result.reused_tokens = min(common, len(self.prompt) - 1)
+        return None if self._cancelled() else self.session.eval(self.prompt)
+
+    def _choose(self, logits: np.ndarray) -> int | None:
+        """The next token. While the forced prefix is not yet spelled out, only tokens agreeing with it may come;
+        None when no token does (nothing sensible to add)."""
+        r = self.result
+        if self._covered >= len(self.forced):
+            return self.sampler(logits, self.prompt + r.tokens)
+        agreeing = self.matcher.agreeing(self.forced[self._covered:])
+        if agreeing.size == 0:
+            return None
+        masked = np.full_like(logits, -np.inf)
+        masked[agreeing] = logits[agreeing]
+        token = self.sampler(masked, self.prompt + r.tokens)
+        self._covered += len(self.matcher.pieces[token])
+        r.forced_tokens += 1
+        return token
+
+    def _record(self, token: int, logits: np.ndarray) -> None:
+        r = self.result
+        logp, ent, margin = _stats(logits, token)
+        r.tokens.append(token)
+        r.token_logprobs.append(logp)
+        r.token_entropies.append(ent)
+        r.token_margins.append(margin)
+
+    def _safe_length(self, text: str) -> int:
+        """How much of text can be shown: not a tail that may grow into a stop string, nor half a character."""
+        safe = len(text) - _held_back(text, self.stop_strings)
+        if text.endswith("\ufffd"):  # an incomplete UTF-8 sequence: wait for its last bytes
+            safe = min(safe, len(text.rstrip("\ufffd")))
+        return safe
+
+    def _limit(self, deadline: float | None) -> str:
+        """The stop reason when a limit is reached after this token, else ""."""
+        r, s = self.result, self.session
+        if len(r.tokens) - r.forced_tokens >= self.max_tokens:
+            return "max_tokens"
+        if deadline is not None and time.perf_counter() >= deadline:
+            return "time_budget"
+        if len(s.tokens) + 1 > s.n_ctx:
+            return "context_full"
+        return ""
+
+    def _next_logits(self, token: int) -> np.ndarray | None:
+        """Logits after token (None when cancelled); with a draft model they are often already verified."""
+        if self.verifier is not None:
+            return self.verifier.next_logits(self.prompt + self.result.tokens[:-1], token)
+        out = self.session.append([token])
+        return None if out is None else out[-1]
 
 
 def generate(session: Session, prompt: Sequence[int], **kwargs: object) -> GenerationResult:

@@ -7,13 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from pyserver.engine.config import ModelConfig
+from pyserver.engine.config import ARCHITECTURES, ModelConfig
 from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.gguf_file import GGUFFile, TensorInfo
 from pyserver.engine.traits import ModelTraits
 from pyserver.engine.weights import (
     FLOAT_TABLE_TYPES,
-    LINEAR_NAMES,
     TERNARY_FORMATS,
     FloatTable,
     LayerWeights,
@@ -24,19 +23,14 @@ from pyserver.engine.weights import (
     ternarize_exact,
 )
 
-# What each supported architecture computes. Everything else about the model comes from the file.
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    "bitnet": {"act": "silu", "sub_norms": True, "rope_neox": True},
-    "bitnet-b1.58": {"act": "relu2", "sub_norms": True, "rope_neox": True},
-    # llama.cpp's converter permutes Q/K rows of llama models for the interleaved rotation.
-    "llama": {"act": "silu", "sub_norms": False, "rope_neox": False},
-}
 # Tables (embedding, output) we can read: plain floats, plus anything gguf.quants can dequantize.
 TABLE_TYPES = (*FLOAT_TABLE_TYPES, "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 
 
-def _config(g: GGUFFile, arch: str, vocab: int) -> ModelConfig:
-    meta = g.metadata
+def gguf_config(g: GGUFFile) -> ModelConfig:
+    """The model's shape from the file's header (metadata and tensor infos; no tensor data is read). An
+    architecture this engine does not run still gets its shape described, so it can be listed and explained."""
+    arch, meta = g.architecture, g.metadata
 
     def key(name: str, default: Any = None) -> Any:
         value = meta.get(f"{arch}.{name}", default)
@@ -54,10 +48,16 @@ def _config(g: GGUFFile, arch: str, vocab: int) -> ModelConfig:
             raise ModelLoadError(g.path, f"metadata '{arch}.{name}' must be a positive integer, got {value!r}")
         return int(value)
 
+    embd = _tensor(g, "token_embd.weight")
+    if len(embd.shape) != 2:
+        raise ModelLoadError(g.path, "tensor 'token_embd.weight' must be two-dimensional")
     n_embd, n_head = count("embedding_length"), count("attention.head_count")
+    if embd.shape[1] != n_embd:
+        raise ModelLoadError(g.path, f"tensor 'token_embd.weight' has {embd.shape[1]} columns,"
+                             f" embedding_length is {n_embd}")
     head_dim = count("attention.key_length", n_embd // n_head if n_embd % n_head == 0 else None)
-    return ModelConfig(
-        arch=arch,
+    return ModelConfig.for_arch(
+        arch,
         n_embd=n_embd,
         n_ff=count("feed_forward_length"),
         n_layer=count("block_count"),
@@ -65,11 +65,11 @@ def _config(g: GGUFFile, arch: str, vocab: int) -> ModelConfig:
         n_head_kv=count("attention.head_count_kv", n_head),
         head_dim=head_dim,
         rope_dim=count("rope.dimension_count", head_dim),
-        vocab=vocab,
+        vocab=embd.shape[0],
         context_length=count("context_length", 4096),
         rope_base=float(key("rope.freq_base", 10000.0)),
         norm_eps=float(key("attention.layer_norm_rms_epsilon", 1e-5)),
-        **ARCHITECTURES[arch],
+        tied_embeddings="output.weight" not in g.tensors,
     )
 
 
@@ -136,33 +136,18 @@ def load_gguf(path: str | Path) -> tuple[ModelWeights, GGUFFile]:
     arch = g.architecture
     if arch not in ARCHITECTURES:
         raise ModelLoadError(g.path, f"unsupported architecture {arch!r} (supported: {', '.join(ARCHITECTURES)})")
-    embd_info = _tensor(g, "token_embd.weight")
-    if len(embd_info.shape) != 2:
-        raise ModelLoadError(g.path, "tensor 'token_embd.weight' must be two-dimensional")
-    cfg = _config(g, arch, vocab=embd_info.shape[0])
-    if embd_info.shape[1] != cfg.n_embd:
-        raise ModelLoadError(g.path, f"tensor 'token_embd.weight' has {embd_info.shape[1]} columns,"
-                             f" embedding_length is {cfg.n_embd}")
-    qd, kvd = cfg.n_head * cfg.head_dim, cfg.n_head_kv * cfg.head_dim
-    shapes = {
-        "attn_q": (qd, cfg.n_embd), "attn_k": (kvd, cfg.n_embd), "attn_v": (kvd, cfg.n_embd),
-        "attn_output": (cfg.n_embd, qd), "ffn_gate": (cfg.n_ff, cfg.n_embd), "ffn_up": (cfg.n_ff, cfg.n_embd),
-        "ffn_down": (cfg.n_embd, cfg.n_ff),
-    }
-    norm_sizes = {"attn_norm": cfg.n_embd, "ffn_norm": cfg.n_embd}
-    if cfg.sub_norms:
-        norm_sizes.update(attn_sub_norm=qd, ffn_sub_norm=cfg.n_ff)
+    cfg = gguf_config(g)
     layers = []
     for i in range(cfg.n_layer):
         layer = LayerWeights()
-        for norm, size in norm_sizes.items():
+        for norm, size in cfg.norm_sizes().items():
             layer.norms[norm] = _vector(g, f"blk.{i}.{norm}.weight", size)
-        for lin in LINEAR_NAMES:
-            t = _linear(g, f"blk.{i}.{lin}.weight", *shapes[lin])
+        for lin, (rows, cols) in cfg.linear_shapes().items():
+            t = _linear(g, f"blk.{i}.{lin}.weight", rows, cols)
             t.scale *= _extra_scale(g, f"blk.{i}.{lin}.scale")
             layer.linears[lin] = t
         layers.append(layer)
-    output = _table(g, "output.weight", cfg.vocab, cfg.n_embd) if "output.weight" in g.tensors else None
+    output = None if cfg.tied_embeddings else _table(g, "output.weight", cfg.vocab, cfg.n_embd)
     weights = ModelWeights(
         config=cfg,
         token_embd=_table(g, "token_embd.weight", cfg.vocab, cfg.n_embd),

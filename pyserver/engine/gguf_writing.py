@@ -4,44 +4,32 @@ through the `gguf` package's writer, in llama.cpp's `bitnet` / `llama` conventio
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 import gguf
 from tokenizers import Tokenizer
+
+from pyserver.engine.config import ModelConfig
 
 # Control tokens at the end of the project's BPE vocabularies, in this order.
 SPECIALS = ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>", "<|file_sep|>")
 _NORMAL, _CONTROL = 1, 3
 
 
-@dataclass(frozen=True)
-class HParams:
-    context_length: int
-    n_embd: int
-    n_layer: int
-    n_ff: int
-    n_head: int
-    n_head_kv: int
-    vocab: int
-    norm_eps: float = 1e-5
-    rope_base: float = 10000.0
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
-
-
-def add_hparams(w: gguf.GGUFWriter, h: HParams) -> None:
-    w.add_context_length(h.context_length)
-    w.add_embedding_length(h.n_embd)
-    w.add_block_count(h.n_layer)
-    w.add_feed_forward_length(h.n_ff)
-    w.add_head_count(h.n_head)
-    w.add_head_count_kv(h.n_head_kv)
-    w.add_layer_norm_rms_eps(h.norm_eps)
-    w.add_rope_freq_base(h.rope_base)
-    w.add_rope_dimension_count(h.head_dim)
-    w.add_vocab_size(h.vocab)
+def add_hparams(w: gguf.GGUFWriter, cfg: ModelConfig) -> None:
+    """The model's shape under llama.cpp's keys (the writer's architecture prefixes them)."""
+    w.add_context_length(cfg.context_length)
+    w.add_embedding_length(cfg.n_embd)
+    w.add_block_count(cfg.n_layer)
+    w.add_feed_forward_length(cfg.n_ff)
+    w.add_head_count(cfg.n_head)
+    w.add_head_count_kv(cfg.n_head_kv)
+    if cfg.head_dim != cfg.n_embd // cfg.n_head:
+        w.add_key_length(cfg.head_dim)
+        w.add_value_length(cfg.head_dim)
+    w.add_layer_norm_rms_eps(cfg.norm_eps)
+    w.add_rope_freq_base(cfg.rope_base)
+    w.add_rope_dimension_count(cfg.rope_dim)
+    w.add_vocab_size(cfg.vocab)
 
 
 def bpe_vocabulary(tok: Tokenizer) -> tuple[list[str], list[str], list[int]]:

@@ -19,7 +19,7 @@ from pyserver import native
 from pyserver.engine.config import ModelConfig
 from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.tokenizer import Tokenizer
-from pyserver.engine.weights import ModelWeights, TernaryTensor
+from pyserver.engine.weights import FLOAT_TABLE_TYPES, FloatTable, ModelWeights, TernaryTensor
 
 HEAD_KINDS = ("auto", "int4", "int8", "f32")
 # Top candidates of a quantized head recomputed from the stored table, per token. Greedy output then follows the
@@ -55,6 +55,35 @@ def _copy_to_weight_memory(tensors: list[TernaryTensor]) -> np.ndarray:
     return buf
 
 
+def _set_layers(nm: native.Model, weights: ModelWeights) -> None:
+    for i, layer in enumerate(weights.layers):
+        for name, w in layer.norms.items():
+            nm.set_norm(i, name, np.ascontiguousarray(w, dtype=np.float32))
+        for name, t in layer.linears.items():
+            nm.set_linear(i, name, t.fmt, t.data, t.rows, t.cols, t.scale)
+    nm.set_norm(-1, "output_norm", np.ascontiguousarray(weights.output_norm, dtype=np.float32))
+
+
+def _set_head(nm: native.Model, table: FloatTable, head: str) -> int:
+    """Quantizes the output table into the native model's head (int4/int8 rows, with the stored table kept for
+    rescoring the top candidates when it is plain floats), or hands it over as f32. Returns the head's bytes."""
+    if head == "f32":
+        f = np.concatenate([rows for _, rows in table.chunks()]) if table.rows else np.zeros((0, table.cols))
+        nm.set_head_f32(np.ascontiguousarray(f, dtype=np.float32))
+        return int(f.nbytes)
+    exact = table.data if table.type_name in FLOAT_TABLE_TYPES and table.data.dtype == np.uint8 else None
+    int4 = head == "int4"
+    width = table.cols // 2 if int4 else table.cols
+    q = native.alloc_weights(table.rows * width).view(np.uint8 if int4 else np.int8).reshape(table.rows, width)
+    scales = np.empty(table.rows, np.float32)
+    quantize = native.quantize_weight_rows_i4 if int4 else native.quantize_weight_rows
+    for start, rows in table.chunks():
+        q[start:start + len(rows)], scales[start:start + len(rows)] = quantize(rows)
+    k = RESCORE_K[head] if exact is not None else 0
+    (nm.set_head_int4 if int4 else nm.set_head_int8)(q, scales, exact, table.type_name, k)
+    return int(q.nbytes + scales.nbytes)
+
+
 class Model:
     def __init__(self, weights: ModelWeights, tokenizer: Tokenizer | None, path: Path, head: str = "auto",
                  copy_weights: bool = True) -> None:
@@ -65,41 +94,15 @@ class Model:
         self.config: ModelConfig = weights.config
         self.tokenizer = tokenizer
         self.traits = weights.traits
-        cfg = weights.config
         if head == "auto":  # 4-bit where the rows allow it: the head is the largest single read of a decode step
-            head = "int4" if cfg.n_embd % 64 == 0 else "int8"
+            head = "int4" if self.config.n_embd % 64 == 0 else "int8"
         self._weights = weights
-        try:
-            nm = native.Model(cfg.native())
-        except ValueError as exc:
-            raise ModelLoadError(path, str(exc)) from exc
         linears = [t for layer in weights.layers for t in layer.linears.values()]
         self._weight_buffer = _copy_to_weight_memory(linears) if copy_weights else None
         try:
-            for i, layer in enumerate(weights.layers):
-                for name, w in layer.norms.items():
-                    nm.set_norm(i, name, np.ascontiguousarray(w, dtype=np.float32))
-                for name, t in layer.linears.items():
-                    nm.set_linear(i, name, t.fmt, t.data, t.rows, t.cols, t.scale)
-            nm.set_norm(-1, "output_norm", np.ascontiguousarray(weights.output_norm, dtype=np.float32))
-            table = weights.output or weights.token_embd
-            exact = table.data if table.type_name in ("F32", "F16", "BF16") and table.data.dtype == np.uint8 else None
-            if head in ("int8", "int4"):
-                int4 = head == "int4"
-                width = cfg.n_embd // 2 if int4 else cfg.n_embd
-                q = native.alloc_weights(cfg.vocab * width).view(np.uint8 if int4 else np.int8)
-                q = q.reshape(cfg.vocab, width)
-                scales = np.empty(cfg.vocab, np.float32)
-                quantize = native.quantize_weight_rows_i4 if int4 else native.quantize_weight_rows
-                for start, rows in table.chunks():
-                    q[start:start + len(rows)], scales[start:start + len(rows)] = quantize(rows)
-                k = RESCORE_K[head] if exact is not None else 0
-                (nm.set_head_int4 if int4 else nm.set_head_int8)(q, scales, exact, table.type_name, k)
-                head_bytes = q.nbytes + scales.nbytes
-            else:
-                f = np.concatenate([rows for _, rows in table.chunks()]) if table.rows else np.zeros((0, cfg.n_embd))
-                nm.set_head_f32(np.ascontiguousarray(f, dtype=np.float32))
-                head_bytes = f.nbytes
+            nm = native.Model(self.config.native())
+            _set_layers(nm, weights)
+            head_bytes = _set_head(nm, weights.output or weights.token_embd, head)
             nm.check_complete()
         except ValueError as exc:
             raise ModelLoadError(path, str(exc)) from exc

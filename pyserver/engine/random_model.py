@@ -35,31 +35,20 @@ def _valid_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> n
     return out
 
 
-def random_ternary_model(arch: str, n_embd: int, n_ff: int, n_layer: int, n_head: int, n_head_kv: int, vocab: int,
-                         fmt: str, head_dim: int | None = None, seed: int = 0) -> Model:
-    """A model of the architecture (bitnet, bitnet-b1.58, llama) with random weights in the packing fmt."""
+def random_ternary_model(cfg: ModelConfig, fmt: str, seed: int = 0) -> Model:
+    """A model of the config's shape and architecture with random weights, its projections in the packing fmt."""
     rng = np.random.default_rng(seed)
-    head_dim = head_dim or n_embd // n_head
-    act = "relu2" if arch == "bitnet-b1.58" else "silu"
-    cfg = ModelConfig(arch=arch, n_embd=n_embd, n_ff=n_ff, n_layer=n_layer, n_head=n_head, n_head_kv=n_head_kv,
-                      head_dim=head_dim, rope_dim=head_dim, vocab=vocab, context_length=4096, act=act,
-                      sub_norms=arch != "llama", rope_neox=arch != "llama")
-    qd, kvd = n_head * head_dim, n_head_kv * head_dim
-    shapes = {"attn_q": (qd, cfg.n_embd), "attn_k": (kvd, cfg.n_embd), "attn_v": (kvd, cfg.n_embd),
-              "attn_output": (cfg.n_embd, qd), "ffn_gate": (cfg.n_ff, cfg.n_embd), "ffn_up": (cfg.n_ff, cfg.n_embd),
-              "ffn_down": (cfg.n_embd, cfg.n_ff)}
+    shapes = cfg.linear_shapes()
     packed = {name: _valid_packed(fmt, r, c, rng) for name, (r, c) in shapes.items()}
     layers = []
     for _ in range(cfg.n_layer):
         layer = LayerWeights()
-        layer.norms = {"attn_norm": np.ones(cfg.n_embd, np.float32), "ffn_norm": np.ones(cfg.n_embd, np.float32)}
-        if cfg.sub_norms:
-            layer.norms.update(attn_sub_norm=np.ones(qd, np.float32), ffn_sub_norm=np.ones(cfg.n_ff, np.float32))
+        layer.norms = {name: np.ones(size, np.float32) for name, size in cfg.norm_sizes().items()}
         # Distinct memory per layer (the model copies every tensor into its own weight buffer).
         layer.linears = {n: TernaryTensor(fmt, packed[n], *shapes[n]) for n in shapes}
         layers.append(layer)
-    tile = rng.normal(0, 0.02, size=(min(vocab, 4096), cfg.n_embd)).astype(np.float16)
-    embd = np.tile(tile, (-(-vocab // tile.shape[0]), 1))[: vocab]
-    table = FloatTable("F16", embd.reshape(-1).view(np.uint8), vocab, cfg.n_embd)
-    weights = ModelWeights(cfg, table, np.ones(cfg.n_embd, np.float32), layers)
-    return Model(weights, None, Path(f"<random {arch}>"))
+    tile = rng.normal(0, 0.02, size=(min(cfg.vocab, 4096), cfg.n_embd)).astype(np.float16)
+    embd = np.tile(tile, (-(-cfg.vocab // tile.shape[0]), 1))[: cfg.vocab]
+    table = FloatTable("F16", embd.reshape(-1).view(np.uint8), cfg.vocab, cfg.n_embd)
+    weights = ModelWeights(cfg.with_(tied_embeddings=True), table, np.ones(cfg.n_embd, np.float32), layers)
+    return Model(weights, None, Path(f"<random {cfg.arch}>"))

@@ -20,7 +20,6 @@ from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.safetensors_file import SafetensorsFile
 from pyserver.engine.tokenizer import Tokenizer, load_tokenizer_config
 from pyserver.engine.weights import (
-    LINEAR_NAMES,
     FloatTable,
     LayerWeights,
     ModelWeights,
@@ -72,28 +71,30 @@ class _Tensors:
         return name in self.where
 
 
-def _config(directory: Path, cfg: dict[str, Any], t: _Tensors) -> ModelConfig:
+def hf_config(cfg: dict[str, Any], where: Path, vocab: int | None = None, sub_norms: bool = True,
+              tied: bool | None = None) -> ModelConfig:
+    """A Hugging Face config.json as a ModelConfig. vocab (the embedding table's rows) defaults to `vocab_size`;
+    sub_norms says whether the checkpoint has BitNet's sub-norms (its tensor names tell)."""
     def need(key: str) -> int:
         v = cfg.get(key)
-        if not isinstance(v, int) or v <= 0:
-            raise ModelLoadError(directory / "config.json", f"'{key}' must be a positive integer, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise ModelLoadError(where, f"'{key}' must be a positive integer, got {v!r}")
         return v
 
     act_name = str(cfg.get("hidden_act", "silu"))
     if act_name not in ACTIVATIONS:
-        raise ModelLoadError(directory / "config.json", f"unsupported hidden_act {act_name!r}")
+        raise ModelLoadError(where, f"unsupported hidden_act {act_name!r}")
     act = ACTIVATIONS[act_name]
-    sub_norms = any(f"model.layers.0.{n}.weight" in t for n in HF_NORMS["attn_sub_norm"])
     arch = ("bitnet-b1.58" if act == "relu2" else "bitnet") if sub_norms else "llama"
     n_embd, n_head = need("hidden_size"), need("num_attention_heads")
-    head_dim = int(cfg.get("head_dim") or n_embd // n_head)
-    vocab = t.get("model.embed_tokens.weight").shape("model.embed_tokens.weight")[0]
     return ModelConfig(
         arch=arch, n_embd=n_embd, n_ff=need("intermediate_size"), n_layer=need("num_hidden_layers"),
-        n_head=n_head, n_head_kv=int(cfg.get("num_key_value_heads") or n_head), head_dim=head_dim,
-        rope_dim=head_dim, vocab=vocab, context_length=int(cfg.get("max_position_embeddings") or 4096),
+        n_head=n_head, n_head_kv=int(cfg.get("num_key_value_heads") or n_head),
+        head_dim=int(cfg.get("head_dim") or n_embd // n_head), vocab=vocab or need("vocab_size"),
+        context_length=int(cfg.get("max_position_embeddings") or 4096),
         rope_base=float(cfg.get("rope_theta", 10000.0)), norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
         act=act, sub_norms=sub_norms, rope_neox=True,  # HF rotate_half is the NEOX pairing
+        tied_embeddings=bool(cfg.get("tie_word_embeddings", False)) if tied is None else tied,
     )
 
 
@@ -150,13 +151,9 @@ def load_safetensors_dir(directory: Path) -> tuple[ModelWeights, Tokenizer]:
     if packed and qcfg.get("use_rms_norm"):
         raise ModelLoadError(cfg_path, "BitLinear with its own RMSNorm (use_rms_norm) is not supported")
     t = _Tensors(directory)
-    config = _config(directory, cfg, t)
-    qd, kvd = config.n_head * config.head_dim, config.n_head_kv * config.head_dim
-    shapes = {
-        "attn_q": (qd, config.n_embd), "attn_k": (kvd, config.n_embd), "attn_v": (kvd, config.n_embd),
-        "attn_output": (config.n_embd, qd), "ffn_gate": (config.n_ff, config.n_embd),
-        "ffn_up": (config.n_ff, config.n_embd), "ffn_down": (config.n_embd, config.n_ff),
-    }
+    config = hf_config(cfg, cfg_path, vocab=t.get("model.embed_tokens.weight").shape("model.embed_tokens.weight")[0],
+                       sub_norms=any(f"model.layers.0.{n}.weight" in t for n in HF_NORMS["attn_sub_norm"]),
+                       tied=bool(cfg.get("tie_word_embeddings", "lm_head.weight" not in t)))
     layers = []
     for i in range(config.n_layer):
         p = f"model.layers.{i}."
@@ -166,16 +163,15 @@ def load_safetensors_dir(directory: Path) -> tuple[ModelWeights, Tokenizer]:
                 continue
             name = next((f"{p}{c}.weight" for c in candidates if f"{p}{c}.weight" in t), f"{p}{candidates[0]}.weight")
             layer.norms[ours] = t.get(name).float32(name).reshape(-1)
-        for ours in LINEAR_NAMES:
-            layer.linears[ours] = _linear(t, p + HF_LINEARS[ours], *shapes[ours], packed)
+        for ours, (rows, cols) in config.linear_shapes().items():
+            layer.linears[ours] = _linear(t, p + HF_LINEARS[ours], rows, cols, packed)
         layers.append(layer)
-    tied = bool(cfg.get("tie_word_embeddings", "lm_head.weight" not in t))
     weights = ModelWeights(
         config=config,
         token_embd=_table(t, "model.embed_tokens.weight"),
         output_norm=t.get("model.norm.weight").float32("model.norm.weight").reshape(-1),
         layers=layers,
-        output=None if tied else _table(t, "lm_head.weight"),
+        output=None if config.tied_embeddings else _table(t, "lm_head.weight"),
         keep_alive=t.files,
     )
     tok_path = directory / "tokenizer.json"

@@ -14,7 +14,6 @@ from pyserver import native
 from pyserver.engine.config import ModelConfig
 from pyserver.engine.traits import ModelTraits
 
-LINEAR_NAMES = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
 NORM_NAMES = ("attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm")
 TERNARY_FORMATS = ("TQ1_0", "TQ2_0", "I2_S")
 FLOAT_TABLE_TYPES = ("F32", "F16", "BF16")

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyserver.engine.config import ModelConfig
 from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.gguf_file import GGUF_MAGIC, GGUFFile
+from pyserver.engine.gguf_loader import gguf_config
+from pyserver.engine.safetensors_loader import HF_NORMS, hf_config
 from pyserver.engine.weights import FLOAT_TABLE_TYPES, TERNARY_FORMATS
 from pyserver.paths import cache_dir
-from pyserver.tiers.registry import ModelSpec, Registry, Shape
+from pyserver.tiers.registry import ModelSpec, Registry
 
 MAX_DEPTH = 6
 # Ollama stores each layer of a model as blobs/sha256-<hex digest>, no extension (partial downloads carry a suffix).
@@ -32,7 +35,7 @@ class FoundModel:
     path: Path  # a .gguf file or a checkpoint folder
     format: str
     architecture: str
-    shape: Shape
+    shape: ModelConfig
     tokenizer: str  # GGUF tokenizer.ggml.model/pre, or the tokenizer.json model type
     size_bytes: int
     registry_id: str | None  # the registry model with this shape, if any (and only if the engine can load it)
@@ -46,7 +49,7 @@ class FoundModel:
 
     def to_json(self) -> dict[str, Any]:
         return {"path": str(self.path), "format": self.format, "architecture": self.architecture,
-                "params": self.shape.params, "tokenizer": self.tokenizer, "size_bytes": self.size_bytes,
+                "params": self.shape.n_params, "tokenizer": self.tokenizer, "size_bytes": self.size_bytes,
                 "registry_id": self.registry_id, "weights": self.weights, "usable": self.usable,
                 "source": self.source}
 
@@ -95,34 +98,17 @@ def models_folder() -> Path:
     return cache_dir() / "models"
 
 
-def shape_key(shape: Shape) -> tuple[int, int, int, int, int]:
+def shape_key(shape: ModelConfig) -> tuple[int, int, int, int, int]:
     """What identifies a registry model's shape (head count and head size follow from these for its family)."""
     return shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head_kv, shape.vocab
 
 
-def _gguf(path: Path) -> tuple[str, Shape, str, str]:
+def _gguf(path: Path) -> tuple[str, ModelConfig, str, str]:
     f = GGUFFile(path)
     m = f.metadata
-    arch = str(m.get("general.architecture", ""))
-
-    def key(k: str) -> Any:
-        v = m.get(f"{arch}.{k}")
-        if v is None:
-            raise ModelLoadError(path, f"missing {arch}.{k}")
-        return v
-
-    tokens = m.get("tokenizer.ggml.tokens")
-    vocab = int(m.get(f"{arch}.vocab_size") or (len(tokens) if tokens is not None else 0))
-    n_head = int(key("attention.head_count"))
-    n_embd = int(key("embedding_length"))
-    head_dim = m.get(f"{arch}.attention.key_length")
-    shape = Shape(n_embd=n_embd, n_ff=int(key("feed_forward_length")), n_layer=int(key("block_count")),
-                  n_head=n_head, n_head_kv=int(m.get(f"{arch}.attention.head_count_kv", n_head)), vocab=vocab,
-                  head_dim=int(head_dim) if head_dim and int(head_dim) != n_embd // n_head else None,
-                  tied_embeddings="output.weight" not in f.tensors)
     tok = f"{m.get('tokenizer.ggml.model', '?')}/{m.get('tokenizer.ggml.pre', '')}".rstrip("/")
     proj = next((f.tensors[n] for n in ("blk.0.ffn_down.weight", "blk.0.attn_q.weight") if n in f.tensors), None)
-    return arch, shape, tok, proj.type_name if proj is not None else "?"
+    return f.architecture, gguf_config(f), tok, proj.type_name if proj is not None else "?"
 
 
 def check_safetensors_header(st: Path) -> dict[str, Any]:
@@ -148,28 +134,25 @@ def check_safetensors_header(st: Path) -> dict[str, Any]:
     return header
 
 
-def config_shape(cfg: dict[str, Any]) -> Shape:
-    """A Hugging Face config.json's shape (KeyError/ValueError when it lacks one)."""
-    n_head = int(cfg["num_attention_heads"])
-    n_embd = int(cfg["hidden_size"])
-    head_dim = cfg.get("head_dim")
-    return Shape(n_embd=n_embd, n_ff=int(cfg["intermediate_size"]), n_layer=int(cfg["num_hidden_layers"]),
-                 n_head=n_head, n_head_kv=int(cfg.get("num_key_value_heads", n_head)), vocab=int(cfg["vocab_size"]),
-                 head_dim=int(head_dim) if head_dim and int(head_dim) != n_embd // n_head else None,
-                 tied_embeddings=bool(cfg.get("tie_word_embeddings", False)))
-
-
-def _safetensors_dir(path: Path) -> tuple[str, Shape, str]:
-    cfg = json.loads((path / "config.json").read_text())
+def _safetensors_dir(path: Path) -> tuple[str, ModelConfig, str]:
+    cfg_path = path / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(cfg_path, f"unreadable config.json: {exc}") from exc
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(cfg_path, "config.json is not a JSON object")
+    names: set[str] = set()
     for st in path.glob("*.safetensors"):  # each header must be readable: a cut download is not a model
-        check_safetensors_header(st)
-    shape = config_shape(cfg)
+        names.update(check_safetensors_header(st))
+    sub_norms = any(f"model.layers.0.{n}.weight" in names for n in HF_NORMS["attn_sub_norm"])
+    tied = bool(cfg.get("tie_word_embeddings", "lm_head.weight" not in names))
+    shape = hf_config(cfg, cfg_path, sub_norms=sub_norms, tied=tied)
     tok = "?"
     tj = path / "tokenizer.json"
     if tj.is_file():
         tok = str(json.loads(tj.read_text()).get("model", {}).get("type", "?"))
-    arch = str(cfg.get("model_type", "?"))
-    return arch, shape, tok
+    return str(cfg.get("model_type", "?")), shape, tok
 
 
 def identify(path: Path, registry: Registry | None = None, source: str = "") -> FoundModel:

@@ -33,9 +33,9 @@ from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.safetensors_loader import hf_config
 from pyserver.tiers.discovery import (
     check_safetensors_header,
-    config_shape,
     hf_hub_cache,
     identify,
     models_folder,
@@ -212,8 +212,8 @@ def _verify_file(spec: ModelSpec, path: Path, name: str) -> None:
             check_safetensors_header(path)
         elif name == "config.json":
             try:
-                shape = config_shape(json.loads(path.read_text(encoding="utf-8")))
-            except (KeyError, ValueError, TypeError) as exc:
+                shape = hf_config(json.loads(path.read_text(encoding="utf-8")), path)
+            except (ModelLoadError, ValueError, TypeError, AttributeError) as exc:
                 raise DownloadError(f"config.json of {spec.id} is not a model configuration: {exc}") from exc
             s = spec.shape
             got = (shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head, shape.n_head_kv, shape.vocab)

@@ -24,8 +24,8 @@ from typing import Any
 
 import psutil
 
+from pyserver.engine.config import ModelConfig
 from pyserver.paths import cache_dir
-from pyserver.tiers.registry import Shape
 
 GIB = 1 << 30
 # The engine's decode speed as a share of the bandwidth roofline, for profiles without a measurement of their own
@@ -35,8 +35,9 @@ CACHE_MAX_AGE_S = 30 * 24 * 3600
 CACHE_VERSION = 2
 CACHE_NAME = "hardware.json"
 # 2B4T-sized layers, 6 of them (~125 MB read per token: beyond the caches, so bandwidth-bound like the real tiers).
-EFFICIENCY_ARCH, EFFICIENCY_FORMAT = "bitnet-b1.58", "I2_S"
-EFFICIENCY_SHAPE = Shape(n_embd=2560, n_ff=6912, n_layer=6, n_head=20, n_head_kv=5, vocab=16384)
+EFFICIENCY_FORMAT = "I2_S"
+EFFICIENCY_SHAPE = ModelConfig.for_arch("bitnet-b1.58", n_embd=2560, n_ff=6912, n_layer=6, n_head=20, n_head_kv=5,
+                                        vocab=16384)
 # The first steps fault pages in, wake the thread pool and let the clock ramp up: never timed (at least this many
 # steps, and at least WARMUP_S).
 WARMUP_TOKENS, WARMUP_S, WARMUP_MAX_TOKENS = 4, 0.2, 256
@@ -154,9 +155,9 @@ def measure_bandwidth(threads: int, rounds: int = BANDWIDTH_ROUNDS) -> float:
                                    for _ in range(rounds)))
 
 
-def measure_decode(threads: int, shape: Shape = EFFICIENCY_SHAPE, arch: str = EFFICIENCY_ARCH,
-                   fmt: str = EFFICIENCY_FORMAT, runs: int = RUNS, tokens: int = TOKENS_PER_RUN,
-                   warmup: int = WARMUP_TOKENS, gap_s: float = RUN_GAP_S) -> tuple[float, int, list[float]]:
+def measure_decode(threads: int, shape: ModelConfig = EFFICIENCY_SHAPE, fmt: str = EFFICIENCY_FORMAT,
+                   runs: int = RUNS, tokens: int = TOKENS_PER_RUN, warmup: int = WARMUP_TOKENS,
+                   gap_s: float = RUN_GAP_S) -> tuple[float, int, list[float]]:
     """Decode speed of a random model of `shape` as `bench model` measures it: a warm-up, then `runs` runs of
     `tokens` single-token steps, `gap_s` apart. Returns (median tokens/s, bytes read per token, each run's
     tokens/s)."""
@@ -166,8 +167,7 @@ def measure_decode(threads: int, shape: Shape = EFFICIENCY_SHAPE, arch: str = EF
     before = native.num_threads()
     native.set_num_threads(threads)
     try:
-        model = random_ternary_model(arch, shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head, shape.n_head_kv,
-                                     shape.vocab, fmt, shape.head_dim)
+        model = random_ternary_model(shape, fmt)
         s = model.session(8 + max(warmup, WARMUP_MAX_TOKENS) + runs * tokens)
         s.eval([1, 2, 3, 4])
         step, t0 = 5, time.perf_counter()

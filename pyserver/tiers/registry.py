@@ -9,51 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyserver.engine.config import ModelConfig
 from pyserver.models import shipped_model_dirs
 
 TIER_ORDER = ("shipped", "3B", "7B", "13B")  # smallest to largest
 REGISTRY_NAME = "registry.json"
-KV_BYTES = 4  # the engine's KV cache is f32
-
-
-@dataclass(frozen=True)
-class Shape:
-    n_embd: int
-    n_ff: int
-    n_layer: int
-    n_head: int
-    n_head_kv: int
-    vocab: int
-    head_dim: int | None = None
-    tied_embeddings: bool = True  # the output head is the embedding table
-
-    @property
-    def hd(self) -> int:
-        return self.head_dim or self.n_embd // self.n_head
-
-    @property
-    def ternary_params(self) -> int:
-        """Weights of the ternary projections (q, k, v, o and the gated FFN)."""
-        attn = self.n_embd * self.n_head * self.hd * 2 + self.n_embd * self.n_head_kv * self.hd * 2
-        return self.n_layer * (attn + 3 * self.n_embd * self.n_ff)
-
-    @property
-    def params(self) -> int:
-        return self.ternary_params + self.vocab * self.n_embd * (1 if self.tied_embeddings else 2)
-
-    def bytes_per_token(self) -> int:
-        """What a decode step reads in this engine: 2-bit projections, a 4-bit output head."""
-        return self.ternary_params // 4 + self.vocab * self.n_embd // 2
-
-    def kv_bytes(self, n_ctx: int) -> int:
-        return 2 * self.n_layer * self.n_head_kv * self.hd * n_ctx * KV_BYTES
-
-    def resident_bytes(self, n_ctx: int) -> int:
-        """Memory to run it: the projections, the head (4-bit rows plus the 16-bit table kept for rescoring and
-        embeddings), the KV cache for n_ctx tokens, and ~10% for activations and the runtime."""
-        tables = self.vocab * self.n_embd * 2 * (1 if self.tied_embeddings else 2)
-        weights = self.ternary_params // 4 + self.vocab * self.n_embd // 2 + tables
-        return int(1.1 * (weights + self.kv_bytes(n_ctx)))
 
 
 @dataclass(frozen=True)
@@ -68,7 +28,7 @@ class ModelSpec:
     architecture: str
     tokenizer: str
     context_length: int
-    shape: Shape
+    shape: ModelConfig  # the shape its files have (checked against their headers when found)
     published_params: int
     revision: str = "main"  # the branch, tag or commit downloads come from
     # Expected SHA-256 per file name (optional, lower-case hex): a download that differs is refused. The hub's own
@@ -80,9 +40,10 @@ class ModelSpec:
         sha = d.get("sha256") or {}
         if not isinstance(sha, dict) or not all(isinstance(v, str) and len(v) == 64 for v in sha.values()):
             raise ValueError(f"{d.get('id')}: sha256 must map file names to 64 hex digits")
+        shape = ModelConfig.for_arch(d["architecture"], context_length=int(d["context_length"]), **d["shape"])
         return cls(id=d["id"], tier=tier, name=d["name"], format=d["format"], files=tuple(d["files"]),
                    repo=d.get("repo"), url=d.get("url"), architecture=d["architecture"], tokenizer=d["tokenizer"],
-                   context_length=int(d["context_length"]), shape=Shape(**d["shape"]),
+                   context_length=int(d["context_length"]), shape=shape,
                    published_params=int(d["published_params"]), revision=str(d.get("revision") or "main"),
                    sha256=tuple(sorted((str(k), v.lower()) for k, v in sha.items())))
 
@@ -92,11 +53,11 @@ class ModelSpec:
     def summary(self, n_ctx: int) -> dict[str, Any]:
         s = self.shape
         return {"id": self.id, "tier": self.tier, "name": self.name, "architecture": self.architecture,
-                "params": s.params, "published_params": self.published_params, "format": self.format,
+                "params": s.n_params, "published_params": self.published_params, "format": self.format,
                 "files": list(self.files),
                 "published": self.repo, "revision": self.revision,
                 "tokenizer": self.tokenizer, "context_length": self.context_length,
-                "approx_download_bytes": s.ternary_params // 4 + (s.params - s.ternary_params) * 2,
+                "approx_download_bytes": s.ternary_params // 4 + (s.n_params - s.ternary_params) * 2,
                 "bytes_per_token": s.bytes_per_token(), "resident_bytes": s.resident_bytes(n_ctx)}
 
 

@@ -154,6 +154,6 @@ def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
                        f"{now.spec.id} serves")
     completion = completion_candidate(ready)
     large = [c for c in cands if c.present and c.fits_ram and c.tps >= REFACTOR_MIN_TPS]
-    biggest = max(large, key=lambda c: (TIER_ORDER.index(c.spec.tier), c.spec.shape.params))
+    biggest = max(large, key=lambda c: (TIER_ORDER.index(c.spec.tier), c.spec.shape.n_params))
     reasons.append(f"completions: {completion.spec.id}; refactors and explanations: {biggest.spec.id}")
     return Decision(best.spec.tier, best.spec.id, now.spec.id, completion.spec.id, biggest.spec.id, reasons, cands)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from pyserver.bench.completion import run_completion_bench
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 
 def test_small_replay(tmp_path: Path) -> None:

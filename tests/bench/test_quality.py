@@ -9,8 +9,8 @@ import numpy as np
 
 from pyserver.bench.quality import next_token_scores
 from pyserver.engine import Model
-from tests.engine.builders import random_model, write_gguf
-from tests.engine.reference_model import forward
+from tests.support.builders import random_model, write_gguf
+from tests.support.reference_model import forward
 
 
 def test_bits_and_accuracy_match_reference(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import pytest
 from pyserver.completion.pipeline import CompletionPipeline
 from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 
 @pytest.fixture(scope="module")

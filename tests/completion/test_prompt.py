@@ -8,8 +8,8 @@ import pytest
 from pyserver.completion.prompt import RESPELL_MAX_CHARS, fim_prompt, split_at_line_start
 from pyserver.engine.gguf_file import GGUFFile
 from pyserver.engine.tokenizer import Tokenizer
-from tests.engine.builders import random_model, write_gguf
-from tests.engine.conftest import SHARED_FIXTURES
+from tests.support.builders import random_model, write_gguf
+from tests.support.fixtures import BITNET_CPP_GGUF
 
 
 @pytest.fixture(scope="module")
@@ -39,10 +39,7 @@ def test_budget_keeps_text_nearest_the_cursor(tok: Tokenizer) -> None:
 
 
 def test_plain_prefix_without_fim_tokens() -> None:
-    path = SHARED_FIXTURES / "bitnet-b158-i2s-tiny.gguf"
-    if not path.exists():
-        pytest.skip("shared fixtures not present")
-    spm = Tokenizer.from_gguf_metadata(GGUFFile(path).metadata)
+    spm = Tokenizer.from_gguf_metadata(GGUFFile(BITNET_CPP_GGUF).metadata)
     assert not spm.special.has_fim
     assert spm.decode(fim_prompt(spm, "abc def", "ignored", budget=50)) == "abc def"
 

@@ -6,17 +6,14 @@ import numpy as np
 import pytest
 
 from pyserver.engine import Model
-from tests.engine.conftest import SHARED_FIXTURES
-
-GGUF = SHARED_FIXTURES / "bitnet-b158-i2s-tiny.gguf"
+from tests.support.fixtures import BITNET_CPP_GGUF, FIXTURES
 
 
-@pytest.mark.skipif(not GGUF.exists(), reason="shared fixtures not present")
 @pytest.mark.parametrize("head", ["f32", "int8"])
 def test_reproduces_bitnet_cpp_logits(head: str) -> None:
-    tokens = [int(t) for t in (SHARED_FIXTURES / "bitnet-b158-i2s-tiny.tokens.txt").read_text().split()]
-    ref = np.fromfile(SHARED_FIXTURES / "bitnet-b158-i2s-tiny.logits.f32", dtype=np.float32).reshape(len(tokens), -1)
-    model = Model.load(GGUF, head=head)
+    tokens = [int(t) for t in (FIXTURES / "bitnet-b158-i2s-tiny.tokens.txt").read_text().split()]
+    ref = np.fromfile(FIXTURES / "bitnet-b158-i2s-tiny.logits.f32", dtype=np.float32).reshape(len(tokens), -1)
+    model = Model.load(BITNET_CPP_GGUF, head=head)
     assert model.config.arch == "bitnet-b1.58" and model.config.act == "relu2"
     got = model.session().append(tokens, n_logits=len(tokens))
     assert np.corrcoef(got.ravel(), ref.ravel())[0, 1] > 0.999

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pyserver.engine import Model
-from tests.engine.builders import random_model, write_gguf, write_gguf_i2s, write_safetensors_dir
-from tests.engine.reference_model import forward
+from tests.support.builders import random_model, write_gguf, write_gguf_i2s, write_safetensors_dir
+from tests.support.reference_model import forward
 
 # |engine - reference| relative to max |reference|. float32 vs float64 alone stays near 1e-6; an int8 activation
 # that lands on a rounding tie in one and not the other shifts a position by up to ~1%, so most positions must be

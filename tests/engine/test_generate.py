@@ -8,7 +8,7 @@ import pytest
 from pyserver.engine import Model
 from pyserver.engine.generate import Generation, generate
 from pyserver.engine.sampling import Sampler, SamplerConfig
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from pyserver.engine import Model, ModelLoadError
 from pyserver.engine.gguf_file import GGUFFile
-from tests.engine.builders import random_model, write_gguf, write_safetensors_dir
+from tests.support.builders import random_model, write_gguf, write_safetensors_dir
 
 
 @pytest.fixture(scope="module")

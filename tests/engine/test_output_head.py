@@ -9,8 +9,8 @@ import pytest
 
 from pyserver import native
 from pyserver.engine import Model
-from tests.engine.builders import random_model, write_gguf
-from tests.native.reference import quantize_activations
+from tests.support.builders import random_model, write_gguf
+from tests.support.reference_kernels import quantize_activations
 
 
 def unpack_i4(packed: np.ndarray, cols: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pyserver.engine import Model
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 
 @pytest.fixture(scope="module")

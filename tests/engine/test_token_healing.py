@@ -12,8 +12,8 @@ from pyserver.engine.generate import generate
 from pyserver.engine.gguf_file import GGUFFile
 from pyserver.engine.token_bytes import TokenMatcher, matcher_for
 from pyserver.engine.tokenizer import Tokenizer
-from tests.engine.builders import random_model, write_gguf
-from tests.engine.conftest import SHARED_FIXTURES
+from tests.support.builders import random_model, write_gguf
+from tests.support.fixtures import BITNET_CPP_GGUF
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,7 @@ def test_byte_level_pieces_spell_the_text(model: Model, text: str) -> None:
 
 
 def test_sentencepiece_pieces_spell_the_text() -> None:
-    path = SHARED_FIXTURES / "bitnet-b158-i2s-tiny.gguf"
-    if not path.exists():
-        pytest.skip("shared fixtures not present")
-    tok = Tokenizer.from_gguf_metadata(GGUFFile(path).metadata)
+    tok = Tokenizer.from_gguf_metadata(GGUFFile(BITNET_CPP_GGUF).metadata)
     matcher = matcher_for(tok)
     text = "def héllo(x):\n\treturn '🎉'  # 漢字"
     # SentencePiece's normalizer puts a space before the text; the bytes keep it (a continuation needs its spaces).

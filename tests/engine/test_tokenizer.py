@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pyserver.engine import Model
 from pyserver.engine.gguf_file import GGUFFile
 from pyserver.engine.tokenizer import Tokenizer
-from tests.engine.builders import SPECIALS, random_model, write_gguf, write_safetensors_dir
-from tests.engine.conftest import SHARED_FIXTURES
+from tests.support.builders import SPECIALS, random_model, write_gguf, write_safetensors_dir
+from tests.support.fixtures import BITNET_CPP_GGUF
 
 CODE = "def héllo(wörld):\n\treturn {'emoji': '🎉', \"cjk\": '漢字'}  # ok\r\n\n    \x00\x7f"
 
@@ -32,10 +32,7 @@ def bpe(bpe_pair: tuple[Tokenizer, object]) -> Tokenizer:
 
 @pytest.fixture(scope="module")
 def spm() -> Tokenizer:
-    path = SHARED_FIXTURES / "bitnet-b158-i2s-tiny.gguf"
-    if not path.exists():
-        pytest.skip("shared fixtures not present")
-    return Tokenizer.from_gguf_metadata(GGUFFile(path).metadata)
+    return Tokenizer.from_gguf_metadata(GGUFFile(BITNET_CPP_GGUF).metadata)
 
 
 def test_bpe_specials(bpe: Tokenizer) -> None:

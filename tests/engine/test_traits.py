@@ -9,7 +9,7 @@ import numpy as np
 from pyserver.engine import Model
 from pyserver.engine.traits import ModelTraits
 from pyserver.models import default_model_path
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 
 def test_traits_from_metadata(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from pyserver import native
-from tests.native import reference as ref
+from tests.support import reference_kernels as ref
 
 ISAS = native.available_isas()
 COLS = {"TQ2_0": [256, 768, 2560], "TQ1_0": [256, 768, 2560], "I2_S": [128, 384, 2560]}

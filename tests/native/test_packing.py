@@ -8,7 +8,7 @@ import pytest
 from gguf import quants
 
 from pyserver import native
-from tests.native import reference as ref
+from tests.support import reference_kernels as ref
 
 SHAPES = {"TQ2_0": [(1, 256), (3, 512), (7, 1280)], "TQ1_0": [(1, 256), (3, 512), (7, 1280)],
           "I2_S": [(1, 128), (3, 384), (5, 640)]}

@@ -14,7 +14,7 @@ from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.write_tests import new_tests_file
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 SOURCE = '''import math
 

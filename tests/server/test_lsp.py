@@ -18,7 +18,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pyserver.completion.pipeline import CompletionPipeline
 from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 MODEL_DIR = Path(__file__).resolve().parent / "_model"
 SETTINGS = {"maxTokens": 24, "timeBudgetMs": 60_000}

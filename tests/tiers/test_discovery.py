@@ -11,7 +11,7 @@ import pytest
 
 from pyserver.tiers.discovery import discover, identify
 from pyserver.tiers.registry import Registry
-from tests.engine.builders import random_model, write_gguf, write_gguf_i2s, write_safetensors_dir
+from tests.support.builders import random_model, write_gguf, write_gguf_i2s, write_safetensors_dir
 
 # One small model per tier, each of a real tier's architecture and file format.
 TIERS = {

@@ -17,7 +17,7 @@ import pytest
 from pyserver.tiers import discovery
 from pyserver.tiers.discovery import discover, known_folders, other_tool_folders
 from pyserver.tiers.registry import Registry
-from tests.engine.builders import random_model, write_gguf, write_gguf_i2s
+from tests.support.builders import random_model, write_gguf, write_gguf_i2s
 
 DIMS: dict[str, Any] = dict(n_embd=256, n_ff=768, n_layer=2, vocab=320)
 

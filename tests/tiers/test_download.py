@@ -25,8 +25,8 @@ from pyserver.tiers.download import (
     installed_path,
 )
 from pyserver.tiers.registry import ModelSpec, Registry
-from tests.engine.builders import random_model, write_gguf, write_safetensors_dir
-from tests.tiers.fake_hub import FakeHub
+from tests.support.builders import random_model, write_gguf, write_safetensors_dir
+from tests.support.fake_hub import FakeHub
 
 REPO, ST_REPO = "tiny-org/tiny-ternary-gguf", "tiny-org/tiny-ternary"
 DIMS: dict[str, Any] = dict(n_embd=256, n_ff=768, n_layer=2, vocab=320)

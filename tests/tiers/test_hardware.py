@@ -135,9 +135,10 @@ def test_the_measurement_repeats() -> None:
     code = (
         "import json\n"
         "from pyserver.tiers.hardware import measure_decode\n"
-        "from pyserver.tiers.registry import Shape\n"
-        "shape = Shape(n_embd=1024, n_ff=2816, n_layer=2, n_head=8, n_head_kv=4, vocab=4096)\n"
-        "print(json.dumps([measure_decode(1, shape, arch='bitnet-b1.58', fmt='I2_S', runs=7, tokens=16)[0]\n"
+        "from pyserver.engine.config import ModelConfig\n"
+        "shape = ModelConfig.for_arch('bitnet-b1.58', n_embd=1024, n_ff=2816, n_layer=2, n_head=8, n_head_kv=4,\n"
+        "                             vocab=4096)\n"
+        "print(json.dumps([measure_decode(1, shape, fmt='I2_S', runs=7, tokens=16)[0]\n"
         "                  for _ in range(3)]))\n")
     tries = []
     for _ in range(2):

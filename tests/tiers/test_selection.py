@@ -25,7 +25,7 @@ def test_registry_shapes_give_the_published_sizes(registry: Registry) -> None:
     # The model cards' counts (2.4B, 3.23B, 7.46B, 8.03B, 10.3B; the shipped model's exact count) against the
     # shapes: a wrong dimension in the registry shows here.
     for m in registry.models:
-        assert m.shape.params == pytest.approx(m.published_params, rel=0.01), m.id
+        assert m.shape.n_params == pytest.approx(m.published_params, rel=0.01), m.id
     # The engine's measured bytes per decoded token at the 2B4T shape (bench model): 686 MB.
     assert registry.by_id("bitnet-b1.58-2b4t").shape.bytes_per_token() == pytest.approx(686e6, rel=0.01)  # type: ignore[union-attr]
 

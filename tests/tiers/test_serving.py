@@ -14,7 +14,7 @@ from pyserver.models import default_model_path
 from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
 from pyserver.tiers.plan import serving_plan
-from tests.engine.builders import random_model, write_gguf
+from tests.support.builders import random_model, write_gguf
 
 CONFIG = {"model_paths": {"bitnet-b1.58-2b4t": "/m/2b4t.gguf", "falcon3-10b-instruct-1.58bit": "/m/f10b"},
           "decision": {"completion_model": "bitnet-b1.58-2b4t", "refactor_model": "falcon3-10b-instruct-1.58bit"}}

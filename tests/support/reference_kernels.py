@@ -1,6 +1,6 @@
 """Plain numpy mirrors of the native packings and arithmetic: the tests' independent reference.
 
-Written from the format descriptions (shared/notes/formats.md), not from the C++ code.
+Written from the format descriptions (ggml's and bitnet.cpp's block layouts), not from the C++ code.
 """
 
 from __future__ import annotations

@@ -11,29 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tests.native.reference import quantize_activations
-
-LINEARS = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
-
-
-@dataclass
-class RefConfig:
-    n_embd: int
-    n_ff: int
-    n_head: int
-    n_head_kv: int
-    n_layer: int
-    vocab: int
-    rope_base: float = 10000.0
-    rope_dim: int | None = None
-    norm_eps: float = 1e-5
-    act: str = "silu"  # or "relu2"
-    sub_norms: bool = True
-    rope_neox: bool = True  # False: llama GGUF's interleaved pairs (2i, 2i+1)
-
-    @property
-    def head_dim(self) -> int:
-        return self.n_embd // self.n_head
+from pyserver.engine.config import ModelConfig
+from tests.support.reference_kernels import quantize_activations
 
 
 @dataclass
@@ -79,10 +58,10 @@ def rope_interleaved(x: np.ndarray, positions: np.ndarray, base: float, rope_dim
     return out
 
 
-def forward(cfg: RefConfig, w: RefWeights, tokens: list[int], quantize: bool = True) -> np.ndarray:
+def forward(cfg: ModelConfig, w: RefWeights, tokens: list[int], quantize: bool = True) -> np.ndarray:
     """Logits [len(tokens), vocab] for one sequence starting at position 0."""
     n, hd = len(tokens), cfg.head_dim
-    rope_dim = cfg.rope_dim or hd
+    rope_dim = cfg.rope_dim
     pos = np.arange(n)
     x = w.token_embd[np.asarray(tokens)].astype(np.float64)
     group = cfg.n_head // cfg.n_head_kv

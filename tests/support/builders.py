@@ -13,15 +13,11 @@ import numpy as np
 from gguf.constants import GGMLQuantizationType
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from pyserver.engine.gguf_writing import SPECIALS, HParams, add_bpe_tokenizer, add_hparams, bpe_vocabulary
-from tests.engine.reference_model import LINEARS, RefConfig, RefWeights
-from tests.native.reference import pack
+from pyserver.engine.config import LINEAR_NAMES, ModelConfig
+from pyserver.engine.gguf_writing import SPECIALS, add_bpe_tokenizer, add_hparams, bpe_vocabulary
+from tests.support.reference_kernels import pack
+from tests.support.reference_model import RefWeights
 
-ARCH_TRAITS = {
-    "bitnet": dict(act="silu", sub_norms=True, rope_neox=True),
-    "bitnet-b1.58": dict(act="relu2", sub_norms=True, rope_neox=True),
-    "llama": dict(act="silu", sub_norms=False, rope_neox=False),
-}
 CORPUS = [
     "def add(a, b):\n    return a + b\n",
     "class Point:\n    def __init__(self, x, y):\n        self.x = x\n        self.y = y\n",
@@ -44,7 +40,7 @@ def train_bpe(vocab_size: int) -> Tokenizer:
 
 @dataclass
 class RandomModel:
-    cfg: RefConfig
+    cfg: ModelConfig
     codes: list[dict[str, np.ndarray]]  # per layer: int8 [rows, cols]
     scales: list[dict[str, np.ndarray]]  # per layer: TQ [rows, cols/256] block scales, I2_S [1]
     extra: list[dict[str, float]]  # per layer: the GGUF `<proj>.scale` values (1.0 = no tensor)
@@ -62,7 +58,7 @@ class RandomModel:
                        output=None if self.output is None else self.output.astype(np.float64))
         for i in range(self.cfg.n_layer):
             layer: dict[str, np.ndarray] = {k: v.astype(np.float64) for k, v in self.norms[i].items()}
-            for name in LINEARS:
+            for name in LINEAR_NAMES:
                 c, s = self.codes[i][name], self.scales[i][name]
                 if self.fmt == "I2_S":
                     dense = c.astype(np.float64) * float(s.reshape(-1)[0])
@@ -77,16 +73,12 @@ class RandomModel:
 def random_model(rng: np.random.Generator, arch: str = "bitnet", fmt: str = "TQ2_0", n_embd: int = 256,
                  n_ff: int = 512, n_layer: int = 2, n_head: int = 4, n_head_kv: int = 2, vocab: int = 320,
                  block_scales: bool = False, extra_scales: bool = False, separate_output: bool = False) -> RandomModel:
-    cfg = RefConfig(n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv, n_layer=n_layer, vocab=vocab,
-                    rope_base=10000.0, norm_eps=1e-5, **ARCH_TRAITS[arch])
-    hd = n_embd // n_head
-    shapes = {"attn_q": (n_embd, n_embd), "attn_k": (n_head_kv * hd, n_embd), "attn_v": (n_head_kv * hd, n_embd),
-              "attn_output": (n_embd, n_embd), "ffn_gate": (n_ff, n_embd), "ffn_up": (n_ff, n_embd),
-              "ffn_down": (n_embd, n_ff)}
+    cfg = ModelConfig.for_arch(arch, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv, n_layer=n_layer,
+                               vocab=vocab, context_length=256, tied_embeddings=not separate_output)
     codes, scales, extra, norms = [], [], [], []
     for _ in range(n_layer):
         c, s, e = {}, {}, {}
-        for name, (r, k) in shapes.items():
+        for name, (r, k) in cfg.linear_shapes().items():
             c[name] = rng.integers(-1, 2, size=(r, k)).astype(np.int8)
             base = float(rng.uniform(0.5, 2.0))
             if fmt == "I2_S":
@@ -99,10 +91,7 @@ def random_model(rng: np.random.Generator, arch: str = "bitnet", fmt: str = "TQ2
         codes.append(c)
         scales.append(s)
         extra.append(e)
-        n = {"attn_norm": rng.uniform(0.5, 1.5, n_embd), "ffn_norm": rng.uniform(0.5, 1.5, n_embd)}
-        if cfg.sub_norms:
-            n.update(attn_sub_norm=rng.uniform(0.5, 1.5, n_embd), ffn_sub_norm=rng.uniform(0.5, 1.5, n_ff))
-        norms.append({k: v.astype(np.float32) for k, v in n.items()})
+        norms.append({k: rng.uniform(0.5, 1.5, size).astype(np.float32) for k, size in cfg.norm_sizes().items()})
     table = lambda: rng.normal(0, 1, size=(vocab, n_embd)).astype(np.float16).astype(np.float32)  # noqa: E731
     return RandomModel(cfg, codes, scales, extra, norms, table(), rng.uniform(0.5, 1.5, n_embd).astype(np.float32),
                        output=table() if separate_output else None, tokenizer=train_bpe(vocab), fmt=fmt)
@@ -127,18 +116,16 @@ def _stored_values(values: np.ndarray, kind: str) -> np.ndarray:
     return gguf.quants.dequantize(_table_tensor(values, kind)[0], GGMLQuantizationType[kind]).astype(np.float32)
 
 
-def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str = "F16",
+def write_gguf(m: RandomModel, path: Path, arch: str | None = None, table_type: str = "F16",
                linear_type: str | None = None, skip: tuple[str, ...] = (), bad_shape: str | None = None,
                context_length: int = 256, strings: dict[str, list[str]] | None = None) -> Path:
     """Writes the model as llama.cpp would, plus `strings` (string-array metadata, e.g. the model's traits).
     linear_type: "F16"/"F32" stores projections as floats holding
     {-s, 0, +s} (what convert_hf_to_gguf writes for --outtype f16). I2_S models go through write_gguf_i2s."""
     assert m.fmt != "I2_S", "use write_gguf_i2s"
-    w = gguf.GGUFWriter(str(path), arch)
+    w = gguf.GGUFWriter(str(path), arch or m.cfg.arch)
     c = m.cfg
-    add_hparams(w, HParams(context_length=context_length, n_embd=c.n_embd, n_layer=c.n_layer, n_ff=c.n_ff,
-                           n_head=c.n_head, n_head_kv=c.n_head_kv, vocab=c.vocab, norm_eps=c.norm_eps,
-                           rope_base=c.rope_base))
+    add_hparams(w, c.with_(context_length=context_length))
     assert m.tokenizer is not None
     assert len(add_bpe_tokenizer(w, m.tokenizer)) == c.vocab
     for key, values in (strings or {}).items():
@@ -161,7 +148,7 @@ def write_gguf(m: RandomModel, path: Path, arch: str = "bitnet", table_type: str
     if linear_type is not None:  # float projections carry one scale per tensor, rounded to the stored type
         cast = np.float16 if linear_type == "F16" else np.float32
         for i in range(m.cfg.n_layer):
-            for name in LINEARS:
+            for name in LINEAR_NAMES:
                 m.scales[i][name] = np.array([cast(m.scales[i][name].reshape(-1)[0])], np.float32)
         m.fmt = "I2_S"
     return path
@@ -177,7 +164,7 @@ def _gguf_tensors(m: RandomModel, table_type: str, linear_type: str | None
     for i in range(m.cfg.n_layer):
         for k, v in m.norms[i].items():
             out[f"blk.{i}.{k}.weight"] = (v, None)
-        for name in LINEARS:
+        for name in LINEAR_NAMES:
             c, s = m.codes[i][name], m.scales[i][name]
             if linear_type is not None:
                 dense = c.astype(np.float32) * np.float32(s.reshape(-1)[0])
@@ -226,7 +213,7 @@ def write_gguf_i2s(m: RandomModel, path: Path) -> Path:
     for i in range(c.n_layer):
         for k, v in m.norms[i].items():
             tensors.append((f"blk.{i}.{k}.weight", v.shape, 0, v.astype("<f4").tobytes()))
-        for name in LINEARS:
+        for name in LINEAR_NAMES:
             cd, s = m.codes[i][name], m.scales[i][name]
             tensors.append((f"blk.{i}.{name}.weight", cd.shape, 36, pack("I2_S", cd, s).tobytes()))
     infos, blobs, offset = [], [], 0
@@ -282,7 +269,7 @@ def write_safetensors_dir(m: RandomModel, directory: Path, packed: bool, dtype: 
         p = f"model.layers.{i}."
         for k, v in m.norms[i].items():
             tensors[p + HF_NORM_NAMES[k] + ".weight"] = v.astype(np.float32)
-        for name in LINEARS:
+        for name in LINEAR_NAMES:
             cd = m.codes[i][name]
             s = float(m.scales[i][name].reshape(-1)[0])
             if packed:
