@@ -33,52 +33,80 @@ async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {})
   return result;
 }
 
+type Register = (id: string, fn: () => unknown) => void;
+
 export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void,
   snooze: Snooze, refreshStatus: () => void, models: ModelManager): void {
-  const reg = (id: string, fn: () => unknown) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
-  reg("ryzanstein.explain", async () => {
-    const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
-    if (r && typeof r.text === "string") {
-      const doc = await vscode.workspace.openTextDocument({ content: r.text, language: "markdown" });
-      await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
-    }
-  });
+  const reg: Register = (id, fn) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  registerRefactors(reg, sidecar);
+  registerCompletionControls(reg, snooze, refreshStatus);
+  registerSidecarCommands(reg, sidecar, showStatus, models);
+}
+
+/** The refactors: run in the sidecar, which applies their edits. */
+function registerRefactors(reg: Register, sidecar: Sidecar): void {
+  reg("ryzanstein.explain", () => explain(sidecar));
   reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring"));
   reg("ryzanstein.writeTests", () => runInSidecar(sidecar, "ryzanstein.sidecar.writeTests"));
-  reg("ryzanstein.rewrite", async () => {
-    const instruction = await vscode.window.showInputBox({ prompt: "How should the selection be rewritten?" });
-    if (instruction) {
-      await runInSidecar(sidecar, "ryzanstein.sidecar.rewrite", { instruction });
-    }
-  });
-  reg("ryzanstein.toggle", async () => {
-    const cfg = vscode.workspace.getConfiguration("ryzanstein");
-    await cfg.update("enable", !cfg.get<boolean>("enable", true), vscode.ConfigurationTarget.Global);
-  });
+  reg("ryzanstein.rewrite", () => rewrite(sidecar));
+}
+
+/** The sidecar's explanation of the selection, opened as Markdown beside the editor. */
+async function explain(sidecar: Sidecar): Promise<void> {
+  const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
+  if (r && typeof r.text === "string") {
+    const doc = await vscode.workspace.openTextDocument({ content: r.text, language: "markdown" });
+    await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+  }
+}
+
+async function rewrite(sidecar: Sidecar): Promise<void> {
+  const instruction = await vscode.window.showInputBox({ prompt: "How should the selection be rewritten?" });
+  if (instruction) {
+    await runInSidecar(sidecar, "ryzanstein.sidecar.rewrite", { instruction });
+  }
+}
+
+/** Inline completions: on or off, asked for now, or snoozed for a while. */
+function registerCompletionControls(reg: Register, snooze: Snooze, refreshStatus: () => void): void {
+  reg("ryzanstein.toggle", toggleEnabled);
   reg("ryzanstein.trigger", () => vscode.commands.executeCommand("editor.action.inlineSuggest.trigger"));
-  reg("ryzanstein.snooze", async () => {
-    if (snooze.active()) {
-      await snooze.stop();
-    } else {
-      await snooze.start();
-      setTimeout(refreshStatus, snooze.until - Date.now() + 1000); // the status bar shows when it ends
-    }
-    refreshStatus();
-  });
+  reg("ryzanstein.snooze", () => toggleSnooze(snooze, refreshStatus));
+}
+
+async function toggleEnabled(): Promise<void> {
+  const cfg = vscode.workspace.getConfiguration("ryzanstein");
+  await cfg.update("enable", !cfg.get<boolean>("enable", true), vscode.ConfigurationTarget.Global);
+}
+
+async function toggleSnooze(snooze: Snooze, refreshStatus: () => void): Promise<void> {
+  if (snooze.active()) {
+    await snooze.stop();
+  } else {
+    await snooze.start();
+    setTimeout(refreshStatus, snooze.until - Date.now() + 1000); // the status bar shows when it ends
+  }
+  refreshStatus();
+}
+
+/** The sidecar itself: restart it, show its status, re-index the workspace, choose its model. */
+function registerSidecarCommands(reg: Register, sidecar: Sidecar, showStatus: () => void, models: ModelManager): void {
   reg("ryzanstein.restart", () => sidecar.restart());
   reg("ryzanstein.showStatus", showStatus);
-  reg("ryzanstein.reindex", async () => {
-    if (!sidecar.client) {
-      void vscode.window.showWarningMessage("Ryzanstein: the sidecar is not running.");
-      return;
-    }
-    const r = (await sidecar.client.sendRequest("workspace/executeCommand", {
-      command: "ryzanstein.sidecar.reindex",
-      arguments: [],
-    })) as Args | undefined;
-    void vscode.window.showInformationMessage(r?.indexed
-      ? `Ryzanstein: index updated (${r.files_indexed} files re-indexed, ${r.files_removed} removed; ${r.chunks} chunks).`
-      : `Ryzanstein: ${String(r?.reason ?? "nothing to index")}`);
-  });
+  reg("ryzanstein.reindex", () => reindex(sidecar));
   reg("ryzanstein.chooseModel", () => models.pick());
+}
+
+async function reindex(sidecar: Sidecar): Promise<void> {
+  if (!sidecar.client) {
+    void vscode.window.showWarningMessage("Ryzanstein: the sidecar is not running.");
+    return;
+  }
+  const r = (await sidecar.client.sendRequest("workspace/executeCommand", {
+    command: "ryzanstein.sidecar.reindex",
+    arguments: [],
+  })) as Args | undefined;
+  void vscode.window.showInformationMessage(r?.indexed
+    ? `Ryzanstein: index updated (${r.files_indexed} files re-indexed, ${r.files_removed} removed; ${r.chunks} chunks).`
+    : `Ryzanstein: ${String(r?.reason ?? "nothing to index")}`);
 }

@@ -9,7 +9,7 @@ import { cpSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFil
 import { createServer } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type Locator, type Page } from "playwright-core";
 
 const ROOT = path.resolve(__dirname, "..", "..");
 const VSIX = path.join(ROOT, "build", "ryzanstein-linux-x64.vsix");
@@ -161,221 +161,282 @@ async function save(page: Page, file: string, previous: string | undefined): Pro
   });
 }
 
-async function main(): Promise<void> {
-  const node24 = env("E2E_NODE24");
-  const codeServer = env("E2E_CODE_SERVER");
+/** The temporary folders of one run: a fresh extensions folder, user data (with our settings), a workspace copy. */
+interface Run {
+  tmp: string;
+  extDir: string;
+  userData: string;
+  workspace: string;
+  file: string; // FILE in the workspace
+}
+
+function prepare(): Run {
   mkdirSync(ARTIFACTS, { recursive: true });
   statSync(VSIX); // built by `make vsix`
   const tmp = mkdtempSync(path.join(os.tmpdir(), "ryzanstein-e2e-"));
-  const extDir = path.join(tmp, "extensions");
-  const userData = path.join(tmp, "user-data");
-  const workspace = path.join(tmp, "workspace");
-  cpSync(FIXTURE, workspace, { recursive: true });
-  mkdirSync(path.join(userData, "User"), { recursive: true });
-  writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify(userSettings(), null, 2));
-  const file = path.join(workspace, FILE);
-  const original = readFileSync(file, "utf8");
+  const run: Run = { tmp, extDir: path.join(tmp, "extensions"), userData: path.join(tmp, "user-data"),
+    workspace: path.join(tmp, "workspace"), file: path.join(tmp, "workspace", FILE) };
+  cpSync(FIXTURE, run.workspace, { recursive: true });
+  mkdirSync(path.join(run.userData, "User"), { recursive: true });
+  writeFileSync(path.join(run.userData, "User", "settings.json"), JSON.stringify(userSettings(), null, 2));
+  return run;
+}
 
+function installVsix(run: Run, node24: string, codeServer: string): void {
   log(`installing ${path.relative(ROOT, VSIX)} into a fresh extensions folder`);
-  const inst = spawnSync(node24, [codeServer, "--extensions-dir", extDir, "--user-data-dir", userData,
+  const inst = spawnSync(node24, [codeServer, "--extensions-dir", run.extDir, "--user-data-dir", run.userData,
     "--install-extension", VSIX], { encoding: "utf8", timeout: 120_000 });
   if (inst.status !== 0 || !/successfully installed/i.test(inst.stdout + inst.stderr)) {
     throw new Error(`installing the VSIX failed:\n${inst.stdout}\n${inst.stderr}`);
   }
+}
 
-  const port = await freePort();
+function startCodeServer(run: Run, node24: string, codeServer: string, port: number): ChildProcess {
   const serverLog = createWriteStream(path.join(ARTIFACTS, "code-server.log"));
   const server: ChildProcess = spawn(node24, [codeServer, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`,
     "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
-    "--extensions-dir", extDir, "--user-data-dir", userData, workspace],
+    "--extensions-dir", run.extDir, "--user-data-dir", run.userData, run.workspace],
     // Started in the repository, whose pyserver/ folder must not shadow the sidecar installed from the VSIX; with a
     // private config and cache, so the sidecar's first-run setup and index never touch the user's own.
     { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env,
-      XDG_CONFIG_HOME: path.join(tmp, "config"), XDG_CACHE_HOME: path.join(tmp, "cache"), HF_HOME: path.join(tmp, "hf") } });
+      XDG_CONFIG_HOME: path.join(run.tmp, "config"), XDG_CACHE_HOME: path.join(run.tmp, "cache"),
+      HF_HOME: path.join(run.tmp, "hf") } });
   server.stdout?.pipe(serverLog);
   server.stderr?.pipe(serverLog);
+  return server;
+}
+
+function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: env("E2E_CHROMIUM"),
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+}
+
+function editorLines(page: Page): Locator {
+  return page.locator(".part.editor .monaco-editor .view-lines").first();
+}
+
+function ghostText(page: Page): Locator {
+  return page.locator(".ghost-text-decoration, .ghost-text-decoration-preview");
+}
+
+/** First run: a venv in the extension's storage gets the VSIX's wheels, then the sidecar loads the shipped model. */
+async function waitForSidecar(page: Page): Promise<void> {
+  const ready = await waitFor("the status bar to say the sidecar is ready", 5 * 60_000, async () => {
+    const t = await statusText(page);
+    if (/error/i.test(t)) {
+      throw new Fatal(`status bar shows an error: ${t}`);
+    }
+    return /Ryzanstein/.test(t) && !t.includes(":") ? t : undefined;
+  });
+  log(`status bar: "${ready.trim()}"`);
+}
+
+/** Opens the file, types a new function at its end, and accepts the ghost text with Tab; returns the saved file. */
+async function completeAndAccept(page: Page, file: string, original: string): Promise<string> {
+  await openAtEnd(page, FILE, "def circle_area");
+  // A spot where the shipped model is right and sure of it, so its suggestion passes the calibrated confidence
+  // gate as a user would see it (`python -m pyserver complete` shows "radius", confidence 0.78).
+  const typed = "\n\ndef circle_perimeter(radius):\n";
+  await page.keyboard.type(typed, { delay: 40 });
+  await page.keyboard.type("return 2 * math.pi * ", { delay: 40 });
+  const beforeAccept = await save(page, file, original);
+  const cursorLine = beforeAccept.split("\n").length - 1;
+  log(`typed; line ${cursorLine + 1} reads ${JSON.stringify(beforeAccept.split("\n")[cursorLine])}`);
+
+  let ghost = await waitFor("ghost text", 30_000, async () => {
+    const g = ghostText(page);
+    if ((await g.count()) === 0) {
+      return undefined;
+    }
+    const t = plain(await g.first().innerText());
+    return t.trim() ? t : undefined;
+  }).catch(async () => {
+    // A suggestion can be dropped by the filters for this exact spot; ask explicitly once before failing.
+    await runCommand(page, "Ryzanstein: Trigger Completion");
+    return waitFor("ghost text after an explicit trigger", 30_000, async () => {
+      const t = plain(await ghostText(page).first().innerText());
+      return t.trim() ? t : undefined;
+    });
+  });
+  ghost = ghost.replace(/\n$/, "");
+  await page.screenshot({ path: path.join(ARTIFACTS, "ghost-text.png") });
+  log(`ghost text: ${JSON.stringify(ghost)} (screenshot build/e2e/ghost-text.png); status bar: "${(await statusText(page)).trim()}"`);
+
+  await page.keyboard.press("Tab");
+  const accepted = await save(page, file, beforeAccept);
+  const line = accepted.split("\n")[cursorLine];
+  const expectedStart = beforeAccept.split("\n")[cursorLine] + ghost.split("\n")[0];
+  if (!line.startsWith(expectedStart.trimEnd()) || accepted.length <= beforeAccept.length) {
+    throw new Error(`after Tab, line ${cursorLine + 1} is ${JSON.stringify(line)}; expected it to start with ` +
+      JSON.stringify(expectedStart));
+  }
+  log(`accepted: line ${cursorLine + 1} now reads ${JSON.stringify(line)}`);
+  return accepted;
+}
+
+/** The accept was counted in the local statistics (the extension's storage folder). */
+async function checkAcceptCounted(userData: string): Promise<void> {
+  const stats = path.join(userData, "User", "globalStorage", "ryzanstein.ryzanstein", "acceptance.json");
+  const counted = await waitFor("the accept to be counted", 15_000, async () => {
+    try {
+      const counts = JSON.parse(readFileSync(stats, "utf8")).counts as Record<string, Record<string, Record<string, number>>>;
+      const py = Object.values(counts).map((langs) => langs.python).find((c) => c && c.accepted >= 1);
+      return py ? py : undefined;
+    } catch {
+      return undefined;
+    }
+  });
+  log(`acceptance statistics: ${JSON.stringify(counted)}`);
+}
+
+/** Markdown gets no suggestions (off by default, and the shipped model knows Python only); then back to the file. */
+async function checkMarkdownQuiet(page: Page): Promise<void> {
+  await openAtEnd(page, NOTES, "Notes");
+  await page.keyboard.type("\nThe area of a square is ", { delay: 40 });
+  await new Promise((r) => setTimeout(r, 4000));
+  if ((await ghostText(page).count()) > 0) {
+    throw new Error("ghost text appeared in a Markdown file");
+  }
+  await page.screenshot({ path: path.join(ARTIFACTS, "markdown-quiet.png") });
+  log("no ghost text in Markdown (screenshot build/e2e/markdown-quiet.png)");
+  await page.keyboard.press("Control+Z");
+  await page.locator(".tabs-container .tab", { hasText: FILE }).first().click();
+  await editorLines(page).filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
+}
+
+/** A palette refactor: a docstring for circle_area, applied by the sidecar as a workspace edit, then undone. */
+async function docstringAndUndo(page: Page, file: string, accepted: string): Promise<void> {
+  await page.keyboard.press("Control+G");
+  await page.keyboard.type("5");
+  await page.keyboard.press("Enter");
+  await runCommand(page, "Ryzanstein: Add or Update Docstring");
+  await waitFor("the docstring edit", 120_000, async () =>
+    (await editorLines(page).innerText()).includes('"""') ? true : undefined);
+  const refactored = await save(page, file, accepted);
+  const lines = refactored.split("\n");
+  const def = lines.findIndex((l) => l.startsWith("def circle_area"));
+  if (def < 0 || !lines[def + 1].trim().startsWith('"""')) {
+    throw new Error(`no docstring under circle_area:\n${refactored}`);
+  }
+  log(`docstring added: ${JSON.stringify(lines.slice(def + 1, def + 3).join("\n"))}`);
+  await page.screenshot({ path: path.join(ARTIFACTS, "docstring.png") });
+  await page.keyboard.press("Control+Z");
+  const undone = await save(page, file, refactored);
+  if (undone !== accepted) {
+    throw new Error(`undo did not restore the file:\n${undone}`);
+  }
+  log("undo restored the file");
+}
+
+/** The workspace index, through the palette: the sidecar indexed the folder at start; re-indexing reports it. */
+async function checkReindex(page: Page): Promise<void> {
+  await runCommand(page, "Ryzanstein: Re-index Workspace");
+  const toast = await waitFor("the re-index report", 60_000, async () => {
+    const t = await page.locator(".notifications-toasts", { hasText: "Ryzanstein: index updated" }).first()
+      .innerText({ timeout: 500 });
+    return t ? plain(t) : undefined;
+  });
+  if (!/\d+ chunks/.test(toast)) {
+    throw new Error(`unexpected re-index report: ${toast}`);
+  }
+  log(`re-index: ${JSON.stringify(toast.split("\n")[0])}`);
+}
+
+/** The model manager lists every registry model with what it needs and brings on this machine. */
+async function checkModelPicker(page: Page): Promise<void> {
+  await runCommand(page, "Ryzanstein: Choose Model or Tier");
+  const bitnet = await waitFor("the model list", 60_000, async () => {
+    const t = await page.locator(".quick-input-list .monaco-list-row", { hasText: "BitNet b1.58 2B4T" }).first()
+      .innerText({ timeout: 500 });
+    return t ? plain(t) : undefined;
+  });
+  if (!/GB download/.test(bitnet) || !/tokens\/s here/.test(bitnet) || !/not downloaded/.test(bitnet)) {
+    throw new Error(`the model picker's 3B row lacks size, speed or state: ${JSON.stringify(bitnet)}`);
+  }
+  await new Promise((r) => setTimeout(r, 500)); // the picker fades in
+  await page.screenshot({ path: path.join(ARTIFACTS, "model-picker.png") });
+  log(`model picker: ${JSON.stringify(bitnet.replace(/\s+/g, " "))} (screenshot build/e2e/model-picker.png)`);
+  await page.keyboard.press("Escape");
+}
+
+/** The doctor's report opens rendered (a Markdown preview), not as an unsaved document. */
+async function checkDoctorReport(page: Page): Promise<void> {
+  await runCommand(page, "Ryzanstein: Doctor Report");
+  await page.locator(".tabs-container .tab", { hasText: "Preview doctor.md" }).first().waitFor({ timeout: 120_000 });
+  await new Promise((r) => setTimeout(r, 1500)); // the preview renders
+  await page.screenshot({ path: path.join(ARTIFACTS, "doctor.png") });
+  log("doctor report rendered (screenshot build/e2e/doctor.png)");
+}
+
+/** A sidecar that dies is started again by the extension (with back-off), and serves again. */
+async function checkSidecarRestart(page: Page, tmp: string): Promise<void> {
+  const sidecarPids = () => spawnSync("pgrep", ["-f", `^${tmp}/.*python -m pyserver$`], { encoding: "utf8" })
+    .stdout.split("\n").filter(Boolean);
+  const [victim] = sidecarPids();
+  if (!victim) {
+    throw new Error("no sidecar process found");
+  }
+  await runCommand(page, "Notifications: Clear All Notifications");
+  process.kill(Number(victim), "SIGKILL");
+  const reborn = await waitFor("the sidecar to be started again", 60_000, async () => {
+    const now = sidecarPids().filter((p) => p !== victim);
+    return now.length ? now[0] : undefined;
+  });
+  // A request answered by the new process: the re-index report (asked again until the sidecar is up).
+  let asked = 0;
+  await waitFor("the restarted sidecar to answer", 120_000, async () => {
+    const toast = page.locator(".notifications-toasts", { hasText: "Ryzanstein: index updated" });
+    if ((await toast.count()) > 0) {
+      return true;
+    }
+    if (Date.now() - asked > 10_000) {
+      asked = Date.now();
+      await runCommand(page, "Ryzanstein: Re-index Workspace");
+    }
+    return undefined;
+  });
+  log(`killed the sidecar (pid ${victim}); the extension started it again (pid ${reborn}), which answers`);
+}
+
+async function main(): Promise<void> {
+  const node24 = env("E2E_NODE24");
+  const codeServer = env("E2E_CODE_SERVER");
+  const run = prepare();
+  const original = readFileSync(run.file, "utf8");
+  installVsix(run, node24, codeServer);
+
+  const port = await freePort();
+  const server = startCodeServer(run, node24, codeServer, port);
   let browser: Browser | undefined;
   let page: Page | undefined;
   try {
     await waitFor("code-server to listen", 60_000, async () =>
       (await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined);
     log(`code-server on port ${port}`);
-    browser = await chromium.launch({
-      executablePath: env("E2E_CHROMIUM"),
-      headless: true,
-      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"],
-    });
+    browser = await launchBrowser();
     page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(run.workspace)}`);
     await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
     log("workbench loaded; waiting for the first-run setup and the sidecar");
 
-    // First run: a venv in the extension's storage gets the VSIX's wheels, then the sidecar loads the shipped model.
-    const ready = await waitFor("the status bar to say the sidecar is ready", 5 * 60_000, async () => {
-      const t = await statusText(page!);
-      if (/error/i.test(t)) {
-        throw new Fatal(`status bar shows an error: ${t}`);
-      }
-      return /Ryzanstein/.test(t) && !t.includes(":") ? t : undefined;
-    });
-    log(`status bar: "${ready.trim()}"`);
-
-    // Open the file and type a new function at the end.
-    await openAtEnd(page, FILE, "def circle_area");
-    const editorLines = page.locator(".part.editor .monaco-editor .view-lines").first();
-    // A spot where the shipped model is right and sure of it, so its suggestion passes the calibrated confidence
-    // gate as a user would see it (`python -m pyserver complete` shows "radius", confidence 0.78).
-    const typed = "\n\ndef circle_perimeter(radius):\n";
-    await page.keyboard.type(typed, { delay: 40 });
-    await page.keyboard.type("return 2 * math.pi * ", { delay: 40 });
-    const beforeAccept = await save(page, file, original);
-    const cursorLine = beforeAccept.split("\n").length - 1;
-    log(`typed; line ${cursorLine + 1} reads ${JSON.stringify(beforeAccept.split("\n")[cursorLine])}`);
-
-    let ghost = await waitFor("ghost text", 30_000, async () => {
-      const g = page!.locator(".ghost-text-decoration, .ghost-text-decoration-preview");
-      if ((await g.count()) === 0) {
-        return undefined;
-      }
-      const t = plain(await g.first().innerText());
-      return t.trim() ? t : undefined;
-    }).catch(async () => {
-      // A suggestion can be dropped by the filters for this exact spot; ask explicitly once before failing.
-      await runCommand(page!, "Ryzanstein: Trigger Completion");
-      return waitFor("ghost text after an explicit trigger", 30_000, async () => {
-        const t = plain(await page!.locator(".ghost-text-decoration, .ghost-text-decoration-preview").first().innerText());
-        return t.trim() ? t : undefined;
-      });
-    });
-    ghost = ghost.replace(/\n$/, "");
-    await page.screenshot({ path: path.join(ARTIFACTS, "ghost-text.png") });
-    log(`ghost text: ${JSON.stringify(ghost)} (screenshot build/e2e/ghost-text.png); status bar: "${(await statusText(page)).trim()}"`);
-
-    await page.keyboard.press("Tab");
-    const accepted = await save(page, file, beforeAccept);
-    const line = accepted.split("\n")[cursorLine];
-    const expectedStart = beforeAccept.split("\n")[cursorLine] + ghost.split("\n")[0];
-    if (!line.startsWith(expectedStart.trimEnd()) || accepted.length <= beforeAccept.length) {
-      throw new Error(`after Tab, line ${cursorLine + 1} is ${JSON.stringify(line)}; expected it to start with ` +
-        JSON.stringify(expectedStart));
-    }
-    log(`accepted: line ${cursorLine + 1} now reads ${JSON.stringify(line)}`);
-
-    // The accept was counted in the local statistics (the extension's storage folder).
-    const stats = path.join(userData, "User", "globalStorage", "ryzanstein.ryzanstein", "acceptance.json");
-    const counted = await waitFor("the accept to be counted", 15_000, async () => {
-      try {
-        const counts = JSON.parse(readFileSync(stats, "utf8")).counts as Record<string, Record<string, Record<string, number>>>;
-        const py = Object.values(counts).map((langs) => langs.python).find((c) => c && c.accepted >= 1);
-        return py ? py : undefined;
-      } catch {
-        return undefined;
-      }
-    });
-    log(`acceptance statistics: ${JSON.stringify(counted)}`);
-
-    // Markdown gets no suggestions (off by default, and the shipped model knows Python only).
-    await openAtEnd(page, NOTES, "Notes");
-    await page.keyboard.type("\nThe area of a square is ", { delay: 40 });
-    await new Promise((r) => setTimeout(r, 4000));
-    if ((await page.locator(".ghost-text-decoration, .ghost-text-decoration-preview").count()) > 0) {
-      throw new Error("ghost text appeared in a Markdown file");
-    }
-    await page.screenshot({ path: path.join(ARTIFACTS, "markdown-quiet.png") });
-    log("no ghost text in Markdown (screenshot build/e2e/markdown-quiet.png)");
-    await page.keyboard.press("Control+Z");
-    await page.locator(".tabs-container .tab", { hasText: FILE }).first().click();
-    await editorLines.filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
-
-    // A palette refactor: a docstring for circle_area, applied by the sidecar as a workspace edit, then undone.
-    await page.keyboard.press("Control+G");
-    await page.keyboard.type("5");
-    await page.keyboard.press("Enter");
-    await runCommand(page, "Ryzanstein: Add or Update Docstring");
-    await waitFor("the docstring edit", 120_000, async () =>
-      (await editorLines.innerText()).includes('"""') ? true : undefined);
-    const refactored = await save(page, file, accepted);
-    const lines = refactored.split("\n");
-    const def = lines.findIndex((l) => l.startsWith("def circle_area"));
-    if (def < 0 || !lines[def + 1].trim().startsWith('"""')) {
-      throw new Error(`no docstring under circle_area:\n${refactored}`);
-    }
-    log(`docstring added: ${JSON.stringify(lines.slice(def + 1, def + 3).join("\n"))}`);
-    await page.screenshot({ path: path.join(ARTIFACTS, "docstring.png") });
-    await page.keyboard.press("Control+Z");
-    const undone = await save(page, file, refactored);
-    if (undone !== accepted) {
-      throw new Error(`undo did not restore the file:\n${undone}`);
-    }
-    log("undo restored the file");
-
-    // The workspace index, through the palette: the sidecar indexed the folder at start; re-indexing reports it.
-    await runCommand(page, "Ryzanstein: Re-index Workspace");
-    const toast = await waitFor("the re-index report", 60_000, async () => {
-      const t = await page!.locator(".notifications-toasts", { hasText: "Ryzanstein: index updated" }).first()
-        .innerText({ timeout: 500 });
-      return t ? plain(t) : undefined;
-    });
-    if (!/\d+ chunks/.test(toast)) {
-      throw new Error(`unexpected re-index report: ${toast}`);
-    }
-    log(`re-index: ${JSON.stringify(toast.split("\n")[0])}`);
-
-    // The model manager lists every registry model with what it needs and brings on this machine.
-    await runCommand(page, "Ryzanstein: Choose Model or Tier");
-    const bitnet = await waitFor("the model list", 60_000, async () => {
-      const t = await page!.locator(".quick-input-list .monaco-list-row", { hasText: "BitNet b1.58 2B4T" }).first()
-        .innerText({ timeout: 500 });
-      return t ? plain(t) : undefined;
-    });
-    if (!/GB download/.test(bitnet) || !/tokens\/s here/.test(bitnet) || !/not downloaded/.test(bitnet)) {
-      throw new Error(`the model picker's 3B row lacks size, speed or state: ${JSON.stringify(bitnet)}`);
-    }
-    await new Promise((r) => setTimeout(r, 500)); // the picker fades in
-    await page.screenshot({ path: path.join(ARTIFACTS, "model-picker.png") });
-    log(`model picker: ${JSON.stringify(bitnet.replace(/\s+/g, " "))} (screenshot build/e2e/model-picker.png)`);
-    await page.keyboard.press("Escape");
-
-    // The doctor's report opens rendered (a Markdown preview), not as an unsaved document.
-    await runCommand(page, "Ryzanstein: Doctor Report");
-    await page.locator(".tabs-container .tab", { hasText: "Preview doctor.md" }).first().waitFor({ timeout: 120_000 });
-    await new Promise((r) => setTimeout(r, 1500)); // the preview renders
-    await page.screenshot({ path: path.join(ARTIFACTS, "doctor.png") });
-    log("doctor report rendered (screenshot build/e2e/doctor.png)");
-
-    // A sidecar that dies is started again by the extension (with back-off), and serves again.
-    const sidecarPids = () => spawnSync("pgrep", ["-f", `^${tmp}/.*python -m pyserver$`], { encoding: "utf8" })
-      .stdout.split("\n").filter(Boolean);
-    const [victim] = sidecarPids();
-    if (!victim) {
-      throw new Error("no sidecar process found");
-    }
-    await runCommand(page, "Notifications: Clear All Notifications");
-    process.kill(Number(victim), "SIGKILL");
-    const reborn = await waitFor("the sidecar to be started again", 60_000, async () => {
-      const now = sidecarPids().filter((p) => p !== victim);
-      return now.length ? now[0] : undefined;
-    });
-    // A request answered by the new process: the re-index report (asked again until the sidecar is up).
-    let asked = 0;
-    await waitFor("the restarted sidecar to answer", 120_000, async () => {
-      const toast = page!.locator(".notifications-toasts", { hasText: "Ryzanstein: index updated" });
-      if ((await toast.count()) > 0) {
-        return true;
-      }
-      if (Date.now() - asked > 10_000) {
-        asked = Date.now();
-        await runCommand(page!, "Ryzanstein: Re-index Workspace");
-      }
-      return undefined;
-    });
-    log(`killed the sidecar (pid ${victim}); the extension started it again (pid ${reborn}), which answers`);
+    await waitForSidecar(page);
+    const accepted = await completeAndAccept(page, run.file, original);
+    await checkAcceptCounted(run.userData);
+    await checkMarkdownQuiet(page);
+    await docstringAndUndo(page, run.file, accepted);
+    await checkReindex(page);
+    await checkModelPicker(page);
+    await checkDoctorReport(page);
+    await checkSidecarRestart(page, run.tmp);
   } catch (e) {
     if (page) {
       await page.screenshot({ path: path.join(ARTIFACTS, "failure.png") }).catch(() => undefined);
     }
-    dumpLogs(userData);
+    dumpLogs(run.userData);
     throw e;
   } finally {
     await browser?.close().catch(() => undefined);
@@ -386,7 +447,7 @@ async function main(): Promise<void> {
         // already gone
       }
     }
-    rmSync(tmp, { recursive: true, force: true, maxRetries: 3 });
+    rmSync(run.tmp, { recursive: true, force: true, maxRetries: 3 });
   }
 }
 

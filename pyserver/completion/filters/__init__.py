@@ -34,8 +34,8 @@ def apply_filters(suggestion: str, ctx: CursorContext, max_lines: int | None = N
         suggestion = f(suggestion, ctx)
         if not suggestion:
             return ""
-    if max_lines is not None:
-        suggestion = "\n".join(suggestion.split("\n")[:max_lines])
+    if max_lines is not None:  # the cut may end at a blank line: it goes too
+        suggestion = "\n".join(suggestion.split("\n")[:max_lines]).rstrip()
     return suggestion
 
 

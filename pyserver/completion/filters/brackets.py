@@ -9,7 +9,7 @@ PAIRS = {")": "(", "]": "[", "}": "{"}
 OPEN = set(PAIRS.values())
 
 
-def _open_stack(text: str) -> list[str]:
+def open_stack(text: str) -> list[str]:
     """Brackets left open at the end of text, ignoring string contents roughly (quotes toggle)."""
     stack: list[str] = []
     quote = ""
@@ -29,12 +29,12 @@ def _open_stack(text: str) -> list[str]:
 
 def balance_brackets(suggestion: str, ctx: CursorContext) -> str:
     # What the cursor's statement has open, minus what the rest of the line will close.
-    open_stack = _open_stack(ctx.line_prefix if ctx.mid_line else "")
+    still_open = open_stack(ctx.line_prefix if ctx.mid_line else "")
     for ch in ctx.line_suffix:
-        if ch in PAIRS and open_stack and open_stack[-1] == PAIRS[ch]:
-            open_stack.pop()
+        if ch in PAIRS and still_open and still_open[-1] == PAIRS[ch]:
+            still_open.pop()
     quote = ""
-    stack = list(open_stack)
+    stack = list(still_open)
     for i, ch in enumerate(suggestion):
         if quote:
             quote = "" if ch == quote else quote

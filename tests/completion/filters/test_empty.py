@@ -12,3 +12,8 @@ def test_pipeline_end_to_end() -> None:
     ctx = CursorContext("def f(xs):\n    total = sum(", ")\n    return total\n")
     assert apply_filters("xs))  \nprint(1)", ctx) == "xs"
     assert apply_filters("   ", ctx) == ""
+
+
+def test_max_lines_cut_leaves_no_blank_line() -> None:
+    ctx = CursorContext("class A:\n    ", "\n")
+    assert apply_filters("x = 1\n\n    y = 2", ctx, max_lines=2) == "x = 1"
