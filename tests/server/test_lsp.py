@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 from pyserver.completion.pipeline import CompletionPipeline
 from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
+from tests.server.stdio_server import StdioServer
 from tests.support.builders import random_model, write_gguf
 
 MODEL_DIR = Path(__file__).resolve().parent / "_model"
@@ -45,15 +45,6 @@ def capabilities() -> t.ClientCapabilities:
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))
 async def client(lsp_client: LanguageClient) -> Any:
     lsp_client.applied_versions = []  # type: ignore[attr-defined]
-    lsp_client.error_codes = {}  # type: ignore[attr-defined]
-    handle_response = lsp_client.protocol._handle_response
-
-    def record(msg_id: Any, result: Any = None, error: Any = None) -> None:  # error codes as the server sent them
-        if error is not None:
-            lsp_client.error_codes[msg_id] = error.code  # type: ignore[attr-defined]
-        handle_response(msg_id, result, error)
-
-    lsp_client.protocol._handle_response = record  # type: ignore[method-assign]
 
     @lsp_client.feature(t.WORKSPACE_APPLY_EDIT)
     def apply_edit(params: t.ApplyWorkspaceEditParams) -> t.ApplyWorkspaceEditResult:
@@ -138,9 +129,9 @@ async def test_cancel_answers_32800_and_stops_generation(client: LanguageClient)
             break
         await asyncio.sleep(0.02)
     client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id="long-1"))
-    with pytest.raises((JsonRpcException, asyncio.CancelledError)):
-        await fut  # pygls' client turns the -32800 answer into a cancelled future
-    assert client.error_codes.get("long-1") == -32800  # type: ignore[attr-defined]
+    with pytest.raises(JsonRpcException) as answer:
+        await fut
+    assert answer.value.code == -32800  # the error code as the server sent it: RequestCancelled
     for _ in range(100):
         after = await status(client)
         if after["cancelled_completions"] > before["cancelled_completions"]:
@@ -173,17 +164,38 @@ async def test_burst_computes_only_the_last(client: LanguageClient) -> None:
 
 
 @pytest.mark.asyncio
-async def test_malformed_params_get_an_error_and_server_keeps_serving(client: LanguageClient) -> None:
-    # Raw JSON-RPC, past the test client's own parameter checks.
-    bad: Future[Any] = Future()
-    client.protocol._request_futures["bad-1"] = bad
-    client.protocol._send_data({"jsonrpc": "2.0", "id": "bad-1", "method": t.TEXT_DOCUMENT_INLINE_COMPLETION,
-                                "params": {"textDocument": 42, "position": "here"}})
-    with pytest.raises(JsonRpcException):
-        await asyncio.wait_for(asyncio.wrap_future(bad), 30)
-    with pytest.raises(JsonRpcException):
+async def test_malformed_params_get_an_error_and_server_keeps_serving(tmp_path: Path) -> None:
+    # Raw JSON-RPC over the server's stdin, past any client's own parameter checks.
+    async with StdioServer.started([sys.executable, "-m", "pyserver"]) as rpc:
+        await rpc.request("init", "initialize", {"processId": None, "rootUri": None, "capabilities": {},
+                                                 "initializationOptions": {"ryzanstein": {
+                                                     **SETTINGS, "modelPath": str(model_path()),
+                                                     "storagePath": str(tmp_path)}}})
+        await rpc.notify("initialized", {})
+        bad = await rpc.request("bad-1", t.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                {"textDocument": 42, "position": "here"})
+        assert bad["error"]["code"] == -32602 and "result" not in bad  # InvalidParams
+        uri = "file:///work/raw.py"
+        await rpc.notify(t.TEXT_DOCUMENT_DID_OPEN, {"textDocument": {"uri": uri, "languageId": "python",
+                                                                     "version": 1, "text": "x = \n"}})
+        good = await rpc.request("good-1", t.TEXT_DOCUMENT_INLINE_COMPLETION, {
+            "textDocument": {"uri": uri}, "position": {"line": 0, "character": 4},
+            "context": {"triggerKind": t.InlineCompletionTriggerKind.Invoked.value}})
+        assert "error" not in good and isinstance(good["result"]["items"], list)
+
+
+@pytest.mark.asyncio
+async def test_malformed_command_argument_gets_a_clear_error(client: LanguageClient) -> None:
+    with pytest.raises(JsonRpcException) as answer:
         await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.docstring",
                                                                             arguments=["not a dict"]))
+    assert answer.value.code == -32602  # InvalidParams, saying what was expected, with no traceback
+    assert 'expected one argument {"uri": ..., "position": ...}' in answer.value.message
+    assert not answer.value.data
+    with pytest.raises(JsonRpcException, match="'position' needs a position"):
+        await client.workspace_execute_command_async(t.ExecuteCommandParams(
+            command="ryzanstein.sidecar.docstring",
+            arguments=[{"uri": "file:///work/demo.py", "position": {"line": "one", "character": 0}}]))
     uri = open_doc(client, "x = \n")
     result = await client.text_document_inline_completion_async(request(uri, 0, 4))
     assert result is not None
