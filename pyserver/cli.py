@@ -45,6 +45,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         report = run_completion_bench(Path(args.model[0]) if args.model else None, files=2 if args.quick else 6,
                                       chars_per_file=120 if args.quick else 300)
+    elif args.what == "peers":
+        from pyserver.bench.peers import run_peers_bench
+
+        report = run_peers_bench(args.shape, variants=args.variant, threads=args.threads,
+                                 reps=1 if args.quick else 3, isas=args.isa)
     elif args.what == "speculative":
         from pyserver.bench.speculative import run_speculative_bench
 
@@ -233,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model", "quality", "completion", "index", "speculative"],
+    bench.add_argument("what", choices=["kernels", "model", "peers", "quality", "completion", "index", "speculative"],
                        help="what to measure")
     bench.add_argument("--model", action="append", default=None,
                        help="quality, completion: the model (default: the shipped model); completion --corpus real"
@@ -251,10 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument("--shape", default="2b4t",
                        choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
-                       help="model: the real checkpoint shape to build with random weights")
+                       help="model, peers: the real checkpoint shape to build with random weights")
     bench.add_argument("--format", default="I2_S", choices=["I2_S", "TQ2_0", "TQ1_0"],
                        help="model: the ternary packing of the projections")
     bench.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
+    bench.add_argument("--variant", nargs="+", default=None,
+                       help="peers: which files (tq2_0-f16 tq2_0-q6_k tq1_0-f16 tq1_0-q6_k; default all)")
+    bench.add_argument("--isa", nargs="+", default=None,
+                       help="peers: this engine's ISA levels to time (default: every SIMD level the CPU has)")
     bench.add_argument("--no-scalar", action="store_true", help="skip the (slow) scalar reference path")
     bench.set_defaults(func=_cmd_bench)
 

@@ -15,7 +15,7 @@ from pyserver.engine.weights import FloatTable, LayerWeights, ModelWeights, Tern
 _TILE = 1 << 20
 
 
-def _valid_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
+def random_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> np.ndarray:
     """Packed bytes of a random ternary matrix, built from one tiled random block (fast at any size)."""
     nbytes = native.packed_nbytes(fmt, rows, cols)
     tile_rows = max(1, min(rows, _TILE * 4 // cols))
@@ -39,7 +39,7 @@ def random_ternary_model(cfg: ModelConfig, fmt: str, seed: int = 0) -> Model:
     """A model of the config's shape and architecture with random weights, its projections in the packing fmt."""
     rng = np.random.default_rng(seed)
     shapes = cfg.linear_shapes()
-    packed = {name: _valid_packed(fmt, r, c, rng) for name, (r, c) in shapes.items()}
+    packed = {name: random_packed(fmt, r, c, rng) for name, (r, c) in shapes.items()}
     layers = []
     for _ in range(cfg.n_layer):
         layer = LayerWeights()
