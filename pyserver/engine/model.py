@@ -87,7 +87,7 @@ class Model:
             if head in ("int8", "int4"):
                 int4 = head == "int4"
                 width = cfg.n_embd // 2 if int4 else cfg.n_embd
-                q = native.alloc_weights(cfg.vocab * width).view(np.uint8 if int4 else np.int8)
+                q: np.ndarray = native.alloc_weights(cfg.vocab * width).view(np.uint8 if int4 else np.int8)
                 q = q.reshape(cfg.vocab, width)
                 scales = np.empty(cfg.vocab, np.float32)
                 quantize = native.quantize_weight_rows_i4 if int4 else native.quantize_weight_rows
