@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 try:
-    from pyserver import _native  # type: ignore[attr-defined]  # compiled; no stub yet (issue 15: a .pyi)
+    from pyserver import _native
 except ImportError as exc:  # pragma: no cover - exercised only on a broken install
     raise ImportError(
         "the native module pyserver._native is not built; run `make install` "

@@ -37,7 +37,7 @@ int64_t row_bytes(Format f, int64_t cols) {
     switch (f) {
         case Format::TQ1_0: return cols / kTQBlock * kTQ1Bytes;
         case Format::TQ2_0: return cols / kTQBlock * kTQ2Bytes;
-        case Format::I2_S: return cols / 4;
+        case Format::I2_S: return cols / kI2Group * kI2Bytes;
     }
     return 0;
 }
@@ -48,6 +48,13 @@ int64_t packed_bytes(Format f, int64_t rows, int64_t cols) {
 
 int64_t scale_count(Format f, int64_t rows, int64_t cols) {
     return f == Format::I2_S ? 1 : rows * (cols / kTQBlock);
+}
+
+uint16_t tq_scale_bits(Format f, const uint8_t* row, int64_t b) {
+    uint16_t d;
+    if (f == Format::TQ1_0) std::memcpy(&d, row + b * kTQ1Bytes + kTQ1ScaleAt, sizeof d);
+    else std::memcpy(&d, row + b * kTQ2Bytes + kTQ2ScaleAt, sizeof d);
+    return d;
 }
 
 // ---- f16 ------------------------------------------------------------------
@@ -113,58 +120,52 @@ static uint8_t base3_digit(uint8_t b, int n) {
 }
 
 static void pack_tq1_block(const uint8_t* c, uint16_t d, uint8_t* out) {
-    uint8_t digits[5];
-    for (int m = 0; m < 32; ++m) {
-        for (int n = 0; n < 5; ++n) digits[n] = c[32 * n + m];
-        out[m] = pack_base3(digits, 5);
-    }
-    for (int m = 0; m < 16; ++m) {
-        for (int n = 0; n < 5; ++n) digits[n] = c[160 + 16 * n + m];
-        out[32 + m] = pack_base3(digits, 5);
-    }
-    for (int m = 0; m < 4; ++m) {
-        for (int n = 0; n < 4; ++n) digits[n] = c[240 + 4 * n + m];
-        out[48 + m] = pack_base3(digits, 4);
-    }
-    std::memcpy(out + 52, &d, 2);
+    uint8_t digits[kTQ1Digits];
+    for (const TQ1Part& p : kTQ1Parts)
+        for (int m = 0; m < p.lanes; ++m) {
+            for (int n = 0; n < p.digits; ++n) digits[n] = c[p.first + p.lanes * n + m];
+            out[p.byte0 + m] = pack_base3(digits, p.digits);
+        }
+    std::memcpy(out + kTQ1ScaleAt, &d, sizeof d);
 }
 
 static void decode_tq1_block(const uint8_t* in, uint8_t* c) {
-    for (int m = 0; m < 32; ++m)
-        for (int n = 0; n < 5; ++n) c[32 * n + m] = base3_digit(in[m], n);
-    for (int m = 0; m < 16; ++m)
-        for (int n = 0; n < 5; ++n) c[160 + 16 * n + m] = base3_digit(in[32 + m], n);
-    for (int m = 0; m < 4; ++m)
-        for (int n = 0; n < 4; ++n) c[240 + 4 * n + m] = base3_digit(in[48 + m], n);
+    for (const TQ1Part& p : kTQ1Parts)
+        for (int m = 0; m < p.lanes; ++m)
+            for (int n = 0; n < p.digits; ++n) c[p.first + p.lanes * n + m] = base3_digit(in[p.byte0 + m], n);
 }
 
+// Unit h of the block holds elements [128h, 128h + 128): 2-bit digit n of its byte m is element 128h + 32n + m.
 static void pack_tq2_block(const uint8_t* c, uint16_t d, uint8_t* out) {
     for (int h = 0; h < 2; ++h)
-        for (int m = 0; m < 32; ++m) {
+        for (int m = 0; m < kUnitBytes; ++m) {
             uint8_t b = 0;
-            for (int n = 0; n < 4; ++n) b |= static_cast<uint8_t>(c[128 * h + 32 * n + m] << (2 * n));
-            out[32 * h + m] = b;
+            for (int n = 0; n < 4; ++n) b |= static_cast<uint8_t>(c[kUnitCodes2 * h + kUnitBytes * n + m] << (2 * n));
+            out[offsetof(BlockTQ2, qs) + kUnitBytes * h + m] = b;
         }
-    std::memcpy(out + 64, &d, 2);
+    std::memcpy(out + kTQ2ScaleAt, &d, sizeof d);
 }
 
 static void decode_tq2_block(const uint8_t* in, uint8_t* c) {
     for (int h = 0; h < 2; ++h)
-        for (int m = 0; m < 32; ++m)
-            for (int n = 0; n < 4; ++n) c[128 * h + 32 * n + m] = (in[32 * h + m] >> (2 * n)) & 3;
+        for (int m = 0; m < kUnitBytes; ++m) {
+            const uint8_t b = in[offsetof(BlockTQ2, qs) + kUnitBytes * h + m];
+            for (int n = 0; n < 4; ++n) c[kUnitCodes2 * h + kUnitBytes * n + m] = (b >> (2 * n)) & 3;
+        }
 }
 
+// Digit n of byte m (bits 6 - 2n) is element 32n + m.
 static void pack_i2_group(const uint8_t* c, uint8_t* out) {
-    for (int m = 0; m < 32; ++m) {
+    for (int m = 0; m < kUnitBytes; ++m) {
         uint8_t b = 0;
-        for (int n = 0; n < 4; ++n) b |= static_cast<uint8_t>(c[32 * n + m] << (6 - 2 * n));
+        for (int n = 0; n < 4; ++n) b |= static_cast<uint8_t>(c[kUnitBytes * n + m] << (6 - 2 * n));
         out[m] = b;
     }
 }
 
 static void decode_i2_group(const uint8_t* in, uint8_t* c) {
-    for (int m = 0; m < 32; ++m)
-        for (int n = 0; n < 4; ++n) c[32 * n + m] = (in[m] >> (6 - 2 * n)) & 3;
+    for (int m = 0; m < kUnitBytes; ++m)
+        for (int n = 0; n < 4; ++n) c[kUnitBytes * n + m] = (in[m] >> (6 - 2 * n)) & 3;
 }
 
 void decode_row_codes(Format f, const uint8_t* row, int64_t cols, uint8_t* codes) {
@@ -176,7 +177,7 @@ void decode_row_codes(Format f, const uint8_t* row, int64_t cols, uint8_t* codes
             for (int64_t b = 0; b < cols / kTQBlock; ++b) decode_tq2_block(row + b * kTQ2Bytes, codes + b * kTQBlock);
             break;
         case Format::I2_S:
-            for (int64_t g = 0; g < cols / kI2Group; ++g) decode_i2_group(row + g * 32, codes + g * kI2Group);
+            for (int64_t g = 0; g < cols / kI2Group; ++g) decode_i2_group(row + g * kI2Bytes, codes + g * kI2Group);
             break;
     }
 }
@@ -202,14 +203,15 @@ void pack(Format f, const int8_t* w, const float* scales, int64_t rows, int64_t 
                 break;
             }
             case Format::I2_S:
-                for (int64_t g = 0; g < cols / kI2Group; ++g) pack_i2_group(c.data() + g * kI2Group, dst + g * 32);
+                for (int64_t g = 0; g < cols / kI2Group; ++g)
+                    pack_i2_group(c.data() + g * kI2Group, dst + g * kI2Bytes);
                 break;
         }
     }
     if (f == Format::I2_S) {
         uint8_t* tail = out + rows * rb;
         std::memset(tail, 0, kI2Tail);
-        std::memcpy(tail, scales, 4);
+        std::memcpy(tail + offsetof(I2STail, scale), scales, sizeof(I2STail::scale));
     }
 }
 
@@ -227,15 +229,10 @@ void unpack(Format f, const uint8_t* data, int64_t rows, int64_t cols, int8_t* w
         }
         if (f != Format::I2_S) {
             const int64_t nb = cols / kTQBlock;
-            const int bytes = f == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
-            for (int64_t b = 0; b < nb; ++b) {
-                uint16_t d;
-                std::memcpy(&d, src + b * bytes + bytes - 2, 2);
-                scales[r * nb + b] = f16_to_f32(d);
-            }
+            for (int64_t b = 0; b < nb; ++b) scales[r * nb + b] = f16_to_f32(tq_scale_bits(f, src, b));
         }
     }
-    if (f == Format::I2_S) std::memcpy(scales, data + rows * rb, 4);
+    if (f == Format::I2_S) std::memcpy(scales, data + rows * rb + offsetof(I2STail, scale), sizeof(I2STail::scale));
 }
 
 // ---- kernel order -------------------------------------------------------------
@@ -244,31 +241,34 @@ static KernelOrder make_order(Format f) {
     KernelOrder o;
     switch (f) {
         case Format::TQ2_0:
-            // two 32-byte units per block; extract k of unit h -> 128h + 32k + m
+            // two units per block; extract k of unit h -> 128h + 32k + m
             o.block = kTQBlock;
             for (int h = 0; h < 2; ++h)
                 for (int k = 0; k < 4; ++k)
-                    for (int m = 0; m < 32; ++m) o.slots.push_back(static_cast<int16_t>(128 * h + 32 * k + m));
+                    for (int m = 0; m < kUnitBytes; ++m)
+                        o.slots.push_back(static_cast<int16_t>(kUnitCodes2 * h + kUnitBytes * k + m));
             break;
         case Format::I2_S:
             // one unit per group; extract k (shift 2k) -> 32(3-k) + m
             o.block = kI2Group;
             for (int k = 0; k < 4; ++k)
-                for (int m = 0; m < 32; ++m) o.slots.push_back(static_cast<int16_t>(32 * (3 - k) + m));
+                for (int m = 0; m < kUnitBytes; ++m) o.slots.push_back(static_cast<int16_t>(kUnitBytes * (3 - k) + m));
             break;
         case Format::TQ1_0:
-            // unit 0 = qs[0..31], digit n -> 32n + m; unit 1 = [qs[32..47] | qh[0..3] | zeros],
-            // digit n -> 160 + 16n + m (lanes 0..15) and 240 + 4n + (m-16) (lanes 16..19, n < 4)
+            // Unit 0 is part 0 (qs[0..31]); unit 1 is parts 1 and 2 side by side, zero-padded: [qs[32..47] | qh |
+            // zeros]. Digit n of a unit's lane m is the element the lane's part puts there, or nothing.
             o.block = kTQBlock;
-            for (int n = 0; n < 5; ++n)
-                for (int m = 0; m < 32; ++m) o.slots.push_back(static_cast<int16_t>(32 * n + m));
-            for (int n = 0; n < 5; ++n)
-                for (int m = 0; m < 32; ++m) {
-                    int e = -1;
-                    if (m < 16) e = 160 + 16 * n + m;
-                    else if (m < 20 && n < 4) e = 240 + 4 * n + (m - 16);
-                    o.slots.push_back(static_cast<int16_t>(e));
-                }
+            for (int unit = 0; unit < 2; ++unit)
+                for (int n = 0; n < kTQ1Digits; ++n)
+                    for (int m = 0; m < kUnitBytes; ++m) {
+                        int e = -1;
+                        for (const TQ1Part& p : kTQ1Parts) {
+                            const int lane0 = p.byte0 - unit * kUnitBytes;  // the part's first lane in this unit
+                            if (m >= lane0 && m < lane0 + p.lanes && n < p.digits)
+                                e = p.first + p.lanes * n + (m - lane0);
+                        }
+                        o.slots.push_back(static_cast<int16_t>(e));
+                    }
             break;
     }
     o.identity = static_cast<int>(o.slots.size()) == o.block;

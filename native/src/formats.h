@@ -1,14 +1,6 @@
 // Ternary weight packings: geometry, scalar pack/unpack, and the "kernel
-// order" in which the SIMD kernels consume activations.
-//
-// Every packing stores codes c = w + 1 in {0, 1, 2} for weights w in {-1, 0, 1}.
-//   TQ2_0  (GGUF type 35): blocks of 256 as {uint8 qs[64]; f16 d}, 66 bytes.
-//          Byte qs[32c+m] holds element 128c+32n+m in bits 2n..2n+1.
-//   TQ1_0  (GGUF type 34, "Dense243"): blocks of 256 as {uint8 qs[48]; uint8 qh[4]; f16 d}, 54 bytes.
-//          qs[0..31]: 5 base-3 digits per byte, elements 32n+m; qs[32..47]: elements 160+16n+m;
-//          qh[0..3]: 4 digits per byte, elements 240+4n+m. A byte of value v is stored as ceil(v*256/243).
-//   I2_S   (bitnet.cpp): groups of 128 weights in 32 bytes, weight j at byte j%32, bit shift 6-2*(j/32);
-//          rows*cols/4 bytes of codes, then one fp32 tensor scale in a 32-byte tail.
+// order" in which the SIMD kernels consume activations. The byte layouts
+// themselves (TQ1_0, TQ2_0, I2_S) are the structs of block_layouts.h.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -29,6 +21,8 @@ int64_t row_bytes(Format f, int64_t cols);            // bytes of one packed row
 int64_t packed_bytes(Format f, int64_t rows, int64_t cols);  // whole tensor, tail included
 // Scales the packing carries: TQ: one per block (rows * cols/256); I2_S: one.
 int64_t scale_count(Format f, int64_t rows, int64_t cols);
+// The f16 bits of block b's scale in a TQ1_0 / TQ2_0 row (b counts on across rows: the blocks are contiguous).
+uint16_t tq_scale_bits(Format f, const uint8_t* row, int64_t b);
 
 // w: int8 [rows, cols] with values in {-1,0,1}; scales: scale_count floats.
 // Throws std::invalid_argument on a value outside {-1,0,1}.

@@ -5,15 +5,11 @@
 #pragma once
 #include <cstdint>
 
+#include "block_layouts.h"
+
 namespace ryz {
 
 enum class Format : int { TQ1_0 = 0, TQ2_0 = 1, I2_S = 2 };
-
-constexpr int kTQBlock = 256;  // weights per TQ1_0 / TQ2_0 block
-constexpr int kTQ1Bytes = 54;
-constexpr int kTQ2Bytes = 66;
-constexpr int kI2Group = 128;  // weights per I2_S group
-constexpr int kI2Tail = 32;    // I2_S tail bytes holding the fp32 scale
 
 struct MatView {
     Format fmt;

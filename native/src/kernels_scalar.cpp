@@ -14,14 +14,12 @@ float row_dot(const MatView& m, const uint8_t* row, const uint8_t* codes, const 
         for (int64_t k = 0; k < m.cols; ++k) s += (static_cast<int32_t>(codes[k]) - 1) * q[k];
         return m.tensor_scale * static_cast<float>(s);
     }
-    const int bytes = m.fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
     float acc = 0.0f;
     for (int64_t b = 0; b < m.cols / kTQBlock; ++b) {
         int32_t s = 0;
         for (int k = 0; k < kTQBlock; ++k)
             s += (static_cast<int32_t>(codes[b * kTQBlock + k]) - 1) * q[b * kTQBlock + k];
-        const uint8_t* d = row + b * bytes + bytes - 2;
-        acc += f16_to_f32(static_cast<uint16_t>(d[0] | (d[1] << 8))) * static_cast<float>(s);
+        acc += f16_to_f32(tq_scale_bits(m.fmt, row, b)) * static_cast<float>(s);
     }
     return acc;
 }

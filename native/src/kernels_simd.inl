@@ -19,6 +19,12 @@ using Acc = typename T::Acc;
 inline uint16_t load_u16(const uint8_t* p) { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
 inline float half_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
+// Byte offset of 2-bit unit u in a row: a TQ2_0 block holds two units of codes, then its scale; an I2_S group is
+// one unit.
+inline int64_t unit_offset(bool tq2, int64_t u) {
+    return tq2 ? (u >> 1) * kTQ2Bytes + (u & 1) * kUnitBytes : u * kI2Bytes;
+}
+
 // -------------------------------------------------------------------- GEMV
 
 // Rows r .. r+n-1 of the group; rows past r1 repeat the last one (results discarded).
@@ -39,13 +45,13 @@ constexpr int64_t kPrefetch = RYZ_PREFETCH;
 // large, so they feed a second accumulator that is divided by 4 (exactly) when widened.
 // Int16 bounds: per unit each lane gains at most 2 * 2*(3*4)*128 = 6144, so
 // four units (one flush period) stay below 32767.
-// kTQ2: TQ2_0 block layout (66-byte blocks); else I2_S (32-byte groups).
+// kTQ2: TQ2_0 rows (BlockTQ2); else I2_S rows (BlockI2S).
 // kBlockScales: apply each block's f16 scale; else one scale (m.tensor_scale) at the end.
 template <int NV, bool kTQ2, bool kBlockScales>
 void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     constexpr int R = T::kRows, NR = NV * R;
     constexpr int64_t kFlushUnits = kBlockScales ? 2 : 4;
-    const int64_t units = m.cols / 128;
+    const int64_t units = m.cols / kUnitCodes2;
     const V lo2 = T::set1_8(0x03), hi2 = T::set1_8(0x0c);
     for (int64_t r = r0; r < r1; r += NR) {
         const uint8_t* p[NR];
@@ -58,10 +64,10 @@ void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t 
             acc1[v] = T::acc_zero(); acc4[v] = T::acc_zero(); iacc[v] = T::zero(); facc[v] = T::fzero();
         }
         for (int64_t u = 0; u < units; ++u) {
-            const int64_t off = kTQ2 ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
-            const int8_t* xk = a.qk + u * 128;
-            const V x0 = T::bcast_x(xk), x1 = T::bcast_x(xk + 32), x2 = T::bcast_x(xk + 64),
-                    x3 = T::bcast_x(xk + 96);
+            const int64_t off = unit_offset(kTQ2, u);
+            const int8_t* xk = a.qk + u * kUnitCodes2;
+            const V x0 = T::bcast_x(xk), x1 = T::bcast_x(xk + kUnitBytes), x2 = T::bcast_x(xk + 2 * kUnitBytes),
+                    x3 = T::bcast_x(xk + 3 * kUnitBytes);
             if ((u & 1) == 0)
                 for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
             for (int v = 0; v < NV; ++v) {
@@ -81,7 +87,7 @@ void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t 
                     const int64_t b = u >> 1;
                     float d[R];
                     for (int i = 0; i < R; ++i) {
-                        d[i] = half_at(p[v * R + i] + b * kTQ2Bytes + 64);
+                        d[i] = half_at(p[v * R + i] + b * kTQ2Bytes + kTQ2ScaleAt);
                         corr[v * R + i] += d[i] * static_cast<float>(a.bsum[b]);
                     }
                     facc[v] = T::fmadd(T::cvt(s), T::row_scales(d), facc[v]);
@@ -116,6 +122,9 @@ inline V tq1_digit(V qs) {
 }
 inline V mul3(V q) { return T::add8(T::add8(q, q), q); }
 
+// Kernel-order activations per TQ1_0 block: unit 0's five digit planes, then unit 1's (formats.cpp: make_order).
+constexpr int64_t kTQ1Slots = 2 * kTQ1Digits * kUnitBytes;
+
 template <int NV>
 void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     constexpr int R = T::kRows, NR = NV * R;
@@ -129,17 +138,18 @@ void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r
         for (int v = 0; v < NV; ++v) facc[v] = T::fzero();
         for (int64_t b = 0; b < blocks; ++b) {
             const int64_t off = b * kTQ1Bytes;
-            const int8_t* xk = a.qk + b * 320;
+            const int8_t* xk = a.qk + b * kTQ1Slots;
             Acc acc[NV];
             V q0[NV], q1[NV];
-            for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
+            for (int i = 0; i < NR; ++i)
+                _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
             for (int v = 0; v < NV; ++v) {
                 acc[v] = T::acc_zero();
                 q0[v] = T::xor_(T::load_unit(p + v * R, off), flip);
-                q1[v] = T::xor_(T::load_unit_tq1_tail(p + v * R, off + 32), flip);
+                q1[v] = T::xor_(T::load_unit_tq1_tail(p + v * R, off), flip);
             }
-            for (int n = 0; n < 5; ++n) {
-                const V x0 = T::bcast_x(xk + 32 * n), x1 = T::bcast_x(xk + 160 + 32 * n);
+            for (int n = 0; n < kTQ1Digits; ++n) {
+                const V x0 = T::bcast_x(xk + kUnitBytes * n), x1 = T::bcast_x(xk + kTQ1Slots / 2 + kUnitBytes * n);
                 for (int v = 0; v < NV; ++v) {
                     if (n > 0) { q0[v] = mul3(q0[v]); q1[v] = mul3(q1[v]); }
                     acc[v] = T::dot(acc[v], tq1_digit(q0[v]), x0);
@@ -149,7 +159,7 @@ void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r
             for (int v = 0; v < NV; ++v) {
                 float d[R];
                 for (int i = 0; i < R; ++i) {
-                    d[i] = half_at(p[v * R + i] + off + 52);
+                    d[i] = half_at(p[v * R + i] + off + kTQ1ScaleAt);
                     corr[v * R + i] += d[i] * static_cast<float>(a.bsum[b]);
                 }
                 facc[v] = T::fmadd(T::cvt(T::widen(acc[v])), T::row_scales(d), facc[v]);
@@ -189,7 +199,7 @@ inline void multi_rows_dot(const uint8_t* const* p, int64_t units, const ActRow*
     Acc acc1[NT], acc4[NT];
     for (int j = 0; j < NT; ++j) { acc1[j] = T::acc_zero(); acc4[j] = T::acc_zero(); out[j] = T::zero(); }
     for (int64_t u = 0; u < units; ++u) {
-        const int64_t off = kTQ2 ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
+        const int64_t off = unit_offset(kTQ2, u);
         if (prefetch && (u & 1) == 0)
             for (int i = 0; i < T::kRows; ++i)
                 _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
@@ -197,11 +207,11 @@ inline void multi_rows_dot(const uint8_t* const* p, int64_t units, const ActRow*
         const V w4 = T::template srli16<4>(w);
         const V c0 = T::and_(w, lo2), c1 = T::and_(w, hi2), c2 = T::and_(w4, lo2), c3 = T::and_(w4, hi2);
         for (int j = 0; j < NT; ++j) {
-            const int8_t* xk = a[j].qk + u * 128;
+            const int8_t* xk = a[j].qk + u * kUnitCodes2;
             acc1[j] = T::dot(acc1[j], c0, T::bcast_x(xk));
-            acc4[j] = T::dot(acc4[j], c1, T::bcast_x(xk + 32));
-            acc1[j] = T::dot(acc1[j], c2, T::bcast_x(xk + 64));
-            acc4[j] = T::dot(acc4[j], c3, T::bcast_x(xk + 96));
+            acc4[j] = T::dot(acc4[j], c1, T::bcast_x(xk + kUnitBytes));
+            acc1[j] = T::dot(acc1[j], c2, T::bcast_x(xk + 2 * kUnitBytes));
+            acc4[j] = T::dot(acc4[j], c3, T::bcast_x(xk + 3 * kUnitBytes));
         }
         if ((u + 1) % 4 != 0 && u + 1 != units) continue;  // int16 lanes hold 4 units (see gemv_2bit)
         for (int j = 0; j < NT; ++j) {
@@ -215,7 +225,7 @@ inline void multi_rows_dot(const uint8_t* const* p, int64_t units, const ActRow*
 template <bool kTQ2>
 void gemv_multi_2bit(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
     constexpr int R = T::kRows, G = kMultiGroup;
-    const int64_t units = m.cols / 128;
+    const int64_t units = m.cols / kUnitCodes2;
     for (int64_t r = r0; r < r1; r += R) {
         const uint8_t* p[R];
         group_rows<R>(m, r, r1, p);
@@ -257,31 +267,33 @@ void unpack_row_codes(const MatView& m, const uint8_t* row, uint8_t* codes) {
             return _mm256_abs_epi8(_mm256_add_epi8(_mm256_cmpgt_epi8(q, lo), _mm256_cmpgt_epi8(q, hi)));
         };
         auto m3 = [](__m256i q) { return _mm256_add_epi8(_mm256_add_epi8(q, q), q); };
+        // Digit n of each part lands at first + lanes * n: 32 bytes of part 0, then 16 and 4 of unit 1's halves.
+        constexpr TQ1Part P0 = kTQ1Parts[0], P1 = kTQ1Parts[1], P2 = kTQ1Parts[2];
+        static_assert(P0.lanes == 32 && P1.lanes == 16 && P2.lanes == 4, "the stores below are 32, 16 and 4 bytes");
         for (int64_t b = 0; b < m.cols / kTQBlock; ++b) {
             const uint8_t* src = row + b * kTQ1Bytes;
             uint8_t* dst = codes + b * kTQBlock;
-            __m256i q0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src)), flip);
-            __m256i q1 = _mm256_xor_si256(load_tq1_tail(src + 32), flip);
-            for (int n = 0; n < 5; ++n) {
+            __m256i q0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + P0.byte0)), flip);
+            __m256i q1 = _mm256_xor_si256(load_tq1_tail(src), flip);
+            for (int n = 0; n < kTQ1Digits; ++n) {
                 if (n > 0) { q0 = m3(q0); q1 = m3(q1); }
-                st(dst + 32 * n, digit(q0));
+                st(dst + P0.first + P0.lanes * n, digit(q0));
                 const __m256i d1 = digit(q1);
-                _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + 160 + 16 * n), _mm256_castsi256_si128(d1));
-                if (n < 4) {
+                _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + P1.first + P1.lanes * n), _mm256_castsi256_si128(d1));
+                if (n < P2.digits) {
                     const uint32_t t = static_cast<uint32_t>(_mm_cvtsi128_si32(_mm256_extracti128_si256(d1, 1)));
-                    __builtin_memcpy(dst + 240 + 4 * n, &t, 4);
+                    __builtin_memcpy(dst + P2.first + P2.lanes * n, &t, sizeof t);
                 }
             }
         }
         return;
     }
     const bool tq2 = m.fmt == Format::TQ2_0;
-    for (int64_t u = 0; u < m.cols / 128; ++u) {
-        const int64_t off = tq2 ? (u >> 1) * kTQ2Bytes + (u & 1) * 32 : u * 32;
-        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + off));
+    for (int64_t u = 0; u < m.cols / kUnitCodes2; ++u) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + unit_offset(tq2, u)));
         for (int k = 0; k < 4; ++k) {
             const __m256i c = _mm256_and_si256(_mm256_srli_epi16(w, 2 * k), mask3);
-            st(codes + u * 128 + (tq2 ? 32 * k : 32 * (3 - k)), c);
+            st(codes + u * kUnitCodes2 + kUnitBytes * (tq2 ? k : 3 - k), c);
         }
     }
 }
@@ -409,7 +421,8 @@ void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0
     float* rscale = dsc + static_cast<size_t>(P) * (nb + 1);
     auto* vsum = reinterpret_cast<typename T::GV*>(
         buf + (codes_bytes + scales_bytes + 64 + 127) / 64 * 64);
-    const int bytes = m.fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
+    const bool tq1 = m.fmt == Format::TQ1_0;
+    const int64_t block_bytes = tq1 ? kTQ1Bytes : kTQ2Bytes, scale_at = tq1 ? kTQ1ScaleAt : kTQ2ScaleAt;
     for (int64_t p0 = r0; p0 < r1; p0 += P) {
         const int np = static_cast<int>(r1 - p0 < P ? r1 - p0 : P);
         bool uniform = true;
@@ -422,7 +435,7 @@ void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0
             // zero-scale blocks contribute nothing, so their codes become zeros (c = 1).
             float common = 0.0f;
             for (int64_t b = 0; b < nb; ++b) {
-                const float d = half_at(row + b * bytes + bytes - 2);
+                const float d = half_at(row + b * block_bytes + scale_at);
                 dsc[i * nb + b] = d;
                 if (d == 0.0f) {
                     __builtin_memset(ci + b * kTQBlock, 1, kTQBlock);

@@ -20,19 +20,15 @@ TernaryMatrix::TernaryMatrix(Format fmt, const uint8_t* data, int64_t nbytes, in
                                     " bytes, buffer has " + std::to_string(nbytes) + " (truncated?)");
     view_ = MatView{fmt, data, rows, cols, row_bytes(fmt, cols), 1.0f, false};
     if (fmt == Format::I2_S) {
-        std::memcpy(&view_.tensor_scale, data + rows * view_.row_bytes, 4);
+        std::memcpy(&view_.tensor_scale, data + rows * view_.row_bytes + offsetof(I2STail, scale),
+                    sizeof view_.tensor_scale);
     } else {
         // Real BitNet checkpoints give every block the tensor's scale; then the kernels can
         // accumulate in integers across blocks. A zero scale never qualifies (its codes must not count).
-        const int bytes = fmt == Format::TQ1_0 ? kTQ1Bytes : kTQ2Bytes;
-        uint16_t first;
-        std::memcpy(&first, data + bytes - 2, 2);
+        const uint16_t first = tq_scale_bits(fmt, data, 0);
         bool uniform = f16_to_f32(first) != 0.0f;
-        for (int64_t b = 0; uniform && b < rows * (cols / kTQBlock); ++b) {
-            uint16_t d;
-            std::memcpy(&d, data + b * bytes + bytes - 2, 2);
-            uniform = d == first;
-        }
+        for (int64_t b = 0; uniform && b < rows * (cols / kTQBlock); ++b)
+            uniform = tq_scale_bits(fmt, data, b) == first;
         view_.uniform_scale = uniform;
         if (uniform) view_.tensor_scale = f16_to_f32(first);
     }

@@ -79,8 +79,9 @@ void Model::set_head(const OutputHead& head) {
     const int kinds = (head.q != nullptr) + (head.q4 != nullptr) + (head.f32 != nullptr);
     if (kinds != 1 || (head.f32 == nullptr && head.q_scale == nullptr))
         throw std::invalid_argument("output head: give int8 or 4-bit rows with scales, or float32 rows");
-    if (head.q4 != nullptr && cfg_.n_embd % 64 != 0)
-        throw std::invalid_argument("output head: 4-bit rows need n_embd to be a multiple of 64");
+    if (head.q4 != nullptr && cfg_.n_embd % kI4Block != 0)
+        throw std::invalid_argument("output head: 4-bit rows need n_embd to be a multiple of " +
+                                    std::to_string(kI4Block));
     head_ = head;
 }
 
@@ -101,6 +102,14 @@ void Model::check_complete() const {
 }
 
 // ---- pieces of the step ------------------------------------------------------------
+
+// v's data, grown to at least n elements first. Never shrinks: a buffer sized for the largest batch serves every
+// smaller one after it without a trip to the allocator.
+template <class T>
+static T* fit(std::vector<T>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+    return v.data();
+}
 
 static void rms_norm(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out) {
     for (int64_t t = 0; t < n; ++t) {
@@ -168,9 +177,9 @@ void Model::attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, flo
     const int64_t hd = cfg_.head_dim, qd = cfg_.n_head * hd, group = cfg_.n_head / cfg_.n_head_kv;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const int64_t pos0 = kv.n_past;
+    float* scores = fit(kv.scratch.scores, cfg_.n_head * kv.n_ctx);
     auto head_task = [&](int h) {
-        thread_local std::vector<float> sc;
-        sc.resize(static_cast<size_t>(kv.n_ctx));
+        float* sc = scores + h * kv.n_ctx;
         const int64_t g = h / group;
         for (int64_t i = 0; i < n; ++i) {
             const int64_t last = pos0 + i;
@@ -193,38 +202,38 @@ void Model::attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, flo
     else for (int h = 0; h < cfg_.n_head; ++h) head_task(h);
 }
 
-void Model::head(const float* h, int64_t n, float* logits) const {
+void Model::head(const float* h, int64_t n, float* logits, ForwardScratch& scratch) const {
     const int64_t d = cfg_.n_embd, V = cfg_.vocab;
     const VecOps& ops = vec_ops_for(isa_);
     if (head_.q != nullptr || head_.q4 != nullptr) {
-        std::vector<int8_t> q(static_cast<size_t>(n * d));
-        std::vector<float> s(static_cast<size_t>(n));
-        quantize_rows(h, n, d, q.data(), s.data());
+        int8_t* q = fit(scratch.head_act, n * d);
+        float* s = fit(scratch.head_act_scale, n);
+        quantize_rows(h, n, d, q, s);
         if (head_.q4 != nullptr && n > 1) {
             // Several tokens (a draft-verify pass): the 4-bit rows stream from memory once for all of them.
-            std::vector<const int8_t*> xs(static_cast<size_t>(n));
-            std::vector<int32_t> xsums(static_cast<size_t>(n), 0);
-            std::vector<float*> ys(static_cast<size_t>(n));
+            const int8_t** xs = fit(scratch.head_xs, n);
+            int32_t* xsums = fit(scratch.head_act_sum, n);
+            float** ys = fit(scratch.head_ys, n);
             for (int64_t t = 0; t < n; ++t) {
-                xs[t] = q.data() + t * d;
+                xs[t] = q + t * d;
+                xsums[t] = 0;
                 for (int64_t k = 0; k < d; ++k) xsums[t] += xs[t][k];
                 ys[t] = logits + t * V;
             }
             parallel_rows(V, 256, [&](int64_t r0, int64_t r1) {
-                ops.gemv_i4_multi(head_.q4, head_.q_scale, d, xs.data(), xsums.data(), static_cast<int>(n), ys.data(),
-                                  r0, r1);
+                ops.gemv_i4_multi(head_.q4, head_.q_scale, d, xs, xsums, static_cast<int>(n), ys, r0, r1);
                 for (int64_t t = 0; t < n; ++t) {
                     const float inv = 1.0f / s[t];
                     for (int64_t r = r0; r < r1; ++r) ys[t][r] *= inv;
                 }
             });
             if (head_.exact != nullptr && head_.rescore_k > 0)
-                for (int64_t t = 0; t < n; ++t) rescore_top(h + t * d, ys[t]);
+                for (int64_t t = 0; t < n; ++t) rescore_top(h + t * d, ys[t], scratch);
             return;
         }
         for (int64_t t = 0; t < n; ++t) {
             float* y = logits + t * V;
-            const int8_t* qt = q.data() + t * d;
+            const int8_t* qt = q + t * d;
             int32_t xsum = 0;
             for (int64_t k = 0; k < d; ++k) xsum += qt[k];
             parallel_rows(V, 256, [&](int64_t r0, int64_t r1) {
@@ -233,7 +242,7 @@ void Model::head(const float* h, int64_t n, float* logits) const {
                 const float inv = 1.0f / s[t];
                 for (int64_t r = r0; r < r1; ++r) y[r] *= inv;
             });
-            if (head_.exact != nullptr && head_.rescore_k > 0) rescore_top(h + t * d, y);
+            if (head_.exact != nullptr && head_.rescore_k > 0) rescore_top(h + t * d, y, scratch);
         }
     } else {
         for (int64_t t = 0; t < n; ++t) {
@@ -245,32 +254,17 @@ void Model::head(const float* h, int64_t n, float* logits) const {
     }
 }
 
-static float table_value(const void* table, TableType type, int64_t i) {
-    switch (type) {
-        case TableType::F16: return f16_to_f32(static_cast<const uint16_t*>(table)[i]);
-        case TableType::BF16: {
-            const uint32_t bits = uint32_t(static_cast<const uint16_t*>(table)[i]) << 16;
-            float f;
-            std::memcpy(&f, &bits, 4);
-            return f;
-        }
-        default: return static_cast<const float*>(table)[i];
-    }
-}
-
-void Model::rescore_top(const float* h, float* y) const {
+void Model::rescore_top(const float* h, float* y, ForwardScratch& scratch) const {
     const int64_t d = cfg_.n_embd, V = cfg_.vocab, k = std::min<int64_t>(head_.rescore_k, V);
-    thread_local std::vector<int32_t> idx;
-    thread_local std::vector<float> row;
-    idx.resize(static_cast<size_t>(V));
+    int32_t* idx = fit(scratch.top, V);
+    float* row = fit(scratch.exact_row, d);
     for (int64_t i = 0; i < V; ++i) idx[i] = static_cast<int32_t>(i);
-    std::nth_element(idx.begin(), idx.begin() + (k - 1), idx.end(), [&](int32_t a, int32_t b) { return y[a] > y[b]; });
-    row.resize(static_cast<size_t>(d));
+    std::nth_element(idx, idx + (k - 1), idx + V, [&](int32_t a, int32_t b) { return y[a] > y[b]; });
     const VecOps& ops = vec_ops_for(isa_);
     for (int64_t j = 0; j < k; ++j) {
         const int64_t r = idx[j];
-        for (int64_t c = 0; c < d; ++c) row[c] = table_value(head_.exact, head_.exact_type, r * d + c);
-        y[r] = ops.dot(h, row.data(), d);
+        table_row(head_.exact, head_.exact_type, r, d, row);
+        y[r] = ops.dot(h, row, d);
     }
 }
 
@@ -285,15 +279,23 @@ bool Model::forward(KvCache& kv, const float* x_in, int64_t n, int64_t n_logits,
         throw std::invalid_argument("context is full: " + std::to_string(kv.n_past) + " cached + " + std::to_string(n) +
                                     " new tokens exceed the context length " + std::to_string(kv.n_ctx));
     const int64_t d = c.n_embd, hd = c.head_dim, qd = c.n_head * hd, kvd = c.n_head_kv * hd, ff = c.n_ff;
-    const int64_t wide = std::max({d, qd, ff});
-    std::vector<float> x(x_in, x_in + n * d), h(static_cast<size_t>(n * wide)), Q(static_cast<size_t>(n * qd)),
-        K(static_cast<size_t>(n * kvd)), Vv(static_cast<size_t>(n * kvd)), att(static_cast<size_t>(n * qd)),
-        G(static_cast<size_t>(n * ff)), U(static_cast<size_t>(n * ff)), act_s(static_cast<size_t>(n));
-    std::vector<int8_t> q8(static_cast<size_t>(n * wide));
+    const int64_t wide = std::max({d, qd, ff}), half = c.rope_dim / 2;
+    ForwardScratch& s = kv.scratch;
+    float* x = fit(s.x, n * d);
+    float* h = fit(s.h, n * wide);
+    float* Q = fit(s.q, n * qd);
+    float* K = fit(s.k, n * kvd);
+    float* Vv = fit(s.v, n * kvd);
+    float* att = fit(s.att, n * qd);
+    float* G = fit(s.gate, n * ff);
+    float* U = fit(s.up, n * ff);
+    int8_t* q8 = fit(s.act, n * wide);
+    float* act_s = fit(s.act_scale, n);
+    float* cs = fit(s.rope_cos, n * half);
+    float* sn = fit(s.rope_sin, n * half);
+    std::memcpy(x, x_in, sizeof(float) * static_cast<size_t>(n * d));
 
     // RoPE angles for the new positions.
-    const int64_t half = c.rope_dim / 2;
-    std::vector<float> cs(static_cast<size_t>(n * half)), sn(cs.size());
     for (int64_t i = 0; i < n; ++i)
         for (int64_t j = 0; j < half; ++j) {
             const float th = static_cast<float>(kv.n_past + i) * inv_freq_[j];
@@ -306,25 +308,25 @@ bool Model::forward(KvCache& kv, const float* x_in, int64_t n, int64_t n_logits,
         const Layer& L = layers_[l];
 
         // Attention block.
-        rms_norm(x.data(), L.attn_norm, n, d, c.norm_eps, h.data());
-        quantize_rows(h.data(), n, d, q8.data(), act_s.data());
-        linears({{&L.wq, Q.data()}, {&L.wk, K.data()}, {&L.wv, Vv.data()}}, q8.data(), act_s.data(), n);
+        rms_norm(x, L.attn_norm, n, d, c.norm_eps, h);
+        quantize_rows(h, n, d, q8, act_s);
+        linears({{&L.wq, Q}, {&L.wk, K}, {&L.wv, Vv}}, q8, act_s, n);
         for (int64_t i = 0; i < n; ++i) {
-            rope(Q.data() + i * qd, c.n_head, hd, c.rope_dim, c.rope_neox, &cs[i * half], &sn[i * half]);
-            rope(K.data() + i * kvd, c.n_head_kv, hd, c.rope_dim, c.rope_neox, &cs[i * half], &sn[i * half]);
-            std::memcpy(kv.k_at(l, kv.n_past + i), K.data() + i * kvd, sizeof(float) * kvd);
-            std::memcpy(kv.v_at(l, kv.n_past + i), Vv.data() + i * kvd, sizeof(float) * kvd);
+            rope(Q + i * qd, c.n_head, hd, c.rope_dim, c.rope_neox, cs + i * half, sn + i * half);
+            rope(K + i * kvd, c.n_head_kv, hd, c.rope_dim, c.rope_neox, cs + i * half, sn + i * half);
+            std::memcpy(kv.k_at(l, kv.n_past + i), K + i * kvd, sizeof(float) * kvd);
+            std::memcpy(kv.v_at(l, kv.n_past + i), Vv + i * kvd, sizeof(float) * kvd);
         }
-        attention(kv, l, Q.data(), n, att.data());
-        if (c.sub_norms) rms_norm(att.data(), L.attn_sub_norm, n, qd, c.norm_eps, att.data());
-        quantize_rows(att.data(), n, qd, q8.data(), act_s.data());
-        linear(L.wo, q8.data(), act_s.data(), n, h.data());
+        attention(kv, l, Q, n, att);
+        if (c.sub_norms) rms_norm(att, L.attn_sub_norm, n, qd, c.norm_eps, att);
+        quantize_rows(att, n, qd, q8, act_s);
+        linear(L.wo, q8, act_s, n, h);
         for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
 
         // Feed-forward block.
-        rms_norm(x.data(), L.ffn_norm, n, d, c.norm_eps, h.data());
-        quantize_rows(h.data(), n, d, q8.data(), act_s.data());
-        linears({{&L.gate, G.data()}, {&L.up, U.data()}}, q8.data(), act_s.data(), n);
+        rms_norm(x, L.ffn_norm, n, d, c.norm_eps, h);
+        quantize_rows(h, n, d, q8, act_s);
+        linears({{&L.gate, G}, {&L.up, U}}, q8, act_s, n);
         if (c.act == FfnAct::Relu2) {
             for (int64_t i = 0; i < n * ff; ++i) {
                 const float g = G[i] > 0.0f ? G[i] : 0.0f;
@@ -333,15 +335,15 @@ bool Model::forward(KvCache& kv, const float* x_in, int64_t n, int64_t n_logits,
         } else {
             for (int64_t i = 0; i < n * ff; ++i) G[i] = G[i] / (1.0f + std::exp(-G[i])) * U[i];
         }
-        if (c.sub_norms) rms_norm(G.data(), L.ffn_sub_norm, n, ff, c.norm_eps, G.data());
-        quantize_rows(G.data(), n, ff, q8.data(), act_s.data());
-        linear(L.down, q8.data(), act_s.data(), n, h.data());
+        if (c.sub_norms) rms_norm(G, L.ffn_sub_norm, n, ff, c.norm_eps, G);
+        quantize_rows(G, n, ff, q8, act_s);
+        linear(L.down, q8, act_s, n, h);
         for (int64_t i = 0; i < n * d; ++i) x[i] += h[i];
     }
     kv.n_past += n;
     if (n_logits > 0) {
-        rms_norm(x.data() + (n - n_logits) * d, output_norm_, n_logits, d, c.norm_eps, h.data());
-        head(h.data(), n_logits, logits);
+        rms_norm(x + (n - n_logits) * d, output_norm_, n_logits, d, c.norm_eps, h);
+        head(h, n_logits, logits, s);
     }
     return true;
 }

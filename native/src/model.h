@@ -11,6 +11,7 @@
 
 #include "cpu.h"
 #include "matmul.h"
+#include "output_head.h"
 
 namespace ryz {
 
@@ -38,21 +39,28 @@ struct Layer {
     Linear wq, wk, wv, wo, gate, up, down;
 };
 
-// The output projection [vocab, n_embd]: int8 or 4-bit rows with one scale each (a quarter or an eighth of the
-// F32 bytes), or plain float32 (the reference the quantized heads are checked against).
-//
-// A quantized head picks candidates; its top `rescore_k` logits per token are then recomputed exactly from the
-// stored table (`exact`, F32/F16/BF16 rows), so greedy decoding agrees with the full-precision head whenever
-// the true best token is among the quantized head's top k, at a cost of k rows read per token.
-enum class TableType : int { F32 = 0, F16 = 1, BF16 = 2 };
-struct OutputHead {
-    const int8_t* q = nullptr;      // int8 rows [vocab, n_embd]
-    const uint8_t* q4 = nullptr;    // or 4-bit rows [vocab, n_embd / 2] (vec_ops.h: pack layout)
-    const float* q_scale = nullptr; // one per row, for either
-    const float* f32 = nullptr;
-    const void* exact = nullptr;
-    TableType exact_type = TableType::F32;
-    int rescore_k = 0;
+// Working memory of Model::forward and Model::head. A decode step runs once per generated token, and a dozen
+// fresh vectors each time is a dozen allocator round trips (and page faults for the large ones) per token: so the
+// buffers grow to the largest batch seen and are reused as they are from then on. Contents are scratch: every
+// use writes before it reads.
+struct ForwardScratch {
+    std::vector<float> x;          // the residual stream [n, n_embd]
+    std::vector<float> h;          // normed input / projection output [n, max(n_embd, q_dim, n_ff)]
+    std::vector<float> q, k, v;    // attention projections [n, q_dim], [n, kv_dim], [n, kv_dim]
+    std::vector<float> att;        // attention output [n, q_dim]
+    std::vector<float> gate, up;   // feed-forward [n, n_ff]
+    std::vector<int8_t> act;       // int8 activations of whatever feeds the next projection
+    std::vector<float> act_scale;  // [n]
+    std::vector<float> rope_cos, rope_sin;  // [n, rope_dim / 2]
+    std::vector<float> scores;     // attention scores, one row of n_ctx per head [n_head, n_ctx]
+    // output head
+    std::vector<int8_t> head_act;  // [n, n_embd]
+    std::vector<float> head_act_scale;
+    std::vector<int32_t> head_act_sum;
+    std::vector<const int8_t*> head_xs;
+    std::vector<float*> head_ys;
+    std::vector<int32_t> top;      // [vocab] row indices, partially sorted by logit
+    std::vector<float> exact_row;  // [n_embd]
 };
 
 // Keys and values for positions [0, n_past), float32, [layer][pos][n_head_kv * head_dim].
@@ -60,6 +68,9 @@ struct KvCache {
     KvCache(const ModelConfig& c, int64_t n_ctx);
     int64_t n_ctx, n_past = 0, kv_dim;
     std::vector<float> k, v;
+    // The sequence's forward() working memory: one sequence runs one forward pass at a time, so it needs no lock
+    // and survives from step to step.
+    ForwardScratch scratch;
     float* k_at(int64_t layer, int64_t pos) { return k.data() + (layer * n_ctx + pos) * kv_dim; }
     float* v_at(int64_t layer, int64_t pos) { return v.data() + (layer * n_ctx + pos) * kv_dim; }
 };
@@ -82,7 +93,7 @@ public:
     bool forward(KvCache& kv, const float* x, int64_t n, int64_t n_logits, float* logits,
                  const std::atomic<bool>* cancel = nullptr) const;
     // Output head alone: logits [n, vocab] from final hidden states h [n, n_embd] (already normed).
-    void head(const float* h, int64_t n, float* logits) const;
+    void head(const float* h, int64_t n, float* logits, ForwardScratch& s) const;
 
     Isa isa() const { return isa_; }
 
@@ -92,7 +103,7 @@ private:
     void linears(std::initializer_list<std::pair<const Linear*, float*>> ls, const int8_t* q, const float* act_scale,
                  int64_t n) const;
     void attention(KvCache& kv, int64_t layer, const float* Q, int64_t n, float* out) const;
-    void rescore_top(const float* h, float* y) const;
+    void rescore_top(const float* h, float* y, ForwardScratch& s) const;
 
     ModelConfig cfg_;
     Isa isa_;

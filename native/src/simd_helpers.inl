@@ -15,11 +15,12 @@ inline float hsum_ps(__m256 a) {
     return _mm_cvtss_f32(s);
 }
 
-// The second 32-byte unit of a TQ1_0 block: [qs[32..47] | qh[0..3] | zeros].
-// Reads exactly the 20 bytes at q, never past the block.
-inline __m256i load_tq1_tail(const uint8_t* q) {
+// Unit 1 of the TQ1_0 block at `block`: parts 1 and 2 side by side, [qs[32..47] | qh[0..3] | zeros]
+// (block_layouts.h). Reads exactly those 20 bytes, never past the block.
+inline __m256i load_tq1_tail(const uint8_t* block) {
+    static_assert(kTQ1Parts[1].lanes == 16 && kTQ1Parts[2].lanes == 4, "one 16-byte and one 4-byte load");
     uint32_t qh;
-    __builtin_memcpy(&qh, q + 16, 4);
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))),
-                                   _mm_cvtsi32_si128(static_cast<int>(qh)), 1);
+    __builtin_memcpy(&qh, block + kTQ1Parts[2].byte0, sizeof qh);
+    const __m128i qs = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block + kTQ1Parts[1].byte0));
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(qs), _mm_cvtsi32_si128(static_cast<int>(qh)), 1);
 }

@@ -78,18 +78,22 @@ inline __m256i dot64_u4(__m256i b, __m256i xa, __m256i xb, __m256i acc) {
     return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
 }
 
+// One BlockI4 per step: its low nibbles pair with x[k .. k+32), its high nibbles with x[k+32 .. k+64).
+static_assert(kI4Bytes == 32 && kI4Block == 64, "one 32-byte load of nibbles, two of activations");
+
 void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* x, int32_t xsum, float* y,
              int64_t r0, int64_t r1) {
-    const int64_t rb = n / 2;
+    const int64_t blocks = n / kI4Block, rb = blocks * kI4Bytes;
     auto ld = [](const void* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-    const float off = 8.0f * static_cast<float>(xsum);
+    const float off = static_cast<float>(kI4Offset) * static_cast<float>(xsum);
     int64_t r = r0;
     for (; r + 4 <= r1; r += 4) {
         const uint8_t* w = W + r * rb;
         __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t k = 0; k < n; k += 64) {
-            const __m256i xa = ld(x + k), xb = ld(x + k + 32);
-            const int64_t o = k / 2;
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int8_t* xk = x + b * kI4Block;
+            const __m256i xa = ld(xk), xb = ld(xk + kI4Bytes);
+            const int64_t o = b * kI4Bytes;
             a0 = dot64_u4(ld(w + o), xa, xb, a0);
             a1 = dot64_u4(ld(w + rb + o), xa, xb, a1);
             a2 = dot64_u4(ld(w + 2 * rb + o), xa, xb, a2);
@@ -103,7 +107,10 @@ void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* 
     for (; r < r1; ++r) {
         const uint8_t* w = W + r * rb;
         __m256i a0 = _mm256_setzero_si256();
-        for (int64_t k = 0; k < n; k += 64) a0 = dot64_u4(ld(w + k / 2), ld(x + k), ld(x + k + 32), a0);
+        for (int64_t b = 0; b < blocks; ++b) {
+            const int8_t* xk = x + b * kI4Block;
+            a0 = dot64_u4(ld(w + b * kI4Bytes), ld(xk), ld(xk + kI4Bytes), a0);
+        }
         y[r] = row_scale[r] * (static_cast<float>(hsum_epi32(a0)) - off);
     }
 }

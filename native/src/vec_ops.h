@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "block_layouts.h"
 #include "cpu.h"
 
 namespace ryz {
@@ -15,7 +16,7 @@ struct VecOps {
     // every W and x value in [-127, 127] (the SIMD path relies on it to stay in int16).
     void (*gemv_i8)(const int8_t* W, const float* row_scale, int64_t n, const int8_t* x, float* y, int64_t r0,
                     int64_t r1);
-    // The same for 4-bit rows (see pack_i4_rows): W [rows, n/2] bytes, n a multiple of 64; xsum = sum of x.
+    // The same for 4-bit rows (BlockI4): W [rows, n/2] bytes, n a multiple of kI4Block; xsum = sum of x.
     void (*gemv_i4)(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* x, int32_t xsum, float* y,
                     int64_t r0, int64_t r1);
     // gemv_i4 for nt tokens at once (xs[t], xsums[t] -> ys[t]): each block of rows is read from memory once and
@@ -28,12 +29,10 @@ struct VecOps {
                     int64_t i1, uint16_t* out);
 };
 
-// 4-bit output-head rows: weight w in [-7, 7] stored as the nibble u = w + 8. In each 32-byte unit c of a row,
-// byte j holds element 64c + j in its low nibble and element 64c + 32 + j in its high nibble, so one AND and one
-// shift give 32 consecutive elements each. A row is then sum(u * x) - 8 * sum(x), scaled.
+// Element k of a 4-bit output-head row (block_layouts.h: BlockI4).
 inline int i4_element(const uint8_t* row, int64_t k) {
-    const uint8_t b = row[(k / 64) * 32 + (k % 32)];
-    return ((k % 64) < 32 ? (b & 15) : (b >> 4)) - 8;
+    const uint8_t b = row[(k / kI4Block) * kI4Bytes + (k % kI4Bytes)];
+    return ((k % kI4Block) < kI4Bytes ? (b & 15) : (b >> 4)) - kI4Offset;
 }
 
 // The Hamming loop shared by the ISA sets, each passing its own popcount (the POPCNT instruction or bit tricks).

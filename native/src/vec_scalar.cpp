@@ -29,7 +29,7 @@ void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* 
              int64_t r0, int64_t r1) {
     (void)xsum;
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* w = W + r * (n / 2);
+        const uint8_t* w = W + r * (n / kI4Block * kI4Bytes);
         int32_t s = 0;
         for (int64_t k = 0; k < n; ++k) s += i4_element(w, k) * int32_t(x[k]);
         y[r] = row_scale[r] * static_cast<float>(s);

@@ -74,7 +74,8 @@ def _set_head(nm: native.Model, table: FloatTable, head: str) -> int:
     exact = table.data if table.type_name in FLOAT_TABLE_TYPES and table.data.dtype == np.uint8 else None
     int4 = head == "int4"
     width = table.cols // 2 if int4 else table.cols
-    q = native.alloc_weights(table.rows * width).view(np.uint8 if int4 else np.int8).reshape(table.rows, width)
+    q: np.ndarray = native.alloc_weights(table.rows * width).view(np.uint8 if int4 else np.int8)
+    q = q.reshape(table.rows, width)
     scales = np.empty(table.rows, np.float32)
     quantize = native.quantize_weight_rows_i4 if int4 else native.quantize_weight_rows
     for start, rows in table.chunks():

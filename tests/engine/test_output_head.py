@@ -14,7 +14,7 @@ from tests.support.reference_kernels import quantize_activations
 
 
 def unpack_i4(packed: np.ndarray, cols: int) -> np.ndarray:
-    """Written from the layout note in vec_ops.h: unit c, byte j -> elements 64c+j (low) and 64c+32+j (high)."""
+    """Written from BlockI4 in block_layouts.h: block c, byte j -> elements 64c+j (low) and 64c+32+j (high)."""
     rows = packed.shape[0]
     units = packed.reshape(rows, cols // 64, 32)
     lo, hi = (units & 15).astype(np.int16) - 8, (units >> 4).astype(np.int16) - 8

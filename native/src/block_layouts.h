@@ -1,0 +1,98 @@
+// Byte layouts of the packed weights, as structs: every offset the packers and kernels use is a field's
+// offsetof or a struct's sizeof, and the static_asserts below pin each layout to its file format.
+// Plain data and constants only: the per-ISA kernel units include this header (see kernel_api.h).
+//
+// Ternary packings store codes c = w + 1 in {0, 1, 2} for weights w in {-1, 0, 1}. Fields are byte arrays plus
+// one uint16_t of f16 bits; a block may sit at any address (rows follow each other, buffers come from files), so
+// the scale is read with memcpy at its offset, never through a struct pointer.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace ryz {
+
+// The SIMD kernels read packed codes in 32-byte units: one vector of byte lanes.
+constexpr int kUnitBytes = 32;
+constexpr int kUnitCodes2 = 4 * kUnitBytes;  // 2-bit codes in one unit (TQ2_0, I2_S)
+
+// ---- TQ2_0 (GGUF type 35, ggml's block_tq2_0) ---------------------------------------------------------------
+// 256 weights in two units: byte qs[32h + m] holds element 128h + 32n + m in bits 2n..2n+1.
+constexpr int kTQBlock = 256;  // weights per TQ1_0 / TQ2_0 block
+struct BlockTQ2 {
+    uint8_t qs[kTQBlock / 4];
+    uint16_t d;  // f16 scale bits
+};
+constexpr int64_t kTQ2Bytes = sizeof(BlockTQ2);
+constexpr int64_t kTQ2ScaleAt = offsetof(BlockTQ2, d);
+static_assert(sizeof(BlockTQ2) == 66 && offsetof(BlockTQ2, qs) == 0 && offsetof(BlockTQ2, d) == 64,
+              "TQ2_0 block: {uint8 qs[64]; f16 d}");
+static_assert(sizeof(BlockTQ2::qs) == 2 * kUnitBytes, "a TQ2_0 block is two units (the kernels index u >> 1, u & 1)");
+
+// ---- TQ1_0 (GGUF type 34, ggml's block_tq1_0, "Dense243") ---------------------------------------------------
+// Base-3 digits, most significant first; a byte of value v is stored as ceil(v * 256 / 243). The block's bytes
+// fall into three parts (qs[0..31], qs[32..47], qh[0..3]); digit n of the part's byte m is element
+// first + lanes * n + m.
+struct BlockTQ1 {
+    uint8_t qs[48];
+    uint8_t qh[4];
+    uint16_t d;  // f16 scale bits
+};
+constexpr int64_t kTQ1Bytes = sizeof(BlockTQ1);
+constexpr int64_t kTQ1ScaleAt = offsetof(BlockTQ1, d);
+static_assert(sizeof(BlockTQ1) == 54 && offsetof(BlockTQ1, qs) == 0 && offsetof(BlockTQ1, qh) == 48 &&
+                  offsetof(BlockTQ1, d) == 52,
+              "TQ1_0 block: {uint8 qs[48]; uint8 qh[4]; f16 d}");
+
+struct TQ1Part {
+    int byte0;   // offset of the part's first byte in the block
+    int lanes;   // bytes in the part
+    int digits;  // base-3 digits per byte
+    int first;   // element of digit 0 of byte 0
+};
+constexpr TQ1Part kTQ1Parts[3] = {
+    {offsetof(BlockTQ1, qs), 32, 5, 0},
+    {offsetof(BlockTQ1, qs) + 32, 16, 5, 160},
+    {offsetof(BlockTQ1, qh), 4, 4, 240},
+};
+constexpr int kTQ1Digits = 5;  // digits per byte of qs
+static_assert(kTQ1Parts[1].byte0 == kTQ1Parts[0].byte0 + kTQ1Parts[0].lanes &&
+                  kTQ1Parts[2].byte0 == kTQ1Parts[1].byte0 + kTQ1Parts[1].lanes &&
+                  kTQ1Parts[2].lanes == sizeof(BlockTQ1::qh),
+              "the parts cover qs and qh in order");
+static_assert(kTQ1Parts[1].first == kTQ1Parts[0].first + kTQ1Parts[0].lanes * kTQ1Parts[0].digits &&
+                  kTQ1Parts[2].first == kTQ1Parts[1].first + kTQ1Parts[1].lanes * kTQ1Parts[1].digits &&
+                  kTQBlock == kTQ1Parts[2].first + kTQ1Parts[2].lanes * kTQ1Parts[2].digits,
+              "the parts cover the block's 256 elements in order");
+// The SIMD kernels see a block as two units: part 0, then parts 1 and 2 zero-padded (simd_helpers.inl).
+static_assert(kTQ1Parts[0].lanes == kUnitBytes && kTQ1Parts[1].lanes + kTQ1Parts[2].lanes <= kUnitBytes,
+              "a TQ1_0 block fits two units");
+
+// ---- I2_S (bitnet.cpp) --------------------------------------------------------------------------------------
+// Groups of 128 weights in 32 bytes: weight j at byte j % 32, bits 6 - 2 * (j / 32). A tensor is rows * cols / 4
+// bytes of groups, then a 32-byte tail holding the one fp32 scale.
+constexpr int kI2Group = 128;  // weights per I2_S group
+struct BlockI2S {
+    uint8_t qs[kI2Group / 4];
+};
+struct I2STail {
+    float scale;
+    uint8_t zeros[28];
+};
+constexpr int64_t kI2Bytes = sizeof(BlockI2S);
+constexpr int64_t kI2Tail = sizeof(I2STail);
+static_assert(sizeof(BlockI2S) == kUnitBytes && kI2Group == kUnitCodes2, "an I2_S group is one unit");
+static_assert(sizeof(I2STail) == 32 && offsetof(I2STail, scale) == 0, "I2_S tail: fp32 scale, then zeros");
+
+// ---- 4-bit output-head rows (output_head.h) -----------------------------------------------------------------
+// Weight w in [-7, 7] stored as the nibble u = w + 8, 64 weights per 32-byte block: byte j holds element j in its
+// low nibble and element 32 + j in its high nibble, so one AND and one shift give 32 consecutive elements each.
+// A row is then sum(u * x) - 8 * sum(x), scaled.
+struct BlockI4 {
+    uint8_t nibbles[kUnitBytes];
+};
+constexpr int64_t kI4Block = 2 * sizeof(BlockI4);  // weights per block
+constexpr int64_t kI4Bytes = sizeof(BlockI4);
+constexpr int kI4Offset = 8;
+static_assert(sizeof(BlockI4) == 32, "4-bit head block: 64 nibbles");
+
+}  // namespace ryz
