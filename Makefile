@@ -38,6 +38,7 @@ test: test-python test-extension test-e2e
 
 test-python: install
 	$(PY) -m ruff check pyserver tests models
+	$(PY) -m ruff format --check pyserver tests models
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 

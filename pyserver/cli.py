@@ -37,19 +37,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
         models: list[Path | None] = [Path(m) for m in args.model] if args.model else [None]
         local = None if args.corpus == "real" else Path(args.corpus)
-        report = run_real_completion_bench(models, samples=args.samples or (60 if args.quick else 600),
-                                           do_calibrate=args.calibrate, save=args.save_calibration,
-                                           save_beside=args.save_beside, local=local)
+        report = run_real_completion_bench(
+            models,
+            samples=args.samples or (60 if args.quick else 600),
+            do_calibrate=args.calibrate,
+            save=args.save_calibration,
+            save_beside=args.save_beside,
+            local=local,
+        )
     elif args.what == "completion":
         from pyserver.bench.completion import run_completion_bench
 
-        report = run_completion_bench(Path(args.model[0]) if args.model else None, files=2 if args.quick else 6,
-                                      chars_per_file=120 if args.quick else 300)
+        report = run_completion_bench(
+            Path(args.model[0]) if args.model else None,
+            files=2 if args.quick else 6,
+            chars_per_file=120 if args.quick else 300,
+        )
     elif args.what == "peers":
         from pyserver.bench.peers import run_peers_bench
 
-        report = run_peers_bench(args.shape, variants=args.variant, threads=args.threads,
-                                 reps=1 if args.quick else 3, isas=args.isa)
+        report = run_peers_bench(
+            args.shape, variants=args.variant, threads=args.threads, reps=1 if args.quick else 3, isas=args.isa
+        )
     elif args.what == "speculative":
         from pyserver.bench.speculative import run_speculative_bench
 
@@ -66,8 +75,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         if path is None:
             print("error: no model given and no shipped model found in models/", file=sys.stderr)
             return 2
-        report = run_quality_bench(path, max_tokens=20_000 if args.quick else 60_000,
-                                   n_lines=100 if args.quick else 500)
+        report = run_quality_bench(
+            path, max_tokens=20_000 if args.quick else 60_000, n_lines=100 if args.quick else 500
+        )
     else:  # argparse restricts the choices
         raise AssertionError(args.what)
     json.dump(report, sys.stdout, indent=2)
@@ -92,10 +102,23 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     assert tok is not None
     bos = [tok.special.bos] if tok.special.add_bos and tok.special.bos is not None else []
     prompt = bos + tok.encode(args.prompt)
-    sampler = Sampler(SamplerConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                                    repetition_penalty=args.repetition_penalty, seed=args.seed))
-    g = Generation(model.session(), prompt, sampler=sampler, max_tokens=args.max_tokens,
-                   stop_strings=args.stop or (), time_budget_s=args.time_budget)
+    sampler = Sampler(
+        SamplerConfig(
+            temperature=args.temperature,
+            top_k=args.top_k,
+            top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty,
+            seed=args.seed,
+        )
+    )
+    g = Generation(
+        model.session(),
+        prompt,
+        sampler=sampler,
+        max_tokens=args.max_tokens,
+        stop_strings=args.stop or (),
+        time_budget_s=args.time_budget,
+    )
     sys.stdout.write(args.prompt)
     for piece in g:
         sys.stdout.write(piece)
@@ -103,19 +126,26 @@ def _cmd_generate(args: argparse.Namespace) -> int:
     r = g.result
     sys.stdout.write("\n")
     summary = {
-        "model": str(model.path), "arch": model.config.arch, "isa": model.native.isa,
-        "threads": native.num_threads(), "load_seconds": round(model.stats.seconds, 3),
-        "prompt_tokens": r.prompt_tokens, "generated_tokens": len(r.tokens), "stop_reason": r.stop_reason,
+        "model": str(model.path),
+        "arch": model.config.arch,
+        "isa": model.native.isa,
+        "threads": native.num_threads(),
+        "load_seconds": round(model.stats.seconds, 3),
+        "prompt_tokens": r.prompt_tokens,
+        "generated_tokens": len(r.tokens),
+        "stop_reason": r.stop_reason,
         "prefill_tokens_per_s": round(r.prompt_tokens / r.prefill_seconds, 1) if r.prefill_seconds else None,
         "decode_tokens_per_s": round(r.decode_tokens_per_second, 1),
     }
     if args.json:
         print(json.dumps(summary), file=sys.stderr)
     else:
-        print(f"{r.prompt_tokens} prompt tokens at {summary['prefill_tokens_per_s']} tokens/s,"
-              f" {len(r.tokens)} generated at {summary['decode_tokens_per_s']} tokens/s"
-              f" ({model.config.arch}, {model.native.isa}, {summary['threads']} threads; stopped: {r.stop_reason})",
-              file=sys.stderr)
+        print(
+            f"{r.prompt_tokens} prompt tokens at {summary['prefill_tokens_per_s']} tokens/s,"
+            f" {len(r.tokens)} generated at {summary['decode_tokens_per_s']} tokens/s"
+            f" ({model.config.arch}, {model.native.isa}, {summary['threads']} threads; stopped: {r.stop_reason})",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -151,17 +181,28 @@ def _cmd_complete(args: argparse.Namespace) -> int:
     engine = CompletionPipeline(host, ServerSettings().completion)
     c = engine.complete(path.resolve().as_uri(), text, offset, lambda: False)
     assert c is not None
-    report = {"file": str(path), "line": line, "column": col, "before_cursor": lines[line - 1][: col - 1],
-              "suggestion": c.text, "confidence": round(c.confidence, 3),
-              "held_back": c.candidate if c.candidate and not c.text else None,
-              "latency_ms": round(c.latency_ms, 1), "prompt_tokens": c.prompt_tokens,
-              "generated_tokens": c.generated_tokens, "model": str(host.model_path),
-              "model_load_ms": round(host.model.stats.seconds * 1e3, 1)}
+    report = {
+        "file": str(path),
+        "line": line,
+        "column": col,
+        "before_cursor": lines[line - 1][: col - 1],
+        "suggestion": c.text,
+        "confidence": round(c.confidence, 3),
+        "held_back": c.candidate if c.candidate and not c.text else None,
+        "latency_ms": round(c.latency_ms, 1),
+        "prompt_tokens": c.prompt_tokens,
+        "generated_tokens": c.generated_tokens,
+        "model": str(host.model_path),
+        "model_load_ms": round(host.model.stats.seconds * 1e3, 1),
+    }
     if args.json:
         _emit(report, args)
     elif c.text:
-        print(f"{report['before_cursor']}\x1b[2m{c.text}\x1b[0m" if sys.stdout.isatty() else
-              f"{report['before_cursor']}{c.text}")
+        print(
+            f"{report['before_cursor']}\x1b[2m{c.text}\x1b[0m"
+            if sys.stdout.isatty()
+            else f"{report['before_cursor']}{c.text}"
+        )
         print(f"(confidence {c.confidence:.2f}, {c.latency_ms:.0f} ms, {host.model_path})", file=sys.stderr)
     else:
         why = f"held back below the confidence threshold: {c.candidate!r}" if c.candidate else "the model had none"
@@ -232,38 +273,72 @@ def _cmd_cpu(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from pyserver import __version__
 
-    parser = argparse.ArgumentParser(prog="python -m pyserver", description="Ryzanstein sidecar and tools (with no"
-                                     " command and no terminal on stdin: the language server on stdio)")
+    parser = argparse.ArgumentParser(
+        prog="python -m pyserver",
+        description="Ryzanstein sidecar and tools (with no"
+        " command and no terminal on stdin: the language server on stdio)",
+    )
     parser.add_argument("--version", action="version", version=f"ryzanstein {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
-    bench.add_argument("what", choices=["kernels", "model", "peers", "quality", "completion", "index", "speculative"],
-                       help="what to measure")
-    bench.add_argument("--model", action="append", default=None,
-                       help="quality, completion: the model (default: the shipped model); completion --corpus real"
-                            " takes several")
-    bench.add_argument("--corpus", default="stdlib",
-                       help="completion: stdlib (typing replay over held-out standard-library files), real (pinned"
-                            " releases of well-known packages, fetched once), or a folder of .py files")
+    bench.add_argument(
+        "what",
+        choices=["kernels", "model", "peers", "quality", "completion", "index", "speculative"],
+        help="what to measure",
+    )
+    bench.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="quality, completion: the model (default: the shipped model); completion --corpus real takes several",
+    )
+    bench.add_argument(
+        "--corpus",
+        default="stdlib",
+        help="completion: stdlib (typing replay over held-out standard-library files), real (pinned"
+        " releases of well-known packages, fetched once), or a folder of .py files",
+    )
     bench.add_argument("--samples", type=int, default=None, help="completion --corpus: cursor positions per split")
-    bench.add_argument("--calibrate", action="store_true",
-                       help="completion --corpus: fit the confidence gate on the calibration split first")
-    bench.add_argument("--save-calibration", action="store_true",
-                       help="with --calibrate: keep it for the model (user cache)")
-    bench.add_argument("--save-beside", action="store_true",
-                       help="with --calibrate: write MODEL.calibration.json beside the model (as the shipped one)")
+    bench.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="completion --corpus: fit the confidence gate on the calibration split first",
+    )
+    bench.add_argument(
+        "--save-calibration", action="store_true", help="with --calibrate: keep it for the model (user cache)"
+    )
+    bench.add_argument(
+        "--save-beside",
+        action="store_true",
+        help="with --calibrate: write MODEL.calibration.json beside the model (as the shipped one)",
+    )
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
-    bench.add_argument("--shape", default="2b4t",
-                       choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
-                       help="model, peers: the real checkpoint shape to build with random weights")
-    bench.add_argument("--format", default="I2_S", choices=["I2_S", "TQ2_0", "TQ1_0"],
-                       help="model: the ternary packing of the projections")
+    bench.add_argument(
+        "--shape",
+        default="2b4t",
+        choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
+        help="model, peers: the real checkpoint shape to build with random weights",
+    )
+    bench.add_argument(
+        "--format",
+        default="I2_S",
+        choices=["I2_S", "TQ2_0", "TQ1_0"],
+        help="model: the ternary packing of the projections",
+    )
     bench.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to measure")
-    bench.add_argument("--variant", nargs="+", default=None,
-                       help="peers: which files (tq2_0-f16 tq2_0-q6_k tq1_0-f16 tq1_0-q6_k; default all)")
-    bench.add_argument("--isa", nargs="+", default=None,
-                       help="peers: this engine's ISA levels to time (default: every SIMD level the CPU has)")
+    bench.add_argument(
+        "--variant",
+        nargs="+",
+        default=None,
+        help="peers: which files (tq2_0-f16 tq2_0-q6_k tq1_0-f16 tq1_0-q6_k; default all)",
+    )
+    bench.add_argument(
+        "--isa",
+        nargs="+",
+        default=None,
+        help="peers: this engine's ISA levels to time (default: every SIMD level the CPU has)",
+    )
     bench.add_argument("--no-scalar", action="store_true", help="skip the (slow) scalar reference path")
     bench.set_defaults(func=_cmd_bench)
 

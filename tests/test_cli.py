@@ -8,8 +8,13 @@ import sys
 
 
 def test_bench_kernels_quick_prints_json_report() -> None:
-    out = subprocess.run([sys.executable, "-m", "pyserver", "bench", "kernels", "--quick", "--threads", "1"],
-                         check=True, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pyserver", "bench", "kernels", "--quick", "--threads", "1"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
     report = json.loads(out)
     assert report["machine"]["read_bandwidth_gbs"]["1"] > 0
     fmts = {r["fmt"] for r in report["gemv"]}
@@ -29,8 +34,13 @@ def test_unknown_command_exits_nonzero() -> None:
 
 
 def test_bench_model_tiny_reports_consistent_figures() -> None:
-    out = subprocess.run([sys.executable, "-m", "pyserver", "bench", "model", "--shape", "tiny", "--quick",
-                          "--threads", "1"], check=True, capture_output=True, text=True, timeout=300).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pyserver", "bench", "model", "--shape", "tiny", "--quick", "--threads", "1"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
     report = json.loads(out)
     assert report["bytes_read_per_token"] == report["weight_bytes"] + report["head_bytes"]
     (run,) = report["runs"]
@@ -45,9 +55,25 @@ def test_generate_streams_text_and_summary(tmp_path) -> None:  # type: ignore[no
     from tests.support.builders import random_model, write_gguf
 
     path = write_gguf(random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_layer=1), tmp_path / "m.gguf")
-    proc = subprocess.run([sys.executable, "-m", "pyserver", "generate", str(path), "--prompt", "def f(x):",
-                           "--max-tokens", "8", "--threads", "1", "--json"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyserver",
+            "generate",
+            str(path),
+            "--prompt",
+            "def f(x):",
+            "--max-tokens",
+            "8",
+            "--threads",
+            "1",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("def f(x):")
     summary = json.loads(proc.stderr.strip().splitlines()[-1])
@@ -64,8 +90,11 @@ def test_generate_bad_model_is_a_clear_error(tmp_path) -> None:  # type: ignore[
 
 def test_human_output_by_default_json_on_request() -> None:
     text = subprocess.run([sys.executable, "-m", "pyserver", "cpu"], capture_output=True, text=True, check=True).stdout
-    data = json.loads(subprocess.run([sys.executable, "-m", "pyserver", "cpu", "--json"], capture_output=True,
-                                     text=True, check=True).stdout)
+    data = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "pyserver", "cpu", "--json"], capture_output=True, text=True, check=True
+        ).stdout
+    )
     assert f"auto: {data['auto']}" in text.splitlines()  # the same facts, as `key: value` lines
     version = subprocess.run([sys.executable, "-m", "pyserver", "--version"], capture_output=True, text=True)
     assert version.returncode == 0 and version.stdout.startswith("ryzanstein ")

@@ -55,8 +55,9 @@ def test_every_import_points_down_or_sideways() -> None:
         me = module_of(path)
         for line, target in imports(path):
             if RANK[layer(target)] > RANK[layer(me)]:
-                upward.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {me} ({layer(me)}) imports {target}"
-                              f" ({layer(target)})")
+                upward.append(
+                    f"{path.relative_to(PACKAGE.parent)}:{line}: {me} ({layer(me)}) imports {target} ({layer(target)})"
+                )
     assert not upward, "imports that point up a layer:\n" + "\n".join(upward)
 
 

@@ -32,15 +32,32 @@ class BitnetConfig:
 
     def model_config(self) -> ModelConfig:
         """The shape as the engine and its GGUF writer know it (llama.cpp's `bitnet`)."""
-        return ModelConfig.for_arch("bitnet", n_embd=self.n_embd, n_ff=self.n_ff, n_layer=self.n_layer,
-                                    n_head=self.n_head, n_head_kv=self.n_head_kv, vocab=self.vocab,
-                                    context_length=self.context, rope_base=self.rope_base, norm_eps=self.norm_eps)
+        return ModelConfig.for_arch(
+            "bitnet",
+            n_embd=self.n_embd,
+            n_ff=self.n_ff,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            n_head_kv=self.n_head_kv,
+            vocab=self.vocab,
+            context_length=self.context,
+            rope_base=self.rope_base,
+            norm_eps=self.norm_eps,
+        )
 
     @classmethod
     def of(cls, cfg: ModelConfig) -> BitnetConfig:
-        return cls(vocab=cfg.vocab, n_embd=cfg.n_embd, n_ff=cfg.n_ff, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                   n_head_kv=cfg.n_head_kv, context=cfg.context_length, rope_base=cfg.rope_base,
-                   norm_eps=cfg.norm_eps)
+        return cls(
+            vocab=cfg.vocab,
+            n_embd=cfg.n_embd,
+            n_ff=cfg.n_ff,
+            n_layer=cfg.n_layer,
+            n_head=cfg.n_head,
+            n_head_kv=cfg.n_head_kv,
+            context=cfg.context_length,
+            rope_base=cfg.rope_base,
+            norm_eps=cfg.norm_eps,
+        )
 
 
 def ternarize(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -66,8 +66,9 @@ class FimExample:
 
 
 class Batcher:
-    def __init__(self, split: Split, tokenizer_path: Path, seq: int, fim_rate: float = 0.5, spm_rate: float = 0.5,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, split: Split, tokenizer_path: Path, seq: int, fim_rate: float = 0.5, spm_rate: float = 0.5, seed: int = 0
+    ) -> None:
         self.split, self.seq, self.fim_rate, self.spm_rate, self.seed = split, seq, fim_rate, spm_rate, seed
         self.tok = T.load(tokenizer_path)
         ids = T.special_ids(self.tok)
@@ -90,7 +91,7 @@ class Batcher:
         d = int(self.doc_ok[int(rng.choice(self.doc_ok.size, p=self.doc_p))])
         a, b = int(self.split.starts[d]), int(self.split.ends[d]) - 1
         if b - a > n_tokens:
-            line_starts = a + 1 + np.flatnonzero(self.ends_line[self.split.stream[a:b - n_tokens]])
+            line_starts = a + 1 + np.flatnonzero(self.ends_line[self.split.stream[a : b - n_tokens]])
             cands = np.concatenate([[a], line_starts])
             a = int(cands[int(rng.integers(0, cands.size))])
             b = min(b, a + n_tokens)
@@ -127,8 +128,9 @@ class Batcher:
         return FimExample(text[:a], text[a:b], text[b:], kind)
 
     def fim_tokens(self, ex: FimExample, spm: bool, limit: int) -> list[int]:
-        pre, mid, suf = (e.ids for e in self.tok.encode_batch([ex.prefix, ex.middle, ex.suffix],
-                                                                 add_special_tokens=False))
+        pre, mid, suf = (
+            e.ids for e in self.tok.encode_batch([ex.prefix, ex.middle, ex.suffix], add_special_tokens=False)
+        )
         return self.layout(pre, mid, suf, spm, limit)
 
     def layout(self, pre: list[int], mid: list[int], suf: list[int], spm: bool, limit: int) -> list[int]:
@@ -138,7 +140,7 @@ class Batcher:
         room = limit - 4 - len(mid)
         suf = suf[: max(room // 4, room - len(pre))]
         keep = room - len(suf)
-        pre = pre[len(pre) - keep:] if keep < len(pre) else pre
+        pre = pre[len(pre) - keep :] if keep < len(pre) else pre
         if spm:
             return [self.pre, self.suf, *suf, self.mid, *pre, *mid, self.eot]
         return [self.pre, *pre, self.suf, *suf, self.mid, *mid, self.eot]
@@ -147,7 +149,7 @@ class Batcher:
 
     def plain(self, rng: np.random.Generator, n: int) -> np.ndarray:
         start = int(rng.integers(0, self.split.stream.size - n))
-        return self.split.stream[start:start + n].astype(np.int64)
+        return self.split.stream[start : start + n].astype(np.int64)
 
     def fim_row(self, rng: np.random.Generator) -> np.ndarray:
         n = self.seq + 1
@@ -167,8 +169,9 @@ class Batcher:
     def batch(self, step: int, micro: int, size: int) -> np.ndarray:
         """[size, seq + 1] int64 token rows (inputs are row[:-1], targets row[1:])."""
         rng = np.random.default_rng((self.seed, step, micro))
-        rows = [self.fim_row(rng) if rng.random() < self.fim_rate else self.plain(rng, self.seq + 1)
-                for _ in range(size)]
+        rows = [
+            self.fim_row(rng) if rng.random() < self.fim_rate else self.plain(rng, self.seq + 1) for _ in range(size)
+        ]
         return np.stack(rows)
 
 

@@ -39,10 +39,11 @@ LANGUAGES = ("python",)
 def reference_tokens(corpus: Path) -> list[int]:
     """The start of the first validation file of at least REFERENCE_TOKENS tokens."""
     from models.train.data import load_split
+
     valid = load_split(corpus, "valid")
     for a, b in zip(valid.starts, valid.ends):
         if b - a > REFERENCE_TOKENS:
-            return [int(t) for t in valid.stream[a:a + REFERENCE_TOKENS]]
+            return [int(t) for t in valid.stream[a : a + REFERENCE_TOKENS]]
     raise ValueError("no validation file is long enough")
 
 
@@ -96,8 +97,13 @@ def export(ckpt: Path, tok_path: Path, out: Path, name: str, corpus: Path) -> di
     tmp_ref = ref_path.with_name(ref_path.stem + ".tmp.npz")
     np.savez_compressed(tmp_ref, tokens=np.asarray(ref, np.int32), logits=logits, logits_f64=logits64)
     os.replace(tmp_ref, ref_path)
-    return {"params": sum(p.numel() for p in model.parameters()), "step": state["step"],
-            "train_seconds": state.get("elapsed"), "config": state["config"], "bytes": out.stat().st_size}
+    return {
+        "params": sum(p.numel() for p in model.parameters()),
+        "step": state["step"],
+        "train_seconds": state.get("elapsed"),
+        "config": state["config"],
+        "bytes": out.stat().st_size,
+    }
 
 
 def main() -> None:
@@ -111,8 +117,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
     info = export(args.ckpt, args.tokenizer or args.ckpt.parent / "tokenizer.json", args.out, args.name, args.corpus)
-    print(json.dumps(info if not args.quiet else {"event": "exported", "step": info["step"], "bytes": info["bytes"]}),
-          flush=True)
+    print(
+        json.dumps(info if not args.quiet else {"event": "exported", "step": info["step"], "bytes": info["bytes"]}),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,12 @@ def reference_logits(path: Path, tokens: list[int], dtype: torch.dtype = torch.f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("gguf", type=Path)
-    ap.add_argument("--tokens-from", type=Path, default=None,
-                    help="an existing .reference.npz whose tokens to reuse (default: the one beside the GGUF)")
+    ap.add_argument(
+        "--tokens-from",
+        type=Path,
+        default=None,
+        help="an existing .reference.npz whose tokens to reuse (default: the one beside the GGUF)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = args.gguf.with_suffix(".reference.npz")

@@ -82,6 +82,7 @@ class Batches:
 
 # ---- schedule, evaluation, checkpoints ---------------------------------------------------------------------------
 
+
 def compile_blocks(model: BitnetLM) -> None:
     """Regional compilation: every block compiled in place (state_dict keys unchanged); identical blocks share one
     compiled graph, so compiling takes seconds instead of minutes."""
@@ -120,11 +121,16 @@ class Evaluator:
         self.plain = np.stack([batcher.plain(rng, seq + 1) for _ in range(n_plain)])
         self.fim = []
         for ex in D.fim_eval_examples(batcher, n_fim):
-            pre, mid, suf = (e.ids for e in batcher.tok.encode_batch([ex.prefix, ex.middle, ex.suffix],
-                                                                      add_special_tokens=False))
+            pre, mid, suf = (
+                e.ids for e in batcher.tok.encode_batch([ex.prefix, ex.middle, ex.suffix], add_special_tokens=False)
+            )
             row = {}
-            for name, spm, s in (("psm", False, suf), ("psm_no_suffix", False, []), ("spm", True, suf),
-                                 ("spm_no_suffix", True, [])):
+            for name, spm, s in (
+                ("psm", False, suf),
+                ("psm_no_suffix", False, []),
+                ("spm", True, suf),
+                ("spm_no_suffix", True, []),
+            ):
                 toks = batcher.layout(pre, mid, s, spm, seq + 1)
                 n_mid = min(len(mid), (seq + 1) // 2)
                 row[name] = (toks, len(toks) - 1 - n_mid, n_mid)  # targets of the middle: toks[a:a + n_mid]
@@ -136,7 +142,7 @@ class Evaluator:
         out: dict[str, float] = {}
         losses = []
         for i in range(0, len(self.plain), 8):
-            x = torch.from_numpy(self.plain[i:i + 8]).to(device)
+            x = torch.from_numpy(self.plain[i : i + 8]).to(device)
             with autocast():
                 logits = model(x[:, :-1])
             losses.append(F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1)).item())
@@ -145,33 +151,59 @@ class Evaluator:
             rows = [r[name] for r in self.fim]
             nll = n = 0.0
             for i in range(0, len(rows), 16):  # padded at the end: causal attention never sees the padding
-                chunk = rows[i:i + 16]
+                chunk = rows[i : i + 16]
                 width = max(len(t) for t, _, _ in chunk)
                 x = torch.tensor([t + [t[-1]] * (width - len(t)) for t, _, _ in chunk], device=device)
                 with autocast():
                     logits = model(x[:, :-1]).float()
                 for j, (_, a, k) in enumerate(chunk):
-                    nll += F.cross_entropy(logits[j, a - 1:a - 1 + k], x[j, a:a + k], reduction="sum").item()
+                    nll += F.cross_entropy(logits[j, a - 1 : a - 1 + k], x[j, a : a + k], reduction="sum").item()
                     n += k
             out[f"fim_middle_{name}"] = nll / max(1.0, n)
         model.train()
         return out
 
 
-def save(path: Path, model: BitnetLM, opt: torch.optim.Optimizer, step: int, total_steps: int,
-         args: argparse.Namespace, elapsed: float) -> None:
+def save(
+    path: Path,
+    model: BitnetLM,
+    opt: torch.optim.Optimizer,
+    step: int,
+    total_steps: int,
+    args: argparse.Namespace,
+    elapsed: float,
+) -> None:
     tmp = path.with_suffix(".tmp")
     state = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
-    torch.save({"model": state, "opt": opt.state_dict(), "step": step, "total_steps": total_steps,
-                "config": asdict(model.cfg), "args": {k: str(v) for k, v in vars(args).items()},
-                "elapsed": elapsed}, tmp)
+    torch.save(
+        {
+            "model": state,
+            "opt": opt.state_dict(),
+            "step": step,
+            "total_steps": total_steps,
+            "config": asdict(model.cfg),
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "elapsed": elapsed,
+        },
+        tmp,
+    )
     os.replace(tmp, path)  # a kill mid-write never leaves a broken checkpoint
 
 
 def start_export(ckpt: Path, out: Path, corpus: Path, log) -> subprocess.Popen | None:
     """Exports the checkpoint's model to the GGUF in a background process (CPU only, a few seconds)."""
-    cmd = [sys.executable, "-m", "models.train.export", "--ckpt", str(ckpt), "--out", str(out),
-           "--corpus", str(corpus), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "models.train.export",
+        "--ckpt",
+        str(ckpt),
+        "--out",
+        str(out),
+        "--corpus",
+        str(corpus),
+        "--quiet",
+    ]
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "2"}
     try:
         return subprocess.Popen(cmd, env=env, stdout=log, stderr=log)
@@ -181,6 +213,7 @@ def start_export(ckpt: Path, out: Path, corpus: Path, log) -> subprocess.Popen |
 
 
 # ---- main ----------------------------------------------------------------------------------------------------------
+
 
 def main() -> None:
     t_start = time.time()
@@ -205,8 +238,12 @@ def main() -> None:
     ap.add_argument("--spm-rate", type=float, default=0.5, help="share of FIM examples in SPM order")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="auto", help="auto | cuda | cpu")
-    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=False,
-                    help="torch.compile the model (falls back to eager if compilation fails)")
+    ap.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="torch.compile the model (falls back to eager if compilation fails)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--workers", type=int, default=-1, help="batch worker processes (-1: cores - 2, at most 12)")
     ap.add_argument("--checkpoint-minutes", type=float, default=2.0)
@@ -236,13 +273,21 @@ def main() -> None:
     meta = D.corpus_meta(args.corpus)
     tok_path = args.corpus / "tokenizer.json"
     (args.out / "tokenizer.json").write_bytes(tok_path.read_bytes())
-    state = torch.load(ckpt_path, weights_only=False, map_location="cpu") if args.resume and ckpt_path.exists() \
-        else None
+    state = (
+        torch.load(ckpt_path, weights_only=False, map_location="cpu") if args.resume and ckpt_path.exists() else None
+    )
     if state is not None:
         cfg = BitnetConfig(**state["config"])
     else:
-        cfg = BitnetConfig(vocab=int(meta["vocab"]), n_embd=args.embd, n_ff=args.ff, n_layer=args.layers,
-                           n_head=args.heads, n_head_kv=args.kv_heads, context=args.seq)
+        cfg = BitnetConfig(
+            vocab=int(meta["vocab"]),
+            n_embd=args.embd,
+            n_ff=args.ff,
+            n_layer=args.layers,
+            n_head=args.heads,
+            n_head_kv=args.kv_heads,
+            context=args.seq,
+        )
     seq = cfg.context
     train = D.load_split(args.corpus, "train")
     valid = D.load_split(args.corpus, "valid")
@@ -269,8 +314,12 @@ def main() -> None:
     decay = [p for n, p in model.named_parameters() if p.dim() == 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt_kw = {"fused": True} if use_cuda else {}
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95), **opt_kw)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+        betas=(0.9, 0.95),
+        **opt_kw,
+    )
     step, elapsed_before, total_steps = 0, 0.0, args.steps
     if state is not None:
         model.load_state_dict(state["model"])
@@ -278,10 +327,22 @@ def main() -> None:
         step, elapsed_before = int(state["step"]), float(state.get("elapsed", 0.0))
         total_steps = args.steps or int(state.get("total_steps", 0))
     n_params = sum(p.numel() for p in model.parameters())
-    emit(event="start", step=step, device=str(device), gpu=torch.cuda.get_device_name() if use_cuda else None,
-         torch=torch.__version__, params=n_params, config=asdict(cfg), micro_batch=micro, accum=accum,
-         tokens_per_step=micro * accum * seq, train_tokens=int(train.stream.size),
-         valid_tokens=int(valid.stream.size), workers=workers, args={k: str(v) for k, v in vars(args).items()})
+    emit(
+        event="start",
+        step=step,
+        device=str(device),
+        gpu=torch.cuda.get_device_name() if use_cuda else None,
+        torch=torch.__version__,
+        params=n_params,
+        config=asdict(cfg),
+        micro_batch=micro,
+        accum=accum,
+        tokens_per_step=micro * accum * seq,
+        train_tokens=int(train.stream.size),
+        valid_tokens=int(valid.stream.size),
+        workers=workers,
+        args={k: str(v) for k, v in vars(args).items()},
+    )
 
     compiled = False
     if args.compile:
@@ -322,8 +383,13 @@ def main() -> None:
             rows = None
             if not oom:
                 torch.cuda.synchronize()
-                emit(event="preflight", micro_batch=micro, accum=accum, compiled=compiled,
-                     max_memory_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1))
+                emit(
+                    event="preflight",
+                    micro_batch=micro,
+                    accum=accum,
+                    compiled=compiled,
+                    max_memory_gib=round(torch.cuda.max_memory_allocated() / 2**30, 1),
+                )
                 break
             gc.collect()  # the failed pass's activations, freed once the exception is gone
             torch.cuda.empty_cache()
@@ -396,10 +462,21 @@ def main() -> None:
             total_steps = step + max(10, int(left / (per_step * 1.06)))  # ~6% for evaluations and checkpoints
             sized = True
             warmup = min(warmup, max(step + 1, total_steps // 10))
-            emit(event="sized", step=step, total_steps=total_steps, seconds_per_step=round(per_step, 4),
-                 tokens_per_second=round(micro * accum * seq / per_step))
-        if sized and budget > 0 and not resized and step >= measure_to + 10 and \
-                step >= 0.2 * total_steps and args.steps == 0:
+            emit(
+                event="sized",
+                step=step,
+                total_steps=total_steps,
+                seconds_per_step=round(per_step, 4),
+                tokens_per_second=round(micro * accum * seq / per_step),
+            )
+        if (
+            sized
+            and budget > 0
+            and not resized
+            and step >= measure_to + 10
+            and step >= 0.2 * total_steps
+            and args.steps == 0
+        ):
             per_step = (time.time() - t_measure) / (step - measure_from)
             left = budget - (time.time() - t_start) - 25.0
             total_steps = step + max(1, int(left / per_step))
@@ -407,8 +484,13 @@ def main() -> None:
             emit(event="resized", step=step, total_steps=total_steps, seconds_per_step=round(per_step, 4))
         if step % args.log_every == 0:
             now = time.time()
-            emit(step=step, loss=round(loss_sum / accum, 4), lr=round(lr, 6),
-                 tokens_per_second=round(tok_log / max(1e-9, now - t_log)), tokens=tokens_done)
+            emit(
+                step=step,
+                loss=round(loss_sum / accum, 4),
+                lr=round(lr, 6),
+                tokens_per_second=round(tok_log / max(1e-9, now - t_log)),
+                tokens=tokens_done,
+            )
             t_log, tok_log = now, 0
         if sized and not eval_every:
             eval_every = max(50, total_steps // 8)
@@ -424,9 +506,14 @@ def main() -> None:
     batches.close()
     if export_proc is not None:
         export_proc.wait()
-    emit(event="done", step=step, total_steps=total_steps, tokens=tokens_done,
-         elapsed_s=round(elapsed_before + time.time() - t_start, 1),
-         loop_tokens_per_second=round(tokens_done / max(1e-9, time.time() - t_loop)))
+    emit(
+        event="done",
+        step=step,
+        total_steps=total_steps,
+        tokens=tokens_done,
+        elapsed_s=round(elapsed_before + time.time() - t_start, 1),
+        loop_tokens_per_second=round(tokens_done / max(1e-9, time.time() - t_loop)),
+    )
 
 
 if __name__ == "__main__":

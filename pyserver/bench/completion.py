@@ -74,7 +74,7 @@ def _replay(engine: CompletionPipeline, picks: list[SourceFile], chars_per_file:
                 shown += 1
                 if not c.from_cache:
                     entropies.append(c.mean_entropy)
-                nxt = text[cursor:line_end + 1]
+                nxt = text[cursor : line_end + 1]
                 accepted += int(nxt.startswith(c.text))
                 matching_chars += len(os.path.commonprefix([nxt, c.text]))
     lat = np.asarray(latencies)
@@ -94,8 +94,9 @@ def _replay(engine: CompletionPipeline, picks: list[SourceFile], chars_per_file:
     }
 
 
-def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_per_file: int = 300,
-                         seed: int = 0, with_index: bool = True) -> dict[str, Any]:
+def run_completion_bench(
+    model_path: Path | None = None, files: int = 6, chars_per_file: int = 300, seed: int = 0, with_index: bool = True
+) -> dict[str, Any]:
     host = ModelHost()
     host.load(str(model_path) if model_path else "")
     if host.model is None:
@@ -103,8 +104,12 @@ def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_p
     rng = np.random.default_rng(seed)
     held = [f for f in source_files("eval") if len(f.text) > 2 * chars_per_file]
     picks = [held[int(i)] for i in rng.choice(len(held), size=min(files, len(held)), replace=False)]
-    report: dict[str, Any] = {"benchmark": "completion", "model": str(host.model_path),
-                              "files": [f.rel for f in picks], "debounce_ms": DEBOUNCE_MS}
+    report: dict[str, Any] = {
+        "benchmark": "completion",
+        "model": str(host.model_path),
+        "files": [f.rel for f in picks],
+        "debounce_ms": DEBOUNCE_MS,
+    }
     report |= _replay(CompletionPipeline(host, ServerSettings().completion), picks, chars_per_file, seed)
     if with_index:
         # The same replay with the workspace index (the standard library, lexical) filling the extra context.
@@ -113,17 +118,24 @@ def run_completion_bench(model_path: Path | None = None, files: int = 6, chars_p
             index.scan()
             engine = CompletionPipeline(host, ServerSettings().completion)
             engine.index_context = lambda path, prefix, budget: [
-                (h.chunk.path, h.chunk.text) for h in index.completion_context(prefix, budget, path)]
+                (h.chunk.path, h.chunk.text) for h in index.completion_context(prefix, budget, path)
+            ]
             with_ctx = _replay(engine, picks, chars_per_file, seed)
             index.close()
         report["with_index_context"] = with_ctx
         report["index_context_change"] = {
-            "suggestion_matches_next_text": round(with_ctx["suggestion_matches_next_text"]
-                                                  - report["suggestion_matches_next_text"], 3),
-            "matching_chars_per_suggestion": round(with_ctx["matching_chars_per_suggestion"]
-                                                   - report["matching_chars_per_suggestion"], 2)}
+            "suggestion_matches_next_text": round(
+                with_ctx["suggestion_matches_next_text"] - report["suggestion_matches_next_text"], 3
+            ),
+            "matching_chars_per_suggestion": round(
+                with_ctx["matching_chars_per_suggestion"] - report["matching_chars_per_suggestion"], 2
+            ),
+        }
     report["targets"] = TARGETS
     if report["p50_ms"] is not None:
-        report["met"] = {"p50": report["p50_ms"] <= TARGETS["p50_ms"], "p95": report["p95_ms"] <= TARGETS["p95_ms"],
-                         "cache_hit": (report["cache_hit_p50_ms"] or 0.0) <= TARGETS["cache_hit_ms"]}
+        report["met"] = {
+            "p50": report["p50_ms"] <= TARGETS["p50_ms"],
+            "p95": report["p95_ms"] <= TARGETS["p95_ms"],
+            "cache_hit": (report["cache_hit_p50_ms"] or 0.0) <= TARGETS["cache_hit_ms"],
+        }
     return report

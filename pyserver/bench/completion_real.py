@@ -75,10 +75,18 @@ def _run(engine: CompletionPipeline, samples: list[Sample]) -> list[dict[str, An
         ms = (time.perf_counter() - t0) * 1e3
         if c is None:
             continue
-        rows.append({"kind": s.kind, "target": s.target, "candidate": c.candidate, "evidence": c.evidence,
-                     "ms": ms, "right": is_right(c.candidate, s.target),
-                     "exact": bool(c.candidate) and first_line(c.candidate) == s.target.rstrip(),
-                     "es": edit_similarity(first_line(c.candidate), s.target.rstrip())})
+        rows.append(
+            {
+                "kind": s.kind,
+                "target": s.target,
+                "candidate": c.candidate,
+                "evidence": c.evidence,
+                "ms": ms,
+                "right": is_right(c.candidate, s.target),
+                "exact": bool(c.candidate) and first_line(c.candidate) == s.target.rstrip(),
+                "es": edit_similarity(first_line(c.candidate), s.target.rstrip()),
+            }
+        )
     return rows
 
 
@@ -91,13 +99,18 @@ def _summary(rows: list[dict[str, Any]], gate: ConfidenceGate) -> dict[str, Any]
     nonempty = np.array([bool(r["candidate"]) for r in rows], dtype=bool)
     ungated_precision = float(right[nonempty].mean()) if nonempty.any() else 0.0
     gated_precision = float(right[shown].mean()) if shown.any() else 0.0
-    by_kind = {k: {"samples": sum(r["kind"] == k for r in rows),
-                   "exact_match": round(float(np.mean([r["exact"] for r in rows if r["kind"] == k] or [0])), 4),
-                   "edit_similarity": round(float(np.mean([r["es"] for r in rows if r["kind"] == k] or [0])), 4)}
-               for k in ("line_start", "mid_line")}
+    by_kind = {
+        k: {
+            "samples": sum(r["kind"] == k for r in rows),
+            "exact_match": round(float(np.mean([r["exact"] for r in rows if r["kind"] == k] or [0])), 4),
+            "edit_similarity": round(float(np.mean([r["es"] for r in rows if r["kind"] == k] or [0])), 4),
+        }
+        for k in ("line_start", "mid_line")
+    }
     usable = conf >= 0
-    thresholds = sorted(set(np.round(np.quantile(conf[usable], np.linspace(0, 0.98, 25)), 4).tolist())) \
-        if usable.any() else []
+    thresholds = (
+        sorted(set(np.round(np.quantile(conf[usable], np.linspace(0, 0.98, 25)), 4).tolist())) if usable.any() else []
+    )
     return {
         "samples": len(rows),
         "exact_match": round(float(np.mean([r["exact"] for r in rows] or [0])), 4),
@@ -105,22 +118,36 @@ def _summary(rows: list[dict[str, Any]], gate: ConfidenceGate) -> dict[str, Any]
         "empty_rate": round(1 - nonempty.sum() / n, 4),
         "by_kind": by_kind,
         "ungated": {"shown_rate": round(nonempty.sum() / n, 4), "precision": round(ungated_precision, 4)},
-        "gated": {"calibrated": gate.calibrated, "threshold": gate.threshold,
-                  "shown_rate": round(shown.sum() / n, 4), "precision": round(gated_precision, 4),
-                  "precision_gain": round(gated_precision / ungated_precision, 2) if ungated_precision else None},
+        "gated": {
+            "calibrated": gate.calibrated,
+            "threshold": gate.threshold,
+            "shown_rate": round(shown.sum() / n, 4),
+            "precision": round(gated_precision, 4),
+            "precision_gain": round(gated_precision / ungated_precision, 2) if ungated_precision else None,
+        },
         "precision_coverage": precision_coverage(conf[usable], right[usable], thresholds),
-        "p50_ms": round(float(np.percentile(lat, 50)), 1), "p95_ms": round(float(np.percentile(lat, 95)), 1),
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p95_ms": round(float(np.percentile(lat, 95)), 1),
     }
 
 
-def run_real_completion_bench(models: list[Path | None], samples: int = 300, seed: int = 0,
-                              do_calibrate: bool = False, save: bool = False, save_beside: bool = False,
-                              local: Path | None = None) -> dict[str, Any]:
+def run_real_completion_bench(
+    models: list[Path | None],
+    samples: int = 300,
+    seed: int = 0,
+    do_calibrate: bool = False,
+    save: bool = False,
+    save_beside: bool = False,
+    local: Path | None = None,
+) -> dict[str, Any]:
     """One report per model; each runs the calibration split first when `do_calibrate`."""
     report: dict[str, Any] = {
         "benchmark": "completion (real code)",
         "corpus": str(local) if local else {"bench": BENCH_PACKAGES, "calibration": CALIBRATION_PACKAGES},
-        "samples": samples, "seed": seed, "models": []}
+        "samples": samples,
+        "seed": seed,
+        "models": [],
+    }
     bench_samples = sample_positions(corpus("bench", local), samples, seed)
     calib_samples = sample_positions(corpus("calibration", local), samples, seed + 1) if do_calibrate else []
     for path in models:
@@ -131,8 +158,7 @@ def run_real_completion_bench(models: list[Path | None], samples: int = 300, see
         model_path = Path(str(host.model_path))
         # Everything reaches the benchmark (minConfidence 0); the gate is applied to what it records.
         settings = ServerSettings(min_confidence=0.0, index_enable=False)
-        entry: dict[str, Any] = {"model": str(model_path),
-                                 "parameters_m": round(host.model.config.n_params / 1e6, 1)}
+        entry: dict[str, Any] = {"model": str(model_path), "parameters_m": round(host.model.config.n_params / 1e6, 1)}
         gate = load_gate(model_path)
         if do_calibrate:
             rows = _run(CompletionPipeline(host, settings.completion), calib_samples)
@@ -140,12 +166,18 @@ def run_real_completion_bench(models: list[Path | None], samples: int = 300, see
             ev: list[Evidence] = [r["evidence"] for r in usable]
             try:
                 gate = calibrate(ev, [r["right"] for r in usable], model=model_identity(model_path))
-                entry["calibration"] = {"samples": len(rows), "right": int(sum(r["right"] for r in usable)),
-                                        "threshold": gate.threshold, "weights": list(gate.weights),
-                                        "bias": gate.bias, "curve": gate.curve}
+                entry["calibration"] = {
+                    "samples": len(rows),
+                    "right": int(sum(r["right"] for r in usable)),
+                    "threshold": gate.threshold,
+                    "weights": list(gate.weights),
+                    "bias": gate.bias,
+                    "curve": gate.curve,
+                }
                 if save or save_beside:
-                    where = save_gate(model_path, gate, Path(str(model_path) + ".calibration.json")
-                                      if save_beside else None)
+                    where = save_gate(
+                        model_path, gate, Path(str(model_path) + ".calibration.json") if save_beside else None
+                    )
                     entry["calibration"]["saved"] = str(where)
             except ValueError as exc:
                 entry["calibration"] = {"error": str(exc)}

@@ -24,8 +24,13 @@ from pyserver.index.router import SignatureRouter, recall_at
 from pyserver.index.search import HAMMING_CANDIDATES, RRF_K
 from pyserver.index.workspace import WorkspaceIndex
 
-TARGETS = {"lexical_index_s": 60.0, "completion_context_p50_ms": 5.0, "router_p50_ms_1m": 10.0,
-           "router_recall_at_10": 0.95, "router_scan_fraction": 0.2}
+TARGETS = {
+    "lexical_index_s": 60.0,
+    "completion_context_p50_ms": 5.0,
+    "router_p50_ms_1m": 10.0,
+    "router_recall_at_10": 0.95,
+    "router_scan_fraction": 0.2,
+}
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -35,8 +40,11 @@ def _ms(samples: list[float]) -> dict[str, float]:
 
 def _docstring_pairs(index: WorkspaceIndex, n: int, rng: np.random.Generator) -> list[tuple[str, str, int]]:
     """(query = a function's docstring's first paragraph, the function's text without it, chunk id)."""
-    rows = index.reader().conn.execute(
-        "SELECT id, text FROM chunks WHERE kind IN ('function', 'method') AND text LIKE '%\"\"\"%'").fetchall()
+    rows = (
+        index.reader()
+        .conn.execute("SELECT id, text FROM chunks WHERE kind IN ('function', 'method') AND text LIKE '%\"\"\"%'")
+        .fetchall()
+    )
     out = []
     for i in rng.permutation(len(rows)):
         cid, text = rows[int(i)]
@@ -55,7 +63,7 @@ def _docstring_pairs(index: WorkspaceIndex, n: int, rng: np.random.Generator) ->
         lines = text.split("\n")
         d = fn.body[0]
         off = 1 if text.startswith(" ") else 0  # the wrapper class line
-        body = "\n".join(lines[: d.lineno - 1 - off] + lines[d.end_lineno - off:])  # type: ignore[operator]
+        body = "\n".join(lines[: d.lineno - 1 - off] + lines[d.end_lineno - off :])  # type: ignore[operator]
         if len(body.strip().split("\n")) < 3:
             continue
         out.append((query, body, int(cid)))
@@ -141,9 +149,16 @@ def _router(vectors: np.ndarray, n: int, rng: np.random.Generator, queries: int 
         routed_t.append(time.perf_counter() - t0)
         recalls.append(recall_at(exact, got))
         scanned.append(m / n)
-    return {"signatures": n, "leaves": len(router.leaves), "build_s": round(build_s, 2),
-            "routed": _ms(routed_t), "exhaustive": _ms(exact_t), "recall_at_10": round(float(np.mean(recalls)), 4),
-            "scan_fraction_mean": round(float(np.mean(scanned)), 4), "scan_fraction_max": round(float(max(scanned)), 4)}
+    return {
+        "signatures": n,
+        "leaves": len(router.leaves),
+        "build_s": round(build_s, 2),
+        "routed": _ms(routed_t),
+        "exhaustive": _ms(exact_t),
+        "recall_at_10": round(float(np.mean(recalls)), 4),
+        "scan_fraction_mean": round(float(np.mean(scanned)), 4),
+        "scan_fraction_max": round(float(max(scanned)), 4),
+    }
 
 
 def run_index_bench(quick: bool = False, seed: int = 0) -> dict[str, Any]:
@@ -154,9 +169,13 @@ def run_index_bench(quick: bool = False, seed: int = 0) -> dict[str, Any]:
         index = WorkspaceIndex(root, Path(d) / "index.sqlite")
         scan = index.scan()
         counts = index.store.counts()
-        report["lexical_index"] = {"seconds": round(scan.seconds, 2), "files": counts["files"],
-                                   "chunks": counts["chunks"], "symbols": counts["symbols"],
-                                   "bytes_per_chunk": round(index.store.size_bytes() / max(1, counts["chunks"]))}
+        report["lexical_index"] = {
+            "seconds": round(scan.seconds, 2),
+            "files": counts["files"],
+            "chunks": counts["chunks"],
+            "symbols": counts["symbols"],
+            "bytes_per_chunk": round(index.store.size_bytes() / max(1, counts["chunks"])),
+        }
         report["rescan_unchanged_s"] = round(index.scan().seconds, 2)
         # Completion context: cursors at random lines of random files.
         files = [r[0] for r in index.reader().conn.execute("SELECT path FROM files WHERE language = 'python'")]
@@ -171,8 +190,14 @@ def run_index_bench(quick: bool = False, seed: int = 0) -> dict[str, Any]:
             lat.append(time.perf_counter() - t0)
         report["completion_context_query"] = _ms(lat[5:])
         lat = []
-        for q in ("parse a date string", "open a socket connection", "compress data with zlib",
-                  "read configuration file", "encode base64", "walk a directory tree") * (2 if quick else 8):
+        for q in (
+            "parse a date string",
+            "open a socket connection",
+            "compress data with zlib",
+            "read configuration file",
+            "encode base64",
+            "walk a directory tree",
+        ) * (2 if quick else 8):
             t0 = time.perf_counter()
             index.search(q, dense=False)
             lat.append(time.perf_counter() - t0)
@@ -191,7 +216,7 @@ def run_index_bench(quick: bool = False, seed: int = 0) -> dict[str, Any]:
         q8, scales = int8_vectors(vectors)
         index.store.put_vectors(ids, binary_signatures(vectors), q8, scales)
         lat = []
-        for q, _, _ in pairs[:30 if quick else 100]:
+        for q, _, _ in pairs[: 30 if quick else 100]:
             t0 = time.perf_counter()
             index.search(q)
             lat.append(time.perf_counter() - t0)

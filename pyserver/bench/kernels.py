@@ -55,8 +55,15 @@ def bench_gemv(fmt: str, isa: str, rows: int, cols: int, threads: int, quick: bo
     reps = len(mats) * (1 if quick or isa == "scalar" else 3)
     t = median_seconds(one, reps=reps, warmup=len(mats))
     nbytes = mats[0].nbytes
-    return {"fmt": fmt, "isa": isa, "shape": [rows, cols], "threads": threads, "median_us": round(t * 1e6, 2),
-            "weight_gbs": round(nbytes / t / 1e9, 2), "bytes": nbytes}
+    return {
+        "fmt": fmt,
+        "isa": isa,
+        "shape": [rows, cols],
+        "threads": threads,
+        "median_us": round(t * 1e6, 2),
+        "weight_gbs": round(nbytes / t / 1e9, 2),
+        "bytes": nbytes,
+    }
 
 
 def bench_gemm(fmt: str, isa: str, rows: int, cols: int, threads: int, quick: bool) -> dict[str, Any]:
@@ -67,12 +74,21 @@ def bench_gemm(fmt: str, isa: str, rows: int, cols: int, threads: int, quick: bo
     reps = 1 if isa == "scalar" else (3 if quick else 7)
     t = median_seconds(lambda: mat.gemm(x, isa), reps=reps, warmup=0 if isa == "scalar" else 1)
     macs = rows * cols * GEMM_BATCH
-    return {"fmt": fmt, "isa": isa, "shape": [rows, cols], "threads": threads, "batch": GEMM_BATCH,
-            "median_ms": round(t * 1e3, 3), "tmacs": round(macs / t / 1e12, 4), "gops": round(2 * macs / t / 1e9, 1)}
+    return {
+        "fmt": fmt,
+        "isa": isa,
+        "shape": [rows, cols],
+        "threads": threads,
+        "batch": GEMM_BATCH,
+        "median_ms": round(t * 1e3, 3),
+        "tmacs": round(macs / t / 1e12, 4),
+        "gops": round(2 * macs / t / 1e9, 1),
+    }
 
 
-def run_kernel_bench(*, quick: bool = False, threads: list[int] | None = None,
-                     with_scalar: bool = True) -> dict[str, Any]:
+def run_kernel_bench(
+    *, quick: bool = False, threads: list[int] | None = None, with_scalar: bool = True
+) -> dict[str, Any]:
     threads = threads or [1, 2]
     saved_threads = native.num_threads()
     info = native.cpu_info()
@@ -99,12 +115,16 @@ def run_kernel_bench(*, quick: bool = False, threads: list[int] | None = None,
     top = str(max(threads))
     for fmt in native.FORMATS:
         best_isa = info["auto"]
-        fr = [r["fraction_of_bandwidth"] for r in gemv if r["fmt"] == fmt and r["isa"] == best_isa
-              and str(r["threads"]) == top]
+        fr = [
+            r["fraction_of_bandwidth"]
+            for r in gemv
+            if r["fmt"] == fmt and r["isa"] == best_isa and str(r["threads"]) == top
+        ]
         tm = [r["tmacs"] for r in gemm if r["fmt"] == fmt and r["isa"] == best_isa and str(r["threads"]) == top]
         if fr:
             summary[fmt] = {
-                "isa": best_isa, "threads": int(top),
+                "isa": best_isa,
+                "threads": int(top),
                 "gemv_median_fraction_of_bandwidth": round(float(np.median(fr)), 3),
                 "gemv_target_fraction": TARGET_GEMV_FRACTION[fmt],
                 "gemm_median_tmacs": round(float(np.median(tm)), 4),

@@ -40,16 +40,21 @@ def _tier(model_id: str) -> BenchShape:
 
 SHAPES: dict[str, BenchShape] = {
     "2b4t": _tier("bitnet-b1.58-2b4t"),
-    "large": BenchShape(ModelConfig.for_arch("bitnet", n_embd=1536, n_ff=4096, n_layer=24, n_head=16, n_head_kv=16,
-                                             vocab=32002), "1bitLLM/bitnet_b1_58-large"),
+    "large": BenchShape(
+        ModelConfig.for_arch("bitnet", n_embd=1536, n_ff=4096, n_layer=24, n_head=16, n_head_kv=16, vocab=32002),
+        "1bitLLM/bitnet_b1_58-large",
+    ),
     "3b-falcon": _tier("falcon3-3b-instruct-1.58bit"),
     "7b-falcon": _tier("falcon3-7b-instruct-1.58bit"),
     "10b-falcon": _tier("falcon3-10b-instruct-1.58bit"),
-    "tiny": BenchShape(ModelConfig.for_arch("bitnet", n_embd=256, n_ff=512, n_layer=2, n_head=4, n_head_kv=2,
-                                            vocab=1024), "smoke test"),
+    "tiny": BenchShape(
+        ModelConfig.for_arch("bitnet", n_embd=256, n_ff=512, n_layer=2, n_head=4, n_head_kv=2, vocab=1024), "smoke test"
+    ),
 }
 ROOFLINE_TARGET = 0.85  # decode reads its bytes at this share of the read bandwidth measured in the same run
 PROMPT, DECODE = 128, 64
+
+
 def build_random_model(shape: BenchShape, fmt: str, seed: int = 0) -> Model:
     return random_ternary_model(shape.config, fmt, seed)
 
@@ -58,8 +63,9 @@ def _rss() -> int:
     return int(psutil.Process(os.getpid()).memory_info().rss)
 
 
-def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | None = None,
-                    reps: int = 3) -> dict[str, Any]:
+def run_model_bench(
+    shape_name: str, fmt: str = "I2_S", threads: list[int] | None = None, reps: int = 3
+) -> dict[str, Any]:
     shape = SHAPES[shape_name]
     threads = threads or [1, 2]
     rss0 = _rss()
@@ -93,15 +99,17 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
             decode_times.append(time.perf_counter() - t1)
         t_decode = float(np.median(decode_times)) / DECODE
         decode_tps = 1.0 / t_decode
-        runs.append({
-            "threads": n,
-            "prefill_tokens_per_s": round(PROMPT / t_prefill, 1),
-            "decode_tokens_per_s": round(decode_tps, 1),
-            "decode_ms_per_token": round(t_decode * 1e3, 2),
-            "measured_read_gbs": round(bw, 1),
-            "roofline_tokens_per_s": round(bw * 1e9 / bytes_per_token, 1),
-            "roofline_fraction": round(bytes_per_token * decode_tps / (bw * 1e9), 3),
-        })
+        runs.append(
+            {
+                "threads": n,
+                "prefill_tokens_per_s": round(PROMPT / t_prefill, 1),
+                "decode_tokens_per_s": round(decode_tps, 1),
+                "decode_ms_per_token": round(t_decode * 1e3, 2),
+                "measured_read_gbs": round(bw, 1),
+                "roofline_tokens_per_s": round(bw * 1e9 / bytes_per_token, 1),
+                "roofline_fraction": round(bytes_per_token * decode_tps / (bw * 1e9), 3),
+            }
+        )
     report: dict[str, Any] = {
         "benchmark": "model",
         "shape": shape_name,
@@ -109,8 +117,11 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
         "arch": shape.config.arch,
         "format": fmt,
         "params": model.config.n_params,
-        "machine": {"cpu": platform.processor() or platform.machine(), "isa": model.native.isa,
-                    "cores": os.cpu_count()},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "isa": model.native.isa,
+            "cores": os.cpu_count(),
+        },
         "load_seconds": round(load_s, 2),
         "resident_bytes": rss,
         "bytes_read_per_token": bytes_per_token,
@@ -123,7 +134,10 @@ def run_model_bench(shape_name: str, fmt: str = "I2_S", threads: list[int] | Non
     two = next((r for r in runs if r["threads"] == 2), None)
     if shape_name == "2b4t" and two is not None:
         report["targets_2_threads"] = {
-            "roofline_fraction": {"target": ROOFLINE_TARGET, "got": two["roofline_fraction"],
-                                  "met": two["roofline_fraction"] >= ROOFLINE_TARGET},
+            "roofline_fraction": {
+                "target": ROOFLINE_TARGET,
+                "got": two["roofline_fraction"],
+                "met": two["roofline_fraction"] >= ROOFLINE_TARGET,
+            },
         }
     return report

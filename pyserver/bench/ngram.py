@@ -26,7 +26,7 @@ class TokenNgram:
     def fit(self, streams: Sequence[np.ndarray]) -> TokenNgram:
         pad = np.full(self.order - 1, self.boundary, np.int64)
         seqs = [np.concatenate([pad, np.asarray(s, np.int64)]) for s in streams if len(s)]
-        uni = np.bincount(np.concatenate([s[self.order - 1:] for s in seqs]), minlength=self.vocab)[: self.vocab]
+        uni = np.bincount(np.concatenate([s[self.order - 1 :] for s in seqs]), minlength=self.vocab)[: self.vocab]
         self.unigram = (uni + 1.0) / (uni.sum() + self.vocab)  # add-one: every token has some mass
         for n in range(2, self.order + 1):
             keys = np.concatenate([self._pack(s, n) for s in seqs])
@@ -47,16 +47,16 @@ class TokenNgram:
         m = s.size - (self.order - 1)
         key = np.zeros(m, np.int64)
         for j in range(n):
-            key = (key << _BITS) | s[start + j:start + j + m]
+            key = (key << _BITS) | s[start + j : start + j + m]
         return key
 
     def distribution(self, history: Sequence[int]) -> np.ndarray:
         """P(next | last order-1 tokens), a proper distribution over the vocabulary."""
-        h = [self.boundary] * (self.order - 1) + [int(t) for t in history[-(self.order - 1):]]
+        h = [self.boundary] * (self.order - 1) + [int(t) for t in history[-(self.order - 1) :]]
         p = self.unigram.copy()
         for n in range(2, self.order + 1):
             ctx = 0
-            for t in h[len(h) - (n - 1):]:
+            for t in h[len(h) - (n - 1) :]:
                 ctx = (ctx << _BITS) | t
             i = int(np.searchsorted(self._ctx[n - 2], ctx))
             if i >= self._ctx[n - 2].size or self._ctx[n - 2][i] != ctx:

@@ -19,6 +19,7 @@ from typing import Any
 
 def quiet(llama_cpp: Any) -> None:
     """Drops llama.cpp's log (it writes each tensor's line to stderr)."""
+
     def ignore(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
         pass
 

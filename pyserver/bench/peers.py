@@ -54,9 +54,26 @@ def _time_ours(model: Model, threads: int, pp: int, tg: int, vocab: int) -> dict
 
 
 def _time_llama_cpp(path: str, threads: int, pp: int, tg: int, vocab: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "pyserver.bench.peer_llama", path, "--threads", str(threads),
-                          "--pp", str(pp), "--tg", str(tg), "--vocab", str(vocab)],
-                         capture_output=True, text=True, timeout=900, check=False)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyserver.bench.peer_llama",
+            path,
+            "--threads",
+            str(threads),
+            "--pp",
+            str(pp),
+            "--tg",
+            str(tg),
+            "--vocab",
+            str(vocab),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if out.returncode != 0:
         raise RuntimeError(f"llama.cpp run failed: {out.stderr[-2000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -66,9 +83,12 @@ def _time_llama_cpp(path: str, threads: int, pp: int, tg: int, vocab: int) -> di
 def _rates(runs: list[dict[str, float]], pp: int, tg: int) -> dict[str, Any]:
     pre = [pp / r["prefill_s"] for r in runs]
     dec = [tg / r["decode_s"] for r in runs]
-    return {"prefill_tps": round(statistics.median(pre), 1), "decode_tps": round(statistics.median(dec), 2),
-            "prefill_range": [round(min(pre), 1), round(max(pre), 1)],
-            "decode_range": [round(min(dec), 2), round(max(dec), 2)]}
+    return {
+        "prefill_tps": round(statistics.median(pre), 1),
+        "decode_tps": round(statistics.median(dec), 2),
+        "prefill_range": [round(min(pre), 1), round(max(pre), 1)],
+        "decode_range": [round(min(dec), 2), round(max(dec), 2)],
+    }
 
 
 def _isas(requested: list[str] | None) -> list[str]:
@@ -76,13 +96,19 @@ def _isas(requested: list[str] | None) -> list[str]:
     return [i for i in (requested or simd) if i in native.available_isas()]
 
 
-def bench_variant(shape_name: str, variant: str, threads: list[int], reps: int, pp: int, tg: int,
-                  isas: list[str]) -> dict[str, Any]:
+def bench_variant(
+    shape_name: str, variant: str, threads: list[int], reps: int, pp: int, tg: int, isas: list[str]
+) -> dict[str, Any]:
     cfg = SHAPES[shape_name].config
     path = peer_file(shape_name, cfg, variant)
     model = Model.load(path)
-    out: dict[str, Any] = {"variant": variant, "file": str(path), "tensor_types": tensor_types(path),
-                           "bytes_per_token": model.stats.bytes_per_token, "runs": []}
+    out: dict[str, Any] = {
+        "variant": variant,
+        "file": str(path),
+        "tensor_types": tensor_types(path),
+        "bytes_per_token": model.stats.bytes_per_token,
+        "runs": [],
+    }
     for n in threads:
         bw = measure_bandwidth(n)
         ours: dict[str, list[dict[str, float]]] = {isa: [] for isa in isas}
@@ -106,13 +132,22 @@ def bench_variant(shape_name: str, variant: str, threads: list[int], reps: int, 
     return out
 
 
-def run_peers_bench(shape_name: str = "2b4t", variants: list[str] | None = None, threads: list[int] | None = None,
-                    reps: int = 3, pp: int = 128, tg: int = 64, isas: list[str] | None = None) -> dict[str, Any]:
+def run_peers_bench(
+    shape_name: str = "2b4t",
+    variants: list[str] | None = None,
+    threads: list[int] | None = None,
+    reps: int = 3,
+    pp: int = 128,
+    tg: int = 64,
+    isas: list[str] | None = None,
+) -> dict[str, Any]:
     try:
         import llama_cpp
     except ImportError as exc:
-        raise SystemExit("bench peers needs llama-cpp-python: pip install -e '.[peers]' (it builds llama.cpp "
-                         "from source, a few minutes)") from exc
+        raise SystemExit(
+            "bench peers needs llama-cpp-python: pip install -e '.[peers]' (it builds llama.cpp "
+            "from source, a few minutes)"
+        ) from exc
     variants = variants or list(VARIANTS)
     unknown = set(variants) - set(VARIANTS)
     if unknown:
@@ -131,9 +166,13 @@ def run_peers_bench(shape_name: str = "2b4t", variants: list[str] | None = None,
         "cores": os.cpu_count(),
         "isa_auto": native.cpu_info()["auto"],
         "isas_timed": isa_list,
-        "llama_cpp": {"package": f"llama-cpp-python {llama_cpp.__version__}",
-                      "system_info": llama_cpp.llama_print_system_info().decode().strip()},
-        "pp": pp, "tg": tg, "reps": reps,
+        "llama_cpp": {
+            "package": f"llama-cpp-python {llama_cpp.__version__}",
+            "system_info": llama_cpp.llama_print_system_info().decode().strip(),
+        },
+        "pp": pp,
+        "tg": tg,
+        "reps": reps,
         "targets": TARGETS,
         "results": results,
     }

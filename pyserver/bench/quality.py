@@ -51,6 +51,7 @@ MIDDLE_TOKENS = 64
 
 # ---- held-out texts ------------------------------------------------------------------------------------------------
 
+
 def set_texts(name: str) -> list[str]:
     """The texts of a held-out set in a fixed order ([] when the set is not there)."""
     if name == "stdlib":
@@ -75,8 +76,9 @@ def set_texts(name: str) -> list[str]:
     return out
 
 
-def held_out_token_files(model: Model, max_tokens: int,
-                         texts: Sequence[str] | None = None) -> list[tuple[list[int], str]]:
+def held_out_token_files(
+    model: Model, max_tokens: int, texts: Sequence[str] | None = None
+) -> list[tuple[list[int], str]]:
     """Held-out files as token lists (the model's tokenizer), in order, until max_tokens tokens are collected."""
     tok = model.tokenizer
     assert tok is not None
@@ -92,6 +94,7 @@ def held_out_token_files(model: Model, max_tokens: int,
 
 
 # ---- next-token scores ---------------------------------------------------------------------------------------------
+
 
 def _log2_softmax_at(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64)
@@ -112,15 +115,16 @@ class Baseline:
         for text in texts:
             ids = self.encode(text)
             for i, t in enumerate(ids):
-                p = self.ngram.distribution(ids[max(0, i - 3):i])
+                p = self.ngram.distribution(ids[max(0, i - 3) : i])
                 bits += -math.log2(p[t])
                 correct += int(int(np.argmax(p)) == t)
             n += len(ids)
         return bits, correct, n
 
 
-def next_token_scores(model: Model, files: list[tuple[list[int], str]], ngram: TokenNgram | Baseline | None
-                      ) -> dict[str, Any]:
+def next_token_scores(
+    model: Model, files: list[tuple[list[int], str]], ngram: TokenNgram | Baseline | None
+) -> dict[str, Any]:
     """Every token scored given its in-file history: the model in windows of its context (each window's first
     token sees the previous token, or end-of-text at the file start, as training did); the n-gram its last 3
     (a bare TokenNgram counts in the model's tokens)."""
@@ -134,20 +138,25 @@ def next_token_scores(model: Model, files: list[tuple[list[int], str]], ngram: T
         n_tokens += len(ids)
         arr = np.asarray(ids)
         for w0 in range(0, len(ids), ctx):
-            window = arr[w0:w0 + ctx]
-            seq = [tok.special.eos if w0 == 0 else ids[w0 - 1]] + ids[w0:w0 + len(window) - 1]
+            window = arr[w0 : w0 + ctx]
+            seq = [tok.special.eos if w0 == 0 else ids[w0 - 1]] + ids[w0 : w0 + len(window) - 1]
             logits = model.session(n_ctx=ctx).append(seq, n_logits=len(seq))  # row i predicts window[i]
             assert logits is not None  # (None only when cancelled)
             bits += float(-_log2_softmax_at(logits, window).sum())
             correct += int((logits.argmax(axis=1) == window).sum())
-    out: dict[str, Any] = {"tokens": n_tokens, "bytes": n_bytes,
-                           "model": {"bits_per_byte": round(bits / n_bytes, 4),
-                                     "next_token_accuracy": round(correct / n_tokens, 4)}}
+    out: dict[str, Any] = {
+        "tokens": n_tokens,
+        "bytes": n_bytes,
+        "model": {"bits_per_byte": round(bits / n_bytes, 4), "next_token_accuracy": round(correct / n_tokens, 4)},
+    }
     if ngram is not None:
         base = ngram if isinstance(ngram, Baseline) else Baseline(ngram, tok.encode, "model tokenizer")
         b, c, n = base.score([text for _, text in files])
-        out["ngram"] = {"bits_per_byte": round(b / n_bytes, 4), "next_token_accuracy": round(c / max(1, n), 4),
-                        "tokens": n}
+        out["ngram"] = {
+            "bits_per_byte": round(b / n_bytes, 4),
+            "next_token_accuracy": round(c / max(1, n), 4),
+            "tokens": n,
+        }
     return out
 
 
@@ -170,8 +179,11 @@ def corpus_baseline(max_tokens: int | None = None) -> Baseline | None:
     files = [f[f != eot] for f in files]
     n_text = eot  # control tokens come last: the n-gram's vocabulary is the text tokens
     ngram = TokenNgram(n_text, order=4).fit([f for f in files if f.size])
-    return Baseline(ngram, lambda s: list(hf.encode(s, add_special_tokens=False).ids),
-                    f"4-gram on the corpus training split ({stream.size:,} tokens, corpus tokenizer)")
+    return Baseline(
+        ngram,
+        lambda s: list(hf.encode(s, add_special_tokens=False).ids),
+        f"4-gram on the corpus training split ({stream.size:,} tokens, corpus tokenizer)",
+    )
 
 
 def stdlib_baseline(model: Model) -> Baseline:
@@ -183,6 +195,7 @@ def stdlib_baseline(model: Model) -> Baseline:
 
 
 # ---- fill-in-the-middle ----------------------------------------------------------------------------------------------
+
 
 def fim_lines(n: int, seed: int = 0, texts: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     """n (text, line_start, line_end) picks of non-empty held-out lines, deterministic."""
@@ -216,18 +229,23 @@ def fim_exact_match(model: Model, lines: list[tuple[str, int, int]]) -> dict[str
         exact += int(got == want)
         if len(examples) < 5:
             examples.append({"target": want, "completion": got})
-    return {"lines": len(lines), "exact_match": round(exact / max(1, len(lines)), 4),
-            "median_latency_ms": round(float(np.median(latencies)) * 1e3, 1), "examples": examples}
+    return {
+        "lines": len(lines),
+        "exact_match": round(exact / max(1, len(lines)), 4),
+        "median_latency_ms": round(float(np.median(latencies)) * 1e3, 1),
+        "examples": examples,
+    }
 
 
-def fim_layout(sp: Any, pre: list[int], mid: list[int], suf: list[int], order: str, limit: int
-               ) -> tuple[list[int], int]:
+def fim_layout(
+    sp: Any, pre: list[int], mid: list[int], suf: list[int], order: str, limit: int
+) -> tuple[list[int], int]:
     """(tokens, index of the middle's first token): PSM or SPM (prefix and middle contiguous), the middle whole,
     the suffix's start (at most a quarter) and the prefix's end within `limit` tokens, as training lays them out."""
     room = limit - 3 - len(mid)
     suf = suf[: max(room // 4, room - len(pre))]
     keep = room - len(suf)
-    pre = pre[len(pre) - keep:] if keep < len(pre) else pre
+    pre = pre[len(pre) - keep :] if keep < len(pre) else pre
     if order == "spm":
         toks = [sp.fim_prefix, sp.fim_suffix, *suf, sp.fim_middle, *pre, *mid]
     else:
@@ -260,17 +278,27 @@ def suffix_value(model: Model, lines: list[tuple[str, int, int]]) -> dict[str, A
                 nats[key] += float(-_log2_softmax_at(logits, np.asarray(mid)).sum()) * math.log(2)
             n += len(mid)
         w, wo = nats["with_suffix"] / max(1, n), nats["without_suffix"] / max(1, n)
-        out[order] = {"middle_nats_per_token_with_suffix": round(w, 4),
-                      "middle_nats_per_token_without_suffix": round(wo, 4),
-                      "suffix_value_nats_per_token": round(wo - w, 4), "middle_tokens": n}
+        out[order] = {
+            "middle_nats_per_token_with_suffix": round(w, 4),
+            "middle_nats_per_token_without_suffix": round(wo, 4),
+            "suffix_value_nats_per_token": round(wo - w, 4),
+            "middle_tokens": n,
+        }
     return out
 
 
 # ---- the report ----------------------------------------------------------------------------------------------------
 
-def run_quality_bench(model_path: Path, max_tokens: int = 60_000, n_lines: int = 500, with_ngram: bool = True,
-                      sets: Sequence[str] = SETS, n_suffix: int = SUFFIX_EXAMPLES,
-                      ngram_max_tokens: int | None = None) -> dict[str, Any]:
+
+def run_quality_bench(
+    model_path: Path,
+    max_tokens: int = 60_000,
+    n_lines: int = 500,
+    with_ngram: bool = True,
+    sets: Sequence[str] = SETS,
+    n_suffix: int = SUFFIX_EXAMPLES,
+    ngram_max_tokens: int | None = None,
+) -> dict[str, Any]:
     model = Model.load(model_path)
     tok = model.tokenizer
     assert tok is not None
@@ -279,9 +307,13 @@ def run_quality_bench(model_path: Path, max_tokens: int = 60_000, n_lines: int =
     if with_ngram:
         baseline = corpus_baseline(ngram_max_tokens) or stdlib_baseline(model)
     t_fit = time.perf_counter() - t0
-    report: dict[str, Any] = {"benchmark": "quality", "model": str(model_path),
-                              "ngram": baseline.about if baseline else None, "ngram_fit_seconds": round(t_fit, 1),
-                              "sets": {}}
+    report: dict[str, Any] = {
+        "benchmark": "quality",
+        "model": str(model_path),
+        "ngram": baseline.about if baseline else None,
+        "ngram_fit_seconds": round(t_fit, 1),
+        "sets": {},
+    }
     for name in sets:
         texts = set_texts(name)
         if not texts:
@@ -310,8 +342,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--no-ngram", action="store_true")
     ap.add_argument("--ngram-max-tokens", type=int, default=None)
     args = ap.parse_args(argv)
-    report = run_quality_bench(args.model, args.max_tokens, args.lines, not args.no_ngram,
-                               [s for s in args.sets.split(",") if s], args.suffix_examples, args.ngram_max_tokens)
+    report = run_quality_bench(
+        args.model,
+        args.max_tokens,
+        args.lines,
+        not args.no_ngram,
+        [s for s in args.sets.split(",") if s],
+        args.suffix_examples,
+        args.ngram_max_tokens,
+    )
     print(json.dumps(report, indent=2))
 
 

@@ -16,8 +16,14 @@ from pyserver.paths import cache_dir
 
 # Measured on. Pure-Python wheels; chosen for being widely read and written code of different styles.
 BENCH_PACKAGES = {
-    "click": "8.1.8", "attrs": "25.3.0", "requests": "2.32.3", "packaging": "24.2", "pyparsing": "3.2.3",
-    "more-itertools": "10.7.0", "jinja2": "3.1.6", "werkzeug": "3.1.3",
+    "click": "8.1.8",
+    "attrs": "25.3.0",
+    "requests": "2.32.3",
+    "packaging": "24.2",
+    "pyparsing": "3.2.3",
+    "more-itertools": "10.7.0",
+    "jinja2": "3.1.6",
+    "werkzeug": "3.1.3",
 }
 # Calibrated on (the confidence gate's threshold), never measured on.
 CALIBRATION_PACKAGES = {"itsdangerous": "2.2.0", "tomli": "2.2.1", "flask": "3.1.1", "python-dateutil": "2.9.0.post0"}
@@ -41,11 +47,11 @@ class Sample:
     @property
     def target(self) -> str:
         """What the user would type next: the rest of the line, which the benchmark removes."""
-        return self.file.text[self.cursor:self.line_end]
+        return self.file.text[self.cursor : self.line_end]
 
     @property
     def document(self) -> str:
-        return self.file.text[:self.cursor] + self.file.text[self.line_end:]
+        return self.file.text[: self.cursor] + self.file.text[self.line_end :]
 
 
 def corpus_dir() -> Path:
@@ -61,9 +67,27 @@ def fetch(packages: dict[str, str]) -> list[Path]:
         stem = name.replace("-", "_").lower()
         found = [w for w in d.glob("*.whl") if w.name.lower().startswith(f"{stem}-{version}-")]
         if not found:
-            subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                            "--implementation", "py", "--platform", "any", "--python-version", "3.11",
-                            "-d", str(d), f"{name}=={version}"], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--implementation",
+                    "py",
+                    "--platform",
+                    "any",
+                    "--python-version",
+                    "3.11",
+                    "-d",
+                    str(d),
+                    f"{name}=={version}",
+                ],
+                check=True,
+            )
             found = [w for w in d.glob("*.whl") if w.name.lower().startswith(f"{stem}-{version}-")]
         if not found:
             raise RuntimeError(f"pip did not produce a wheel for {name}=={version}")
@@ -84,8 +108,11 @@ def wheel_files(wheel: Path) -> list[CodeFile]:
 
 
 def folder_files(root: Path) -> list[CodeFile]:
-    return [CodeFile(p.relative_to(root).as_posix(), p.read_text(encoding="utf-8", errors="replace"))
-            for p in sorted(root.rglob("*.py")) if p.stat().st_size <= MAX_FILE_CHARS]
+    return [
+        CodeFile(p.relative_to(root).as_posix(), p.read_text(encoding="utf-8", errors="replace"))
+        for p in sorted(root.rglob("*.py"))
+        if p.stat().st_size <= MAX_FILE_CHARS
+    ]
 
 
 def corpus(split: str, local: Path | None = None) -> list[CodeFile]:
@@ -93,7 +120,7 @@ def corpus(split: str, local: Path | None = None) -> list[CodeFile]:
     alternation), for tests that must not touch the network."""
     if local is not None:
         files = folder_files(local)
-        return files[split == "calibration"::2] or files
+        return files[split == "calibration" :: 2] or files
     packages = BENCH_PACKAGES if split == "bench" else CALIBRATION_PACKAGES
     return [f for w in fetch(packages) for f in wheel_files(w)]
 

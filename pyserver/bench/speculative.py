@@ -37,7 +37,7 @@ def truncated_sibling(path: Path, n_layers: int) -> Model:
 
 def _expected_speedup(acceptance: float, k: int, step_s: float, verify_s: float, draft_step_s: float) -> float:
     """Tokens per round / round time against one target step per token (acceptance per draft token, i.i.d.)."""
-    tokens = sum(acceptance ** i for i in range(k + 1))  # expected accepted prefix + the target's own token
+    tokens = sum(acceptance**i for i in range(k + 1))  # expected accepted prefix + the target's own token
     round_s = verify_s + k * draft_step_s
     return (tokens / round_s) * step_s
 
@@ -60,7 +60,7 @@ def _shipped(prompts: int, max_tokens: int) -> dict[str, Any]:
         rng_k = np.random.default_rng(1)
         for text in texts:
             start = int(rng_k.integers(0, len(text) - 1500))
-            prompt = tok.encode(text[start:start + 1200])[-200:]
+            prompt = tok.encode(text[start : start + 1200])[-200:]
             t0 = time.perf_counter()
             ref = plain_greedy(target.session(512), prompt, max_tokens)
             plain_s += time.perf_counter() - t0
@@ -70,15 +70,19 @@ def _shipped(prompts: int, max_tokens: int) -> dict[str, Any]:
             drafted, accepted = drafted + r.drafted, accepted + r.accepted
             equal += int(r.tokens == ref)
         out[f"draft_{layers}_of_{target.config.n_layer}_layers_k{k}"] = {
-            "acceptance": round(accepted / max(1, drafted), 3), "speedup": round(plain_s / spec_s, 2),
-            "outputs_equal_to_plain_greedy": f"{equal}/{len(texts)}"}
+            "acceptance": round(accepted / max(1, drafted), 3),
+            "speedup": round(plain_s / spec_s, 2),
+            "outputs_equal_to_plain_greedy": f"{equal}/{len(texts)}",
+        }
     return out
 
 
 def _random_tiers(max_tokens: int) -> dict[str, Any]:
     target_shape = SHAPES["2b4t"]
-    draft_shape = BenchShape(target_shape.config.with_(n_embd=512, n_ff=1024, n_layer=2, n_head=8, n_head_kv=2,
-                                                       head_dim=64, rope_dim=64), "2-layer draft")
+    draft_shape = BenchShape(
+        target_shape.config.with_(n_embd=512, n_ff=1024, n_layer=2, n_head=8, n_head_kv=2, head_dim=64, rope_dim=64),
+        "2-layer draft",
+    )
     target = build_random_model(target_shape, "I2_S")
     draft = build_random_model(draft_shape, "I2_S", seed=1)
     prompt = [int(t) for t in np.random.default_rng(2).integers(0, target_shape.config.vocab, 64)]
@@ -105,8 +109,12 @@ def _random_tiers(max_tokens: int) -> dict[str, Any]:
     d = draft.session(256)
     d.eval(prompt)
     draft_step_s = timed(append(d, 1, 1))
-    out: dict[str, Any] = {"target": "2b4t shape, random I2_S", "draft": "2 layers x 512, same vocabulary, random",
-                           "target_step_ms": round(step_s * 1e3, 2), "draft_step_ms": round(draft_step_s * 1e3, 2)}
+    out: dict[str, Any] = {
+        "target": "2b4t shape, random I2_S",
+        "draft": "2 layers x 512, same vocabulary, random",
+        "target_step_ms": round(step_s * 1e3, 2),
+        "draft_step_ms": round(draft_step_s * 1e3, 2),
+    }
     for k in KS:
         verify_s = timed(append(s, k + 1, k + 1))
         t0 = time.perf_counter()
@@ -118,14 +126,21 @@ def _random_tiers(max_tokens: int) -> dict[str, Any]:
         out[f"k{k}"] = {
             f"verify_{k + 1}_tokens_ms": round(verify_s * 1e3, 2),
             "verify_cost_in_steps": round(verify_s / step_s, 2),
-            "measured": {"acceptance": round(r.acceptance, 3), "speedup": round(plain_s / spec_s, 2),
-                         "output_equal_to_plain_greedy": r.tokens == ref},
+            "measured": {
+                "acceptance": round(r.acceptance, 3),
+                "speedup": round(plain_s / spec_s, 2),
+                "output_equal_to_plain_greedy": r.tokens == ref,
+            },
             "expected_speedup_at_acceptance": {
-                str(a): round(_expected_speedup(a, k, step_s, verify_s, draft_step_s), 2) for a in (0.5, 0.7, 0.9)}}
+                str(a): round(_expected_speedup(a, k, step_s, verify_s, draft_step_s), 2) for a in (0.5, 0.7, 0.9)
+            },
+        }
     return out
 
 
 def run_speculative_bench(quick: bool = False) -> dict[str, Any]:
-    return {"benchmark": "speculative",
-            "shipped_with_truncated_sibling": _shipped(4 if quick else 12, 32 if quick else 48),
-            "random_tier_shapes": _random_tiers(16 if quick else 32)}
+    return {
+        "benchmark": "speculative",
+        "shipped_with_truncated_sibling": _shipped(4 if quick else 12, 32 if quick else 48),
+        "random_tier_shapes": _random_tiers(16 if quick else 32),
+    }

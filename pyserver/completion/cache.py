@@ -44,10 +44,10 @@ class SuggestionCache:
             if not 0 <= typed_n <= MAX_TYPED or e.suffix_head != head:
                 continue
             start = e.prefix_len - len(e.prefix_tail)
-            if prefix[start:e.prefix_len] != e.prefix_tail:
+            if prefix[start : e.prefix_len] != e.prefix_tail:
                 continue
-            typed = prefix[e.prefix_len:]
+            typed = prefix[e.prefix_len :]
             if e.text.startswith(typed) and len(e.text) > len(typed):
                 self._entries.move_to_end(key)
-                return e.text[len(typed):]
+                return e.text[len(typed) :]
         return None

@@ -29,23 +29,26 @@ class Evidence:
     tokens: int
 
     def vector(self) -> np.ndarray:
-        return np.array([self.mean_logprob, self.min_logprob, min(self.first_margin, MARGIN_CLIP),
-                         math.log(self.tokens)], dtype=np.float64)
+        return np.array(
+            [self.mean_logprob, self.min_logprob, min(self.first_margin, MARGIN_CLIP), math.log(self.tokens)],
+            dtype=np.float64,
+        )
 
 
 def first_line_evidence(r: GenerationResult, pieces: Sequence[bytes]) -> Evidence | None:
     """Evidence from the freely chosen tokens up to and including the one that ends the first line; None when the
     model chose none."""
     n = 0
-    for tok in r.tokens[r.forced_tokens:]:
+    for tok in r.tokens[r.forced_tokens :]:
         n += 1
         if b"\n" in pieces[tok]:
             break
     if n == 0:
         return None
-    lp = r.token_logprobs[r.forced_tokens:r.forced_tokens + n]
-    return Evidence(mean_logprob=sum(lp) / n, min_logprob=min(lp),
-                    first_margin=r.token_margins[r.forced_tokens], tokens=n)
+    lp = r.token_logprobs[r.forced_tokens : r.forced_tokens + n]
+    return Evidence(
+        mean_logprob=sum(lp) / n, min_logprob=min(lp), first_margin=r.token_margins[r.forced_tokens], tokens=n
+    )
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,14 @@ class ConfidenceGate:
         return confidence >= cut
 
     def to_json(self) -> dict[str, object]:
-        return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias,
-                "threshold": self.threshold, "model": self.model, "curve": self.curve}
+        return {
+            "features": list(FEATURES),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "threshold": self.threshold,
+            "model": self.model,
+            "curve": self.curve,
+        }
 
     @classmethod
     def from_json(cls, d: dict[str, object]) -> ConfidenceGate:
@@ -87,9 +96,13 @@ class ConfidenceGate:
         if not isinstance(w, list) or len(w) != len(FEATURES):
             raise ValueError("calibration weights missing")
         curve = d.get("curve")
-        return cls(weights=tuple(float(x) for x in w), bias=float(d.get("bias", 0.0)),  # type: ignore[arg-type]
-                   threshold=float(d.get("threshold", 0.0)), model=str(d.get("model", "")),  # type: ignore[arg-type]
-                   curve=list(curve) if isinstance(curve, list) else [])
+        return cls(
+            weights=tuple(float(x) for x in w),
+            bias=float(d.get("bias", 0.0)),  # type: ignore[arg-type]
+            threshold=float(d.get("threshold", 0.0)),  # type: ignore[arg-type]
+            model=str(d.get("model", "")),
+            curve=list(curve) if isinstance(curve, list) else [],
+        )
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, iters: int = 50) -> tuple[np.ndarray, float]:
@@ -118,16 +131,23 @@ def precision_coverage(conf: np.ndarray, right: np.ndarray, thresholds: Sequence
     for t in thresholds:
         shown = conf >= t
         n = int(shown.sum())
-        out.append({"threshold": round(float(t), 4), "coverage": round(n / max(1, len(conf)), 4),
-                    "precision": round(float(right[shown].mean()) if n else 0.0, 4), "shown": n})
+        out.append(
+            {
+                "threshold": round(float(t), 4),
+                "coverage": round(n / max(1, len(conf)), 4),
+                "precision": round(float(right[shown].mean()) if n else 0.0, 4),
+                "shown": n,
+            }
+        )
     return out
 
 
 PRECISION_GAIN = 2.0  # the gate aims to double the precision of what is shown
 
 
-def calibrate(evidence: Sequence[Evidence], right: Sequence[bool], model: str = "",
-              min_coverage: float = 0.1) -> ConfidenceGate:
+def calibrate(
+    evidence: Sequence[Evidence], right: Sequence[bool], model: str = "", min_coverage: float = 0.1
+) -> ConfidenceGate:
     """Fits P(right | evidence) and picks the threshold: the lowest (most shown) whose precision reaches
     PRECISION_GAIN x the ungated precision while keeping at least `min_coverage` of the suggestions; when none
     does, the one that maximises precision x sqrt(coverage)."""

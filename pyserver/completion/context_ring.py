@@ -33,7 +33,7 @@ class ContextRing:
         """Takes the CHUNK_LINES lines around a line of a document (replacing an overlapping chunk of it)."""
         lines = text.split("\n")
         start = max(0, min(around_line - CHUNK_LINES // 2, len(lines) - CHUNK_LINES))
-        body = "\n".join(lines[start:start + CHUNK_LINES])
+        body = "\n".join(lines[start : start + CHUNK_LINES])
         if not body.strip():
             return
         for old in list(self._ring):

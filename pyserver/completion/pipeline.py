@@ -106,11 +106,24 @@ class CompletionPipeline:
         s = self.settings
         self.model_runs += 1
         with self.host.completion_turn() as session:
-            prompt, typed = self.prompt(uri, model.tokenizer, model.traits.fim_order, prefix, suffix,
-                                        min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens)
+            prompt, typed = self.prompt(
+                uri,
+                model.tokenizer,
+                model.traits.fim_order,
+                prefix,
+                suffix,
+                min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens,
+            )
             stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
-            r = generate(session, prompt, max_tokens=s.max_tokens, stop_strings=stops, forced_prefix=typed,
-                         time_budget_s=s.time_budget_ms / 1e3, should_stop=should_stop)
+            r = generate(
+                session,
+                prompt,
+                max_tokens=s.max_tokens,
+                stop_strings=stops,
+                forced_prefix=typed,
+                time_budget_s=s.time_budget_ms / 1e3,
+                should_stop=should_stop,
+            )
         if r.stop_reason == "cancelled":
             self.stopped_runs += 1
             return None
@@ -120,15 +133,24 @@ class CompletionPipeline:
         confidence = self.gate.confidence(evidence)
         shown = candidate if candidate and self.gate.passes(confidence, s.min_confidence) else ""
         self.cache.put(uri, prefix, suffix, shown)
-        free = r.token_entropies[r.forced_tokens:]
-        return Completion(shown, (time.perf_counter() - t0) * 1e3, prompt_tokens=len(prompt),
-                          reused_tokens=r.reused_tokens, generated_tokens=len(r.tokens),
-                          tokens_per_s=r.decode_tokens_per_second, stop_reason=r.stop_reason,
-                          mean_entropy=sum(free) / len(free) if free else 0.0, candidate=candidate,
-                          evidence=evidence, confidence=confidence)
+        free = r.token_entropies[r.forced_tokens :]
+        return Completion(
+            shown,
+            (time.perf_counter() - t0) * 1e3,
+            prompt_tokens=len(prompt),
+            reused_tokens=r.reused_tokens,
+            generated_tokens=len(r.tokens),
+            tokens_per_s=r.decode_tokens_per_second,
+            stop_reason=r.stop_reason,
+            mean_entropy=sum(free) / len(free) if free else 0.0,
+            candidate=candidate,
+            evidence=evidence,
+            confidence=confidence,
+        )
 
-    def prompt(self, uri: str, tok: Tokenizer, order: str, prefix: str, suffix: str,
-               budget: int) -> tuple[list[int], str]:
+    def prompt(
+        self, uri: str, tok: Tokenizer, order: str, prefix: str, suffix: str, budget: int
+    ) -> tuple[list[int], str]:
         """(prompt tokens, the typed part of the cursor's line): `budget` tokens for the prompt and the typed part
         together (TYPED_RESERVE_TOKENS kept for the latter); the suffix gets at most SUFFIX_MAX_TOKENS, extra
         context what the local code leaves beyond LOCAL_MIN_TOKENS, and the code before the cursor's line the rest

@@ -30,8 +30,9 @@ def split_at_line_start(text: str) -> tuple[str, str]:
     return text[:start], text[start:]
 
 
-def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None,
-               order: str = "psm") -> list[int]:
+def fim_prompt(
+    tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None, order: str = "psm"
+) -> list[int]:
     """The fill-in-the-middle prompt (`window.layout`) within `budget` tokens: the prefix keeps its end (nearest the
     cursor), the suffix its start (at most suffix_tokens, default a quarter of the budget). Models without FIM
     tokens get the prefix alone."""
@@ -40,5 +41,5 @@ def fim_prompt(tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tok
     room = max(0, budget - 3)
     cap = room // SUFFIX_SHARE if suffix_tokens is None else min(suffix_tokens, room // SUFFIX_SHARE)
     suffix_ids = tok.encode(suffix)[:cap] if suffix else []
-    prefix_ids = tok.encode(prefix)[-(room - len(suffix_ids)):] if room > len(suffix_ids) else []
+    prefix_ids = tok.encode(prefix)[-(room - len(suffix_ids)) :] if room > len(suffix_ids) else []
     return layout(tok, prefix_ids, suffix_ids, order)

@@ -60,7 +60,7 @@ def choose_start(tok: Tokenizer, text: str, share: int) -> Window:
     if len(ids) > share:  # a long line: start mid-line, at the token boundary that leaves `share` tokens
         start = cut + enc.offsets[len(enc.ids) - share][0]
         ids = _tail_ids(tok, text, start)
-        ids = ids[max(0, len(ids) - share):]  # re-tokenizing from a new start can merge differently
+        ids = ids[max(0, len(ids) - share) :]  # re-tokenizing from a new start can merge differently
     return Window(start, ids)
 
 

@@ -74,8 +74,15 @@ class ModelConfig:
     def linear_shapes(self) -> dict[str, tuple[int, int]]:
         """Each layer's ternary projections, (rows, cols) = (outputs, inputs)."""
         d, q, kv, ff = self.n_embd, self.q_dim, self.kv_dim, self.n_ff
-        return {"attn_q": (q, d), "attn_k": (kv, d), "attn_v": (kv, d), "attn_output": (d, q),
-                "ffn_gate": (ff, d), "ffn_up": (ff, d), "ffn_down": (d, ff)}
+        return {
+            "attn_q": (q, d),
+            "attn_k": (kv, d),
+            "attn_v": (kv, d),
+            "attn_output": (d, q),
+            "ffn_gate": (ff, d),
+            "ffn_up": (ff, d),
+            "ffn_down": (d, ff),
+        }
 
     def norm_sizes(self) -> dict[str, int]:
         """Each layer's RMSNorm weights."""
@@ -86,8 +93,10 @@ class ModelConfig:
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every tensor of the model under its GGUF name, shape in numpy order (rows first)."""
-        shapes: dict[str, tuple[int, ...]] = {"token_embd.weight": (self.vocab, self.n_embd),
-                                              "output_norm.weight": (self.n_embd,)}
+        shapes: dict[str, tuple[int, ...]] = {
+            "token_embd.weight": (self.vocab, self.n_embd),
+            "output_norm.weight": (self.n_embd,),
+        }
         if not self.tied_embeddings:
             shapes["output.weight"] = (self.vocab, self.n_embd)
         for i in range(self.n_layer):

@@ -67,10 +67,18 @@ class Generation:
     prompt so that the model tokenizes it its own way). Tokens are constrained to agree with it until it is
     covered; it is not part of the result's text, and `max_tokens` counts only the tokens after it."""
 
-    def __init__(self, session: Session, prompt: Sequence[int], sampler: Sampler | None = None, max_tokens: int = 64,
-                 stop_tokens: Sequence[int] | None = None, stop_strings: Sequence[str] = (),
-                 time_budget_s: float | None = None, should_stop: Callable[[], bool] | None = None,
-                 forced_prefix: str = "") -> None:
+    def __init__(
+        self,
+        session: Session,
+        prompt: Sequence[int],
+        sampler: Sampler | None = None,
+        max_tokens: int = 64,
+        stop_tokens: Sequence[int] | None = None,
+        stop_strings: Sequence[str] = (),
+        time_budget_s: float | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        forced_prefix: str = "",
+    ) -> None:
         self.session = session
         self.prompt = [int(t) for t in prompt]
         self.sampler = sampler or Sampler()
@@ -111,9 +119,11 @@ class Generation:
             self._record(token, logits)
             # Text from the tokens' own bytes: exact for byte-level and SentencePiece vocabularies alike (a
             # detokenizer may strip a leading space, which a continuation must keep).
-            text = self.matcher.text_of(r.tokens)[self.forced_len:].decode("utf-8", errors="replace")
-            cut = min((i for i in (text.find(st, max(0, emitted - len(st))) for st in self.stop_strings) if i >= 0),
-                      default=-1)
+            text = self.matcher.text_of(r.tokens)[self.forced_len :].decode("utf-8", errors="replace")
+            cut = min(
+                (i for i in (text.find(st, max(0, emitted - len(st))) for st in self.stop_strings) if i >= 0),
+                default=-1,
+            )
             if cut >= 0:
                 r.text = text[:cut]
                 if cut > emitted:
@@ -151,7 +161,7 @@ class Generation:
         r = self.result
         if self._covered >= len(self.forced):
             return self.sampler(logits, self.prompt + r.tokens)
-        agreeing = self.matcher.agreeing(self.forced[self._covered:])
+        agreeing = self.matcher.agreeing(self.forced[self._covered :])
         if agreeing.size == 0:
             return None
         masked = np.full_like(logits, -np.inf)

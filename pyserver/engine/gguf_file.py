@@ -35,11 +35,30 @@ MAX_KV = 1 << 20
 MAX_DIMS = 4
 
 _SCALARS: dict[int, tuple[str, int]] = {
-    0: ("<B", 1), 1: ("<b", 1), 2: ("<H", 2), 3: ("<h", 2), 4: ("<I", 4), 5: ("<i", 4),
-    6: ("<f", 4), 7: ("<?", 1), 10: ("<Q", 8), 11: ("<q", 8), 12: ("<d", 8),
+    0: ("<B", 1),
+    1: ("<b", 1),
+    2: ("<H", 2),
+    3: ("<h", 2),
+    4: ("<I", 4),
+    5: ("<i", 4),
+    6: ("<f", 4),
+    7: ("<?", 1),
+    10: ("<Q", 8),
+    11: ("<q", 8),
+    12: ("<d", 8),
 }
 _NUMPY_ARRAY: dict[int, str] = {
-    0: "<u1", 1: "<i1", 2: "<u2", 3: "<i2", 4: "<u4", 5: "<i4", 6: "<f4", 7: "<?", 10: "<u8", 11: "<i8", 12: "<f8",
+    0: "<u1",
+    1: "<i1",
+    2: "<u2",
+    3: "<i2",
+    4: "<u4",
+    5: "<i4",
+    6: "<f4",
+    7: "<?",
+    10: "<u8",
+    11: "<i8",
+    12: "<f8",
 }
 _STRING, _ARRAY = 8, 9
 
@@ -70,9 +89,12 @@ class _Cursor:
 
     def take(self, n: int) -> memoryview:
         if n < 0 or self.pos + n > len(self.buf):
-            raise ModelLoadError(self.path, f"file is truncated: the header needs {n} more bytes at offset {self.pos}"
-                                 f" but the file has {len(self.buf)} bytes")
-        out = self.buf[self.pos:self.pos + n]
+            raise ModelLoadError(
+                self.path,
+                f"file is truncated: the header needs {n} more bytes at offset {self.pos}"
+                f" but the file has {len(self.buf)} bytes",
+            )
+        out = self.buf[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -203,9 +225,12 @@ class GGUFFile:
             if rel % alignment:
                 raise ModelLoadError(self.path, f"tensor {name!r} data offset {rel} is not aligned to {alignment}")
             if start + nbytes > len(self.data):
-                raise ModelLoadError(self.path, f"file is truncated: tensor {name!r} needs bytes"
-                                     f" {start}..{start + nbytes}"
-                                     f" but the file has {len(self.data)}")
+                raise ModelLoadError(
+                    self.path,
+                    f"file is truncated: tensor {name!r} needs bytes"
+                    f" {start}..{start + nbytes}"
+                    f" but the file has {len(self.data)}",
+                )
             self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), type_id, type_name, start, nbytes)
 
     @property
@@ -216,9 +241,11 @@ class GGUFFile:
         """The raw bytes of a tensor (uint8, read-only, zero-copy)."""
         info = self.tensors[name]
         if info.nbytes == 0:
-            raise ModelLoadError(self.path, f"tensor {name!r} has type {info.type_name} (id {info.type_id}),"
-                                 f" which this engine cannot read")
-        return self.data[info.offset:info.offset + info.nbytes]
+            raise ModelLoadError(
+                self.path,
+                f"tensor {name!r} has type {info.type_name} (id {info.type_id}), which this engine cannot read",
+            )
+        return self.data[info.offset : info.offset + info.nbytes]
 
     def close(self) -> None:
         self.data = np.empty(0, np.uint8)

@@ -53,8 +53,9 @@ def gguf_config(g: GGUFFile) -> ModelConfig:
         raise ModelLoadError(g.path, "tensor 'token_embd.weight' must be two-dimensional")
     n_embd, n_head = count("embedding_length"), count("attention.head_count")
     if embd.shape[1] != n_embd:
-        raise ModelLoadError(g.path, f"tensor 'token_embd.weight' has {embd.shape[1]} columns,"
-                             f" embedding_length is {n_embd}")
+        raise ModelLoadError(
+            g.path, f"tensor 'token_embd.weight' has {embd.shape[1]} columns, embedding_length is {n_embd}"
+        )
     head_dim = count("attention.key_length", n_embd // n_head if n_embd % n_head == 0 else None)
     return ModelConfig.for_arch(
         arch,
@@ -92,11 +93,13 @@ def _vector(g: GGUFFile, name: str, length: int) -> np.ndarray:
 def _table(g: GGUFFile, name: str, rows: int | None, cols: int) -> FloatTable:
     info = _tensor(g, name)
     if len(info.shape) != 2 or info.shape[1] != cols or (rows is not None and info.shape[0] != rows):
-        raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)},"
-                             f" expected [{rows or 'vocab'}, {cols}]")
+        raise ModelLoadError(
+            g.path, f"tensor '{name}' has shape {list(info.shape)}, expected [{rows or 'vocab'}, {cols}]"
+        )
     if info.type_name not in TABLE_TYPES:
-        raise ModelLoadError(g.path, f"tensor '{name}' has unsupported type {info.type_name}"
-                             f" (supported: {', '.join(TABLE_TYPES)})")
+        raise ModelLoadError(
+            g.path, f"tensor '{name}' has unsupported type {info.type_name} (supported: {', '.join(TABLE_TYPES)})"
+        )
     return FloatTable(info.type_name, g.tensor_data(name), info.shape[0], cols)
 
 
@@ -115,8 +118,11 @@ def _linear(g: GGUFFile, name: str, rows: int, cols: int) -> TernaryTensor:
             return pack_ternary(*codes_scale)
         except ValueError as exc:
             raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
-    raise ModelLoadError(g.path, f"tensor '{name}' has type {info.type_name}, which is not ternary"
-                         f" (supported: {', '.join(TERNARY_FORMATS + FLOAT_TABLE_TYPES)})")
+    raise ModelLoadError(
+        g.path,
+        f"tensor '{name}' has type {info.type_name}, which is not ternary"
+        f" (supported: {', '.join(TERNARY_FORMATS + FLOAT_TABLE_TYPES)})",
+    )
 
 
 def _extra_scale(g: GGUFFile, name: str) -> float:

@@ -49,7 +49,7 @@ def _copy_to_weight_memory(tensors: list[TernaryTensor]) -> np.ndarray:
         total += (t.data.nbytes + 63) // 64 * 64
     buf = native.alloc_weights(max(total, 1))
     for t, off in zip(tensors, offsets):
-        dst = buf[off:off + t.data.nbytes]
+        dst = buf[off : off + t.data.nbytes]
         dst[:] = t.data
         t.data = dst
     return buf
@@ -79,15 +79,21 @@ def _set_head(nm: native.Model, table: FloatTable, head: str) -> int:
     scales = np.empty(table.rows, np.float32)
     quantize = native.quantize_weight_rows_i4 if int4 else native.quantize_weight_rows
     for start, rows in table.chunks():
-        q[start:start + len(rows)], scales[start:start + len(rows)] = quantize(rows)
+        q[start : start + len(rows)], scales[start : start + len(rows)] = quantize(rows)
     k = RESCORE_K[head] if exact is not None else 0
     (nm.set_head_int4 if int4 else nm.set_head_int8)(q, scales, exact, table.type_name, k)
     return int(q.nbytes + scales.nbytes)
 
 
 class Model:
-    def __init__(self, weights: ModelWeights, tokenizer: Tokenizer | None, path: Path, head: str = "auto",
-                 copy_weights: bool = True) -> None:
+    def __init__(
+        self,
+        weights: ModelWeights,
+        tokenizer: Tokenizer | None,
+        path: Path,
+        head: str = "auto",
+        copy_weights: bool = True,
+    ) -> None:
         if head not in HEAD_KINDS:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
         t0 = time.perf_counter()
@@ -124,8 +130,9 @@ class Model:
         p = Path(path)
         weights, tokenizer = load_weights(p)
         model = cls(weights, tokenizer, p, head=head, copy_weights=copy_weights)
-        model.stats = LoadStats(time.perf_counter() - t0, model.stats.weight_bytes, model.stats.head_bytes,
-                                model.stats.embedding_bytes)
+        model.stats = LoadStats(
+            time.perf_counter() - t0, model.stats.weight_bytes, model.stats.head_bytes, model.stats.embedding_bytes
+        )
         return model
 
     def embed(self, tokens: Sequence[int]) -> np.ndarray:
@@ -175,7 +182,7 @@ class Session:
         n_logits = max(0, min(n_logits, len(tokens)))
         out: list[np.ndarray] = []
         for start in range(0, len(tokens), PREFILL_CHUNK):
-            chunk = tokens[start:start + PREFILL_CHUNK]
+            chunk = tokens[start : start + PREFILL_CHUNK]
             remaining_after = len(tokens) - start - len(chunk)
             want = max(0, min(len(chunk), n_logits - remaining_after))
             logits = self.model.native.forward(self.cache, self.model.embed(chunk), want, self.cancel)
@@ -201,5 +208,5 @@ class Session:
         if common == len(prompt) == len(self.tokens) and self._last_logits is not None:
             return self._last_logits.copy()
         self.truncate(min(common, len(prompt) - 1))
-        logits = self.append(prompt[len(self.tokens):], n_logits=1)
+        logits = self.append(prompt[len(self.tokens) :], n_logits=1)
         return None if logits is None else logits[-1]

@@ -28,7 +28,7 @@ def random_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> n
         body = out[: rows * cols // 4]
         reps = -(-body.size // codes.size)
         body[:] = np.tile(codes, reps)[: body.size]
-        out[rows * cols // 4:] = tile[tile_rows * cols // 4:]
+        out[rows * cols // 4 :] = tile[tile_rows * cols // 4 :]
     else:
         reps = -(-nbytes // tile.size)
         out[:] = np.tile(tile, reps)[:nbytes]

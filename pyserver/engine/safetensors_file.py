@@ -13,8 +13,18 @@ import numpy as np
 from pyserver.engine.errors import ModelLoadError
 
 _DTYPES = {
-    "F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64, "U8": np.uint8, "I8": np.int8,
-    "I16": np.int16, "I32": np.int32, "I64": np.int64, "U16": np.uint16, "U32": np.uint32, "BOOL": np.bool_,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": np.uint16,
+    "F64": np.float64,
+    "U8": np.uint8,
+    "I8": np.int8,
+    "I16": np.int16,
+    "I32": np.int32,
+    "I64": np.int64,
+    "U16": np.uint16,
+    "U32": np.uint32,
+    "BOOL": np.bool_,
 }
 MAX_HEADER = 100 << 20
 
@@ -34,7 +44,7 @@ class SafetensorsFile:
         if n > MAX_HEADER or 8 + n > size:
             raise ModelLoadError(path, f"corrupt safetensors header (length {n}, file {size} bytes)")
         try:
-            header = json.loads(self._mmap[8:8 + n])
+            header = json.loads(self._mmap[8 : 8 + n])
         except ValueError as exc:
             raise ModelLoadError(path, f"corrupt safetensors header: {exc}") from exc
         if not isinstance(header, dict):
@@ -52,8 +62,11 @@ class SafetensorsFile:
                 raise ModelLoadError(path, f"tensor {name!r} has unsupported dtype {dtype}")
             count = int(np.prod(shape, dtype=np.int64)) if shape else 1
             if stop - start != count * np.dtype(_DTYPES[dtype]).itemsize or start < 0 or base + stop > size:
-                raise ModelLoadError(path, f"tensor {name!r}: data offsets {start}..{stop} do not fit"
-                                     f" its shape {list(shape)} or the file (truncated?)")
+                raise ModelLoadError(
+                    path,
+                    f"tensor {name!r}: data offsets {start}..{stop} do not fit"
+                    f" its shape {list(shape)} or the file (truncated?)",
+                )
             self.entries[name] = (dtype, shape, base + start, base + stop)
 
     def dtype(self, name: str) -> str:

@@ -30,12 +30,17 @@ from pyserver.engine.weights import (
 )
 
 HF_LINEARS = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
     "ffn_down": "mlp.down_proj",
 }
 HF_NORMS = {
-    "attn_norm": ("input_layernorm",), "ffn_norm": ("post_attention_layernorm",),
+    "attn_norm": ("input_layernorm",),
+    "ffn_norm": ("post_attention_layernorm",),
     "attn_sub_norm": ("self_attn.attn_sub_norm", "self_attn.inner_attn_ln"),
     "ffn_sub_norm": ("mlp.ffn_sub_norm", "mlp.ffn_layernorm"),
 }
@@ -71,10 +76,12 @@ class _Tensors:
         return name in self.where
 
 
-def hf_config(cfg: dict[str, Any], where: Path, vocab: int | None = None, sub_norms: bool = True,
-              tied: bool | None = None) -> ModelConfig:
+def hf_config(
+    cfg: dict[str, Any], where: Path, vocab: int | None = None, sub_norms: bool = True, tied: bool | None = None
+) -> ModelConfig:
     """A Hugging Face config.json as a ModelConfig. vocab (the embedding table's rows) defaults to `vocab_size`;
     sub_norms says whether the checkpoint has BitNet's sub-norms (its tensor names tell)."""
+
     def need(key: str) -> int:
         v = cfg.get(key)
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
@@ -88,12 +95,20 @@ def hf_config(cfg: dict[str, Any], where: Path, vocab: int | None = None, sub_no
     arch = ("bitnet-b1.58" if act == "relu2" else "bitnet") if sub_norms else "llama"
     n_embd, n_head = need("hidden_size"), need("num_attention_heads")
     return ModelConfig(
-        arch=arch, n_embd=n_embd, n_ff=need("intermediate_size"), n_layer=need("num_hidden_layers"),
-        n_head=n_head, n_head_kv=int(cfg.get("num_key_value_heads") or n_head),
-        head_dim=int(cfg.get("head_dim") or n_embd // n_head), vocab=vocab or need("vocab_size"),
+        arch=arch,
+        n_embd=n_embd,
+        n_ff=need("intermediate_size"),
+        n_layer=need("num_hidden_layers"),
+        n_head=n_head,
+        n_head_kv=int(cfg.get("num_key_value_heads") or n_head),
+        head_dim=int(cfg.get("head_dim") or n_embd // n_head),
+        vocab=vocab or need("vocab_size"),
         context_length=int(cfg.get("max_position_embeddings") or 4096),
-        rope_base=float(cfg.get("rope_theta", 10000.0)), norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
-        act=act, sub_norms=sub_norms, rope_neox=True,  # HF rotate_half is the NEOX pairing
+        rope_base=float(cfg.get("rope_theta", 10000.0)),
+        norm_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+        act=act,
+        sub_norms=sub_norms,
+        rope_neox=True,  # HF rotate_half is the NEOX pairing
         tied_embeddings=bool(cfg.get("tie_word_embeddings", False)) if tied is None else tied,
     )
 
@@ -111,14 +126,20 @@ def _linear(t: _Tensors, name: str, rows: int, cols: int, packed: bool) -> Terna
     arr, dtype = f.array(f"{name}.weight"), f.dtype(f"{name}.weight")
     if packed and dtype == "U8":
         if arr.shape != ((rows + 3) // 4, cols):
-            raise ModelLoadError(f.path, f"tensor '{name}.weight' has shape {list(arr.shape)}, a packed"
-                                 f" [{rows}, {cols}] needs [{(rows + 3) // 4}, {cols}]")
+            raise ModelLoadError(
+                f.path,
+                f"tensor '{name}.weight' has shape {list(arr.shape)}, a packed"
+                f" [{rows}, {cols}] needs [{(rows + 3) // 4}, {cols}]",
+            )
         try:
             codes = unpack_hf_bitnet(arr, rows)
         except ValueError as exc:
             raise ModelLoadError(f.path, f"tensor '{name}.weight': {exc}") from exc
-        ws = float(t.get(f"{name}.weight_scale").float32(f"{name}.weight_scale").reshape(-1)[0]) \
-            if f"{name}.weight_scale" in t else 1.0
+        ws = (
+            float(t.get(f"{name}.weight_scale").float32(f"{name}.weight_scale").reshape(-1)[0])
+            if f"{name}.weight_scale" in t
+            else 1.0
+        )
         if not np.isfinite(ws) or ws == 0.0:
             raise ModelLoadError(f.path, f"tensor '{name}.weight_scale' is zero or not finite")
         return _pack(f.path, name, codes, 1.0 / ws)
@@ -151,9 +172,13 @@ def load_safetensors_dir(directory: Path) -> tuple[ModelWeights, Tokenizer]:
     if packed and qcfg.get("use_rms_norm"):
         raise ModelLoadError(cfg_path, "BitLinear with its own RMSNorm (use_rms_norm) is not supported")
     t = _Tensors(directory)
-    config = hf_config(cfg, cfg_path, vocab=t.get("model.embed_tokens.weight").shape("model.embed_tokens.weight")[0],
-                       sub_norms=any(f"model.layers.0.{n}.weight" in t for n in HF_NORMS["attn_sub_norm"]),
-                       tied=bool(cfg.get("tie_word_embeddings", "lm_head.weight" not in t)))
+    config = hf_config(
+        cfg,
+        cfg_path,
+        vocab=t.get("model.embed_tokens.weight").shape("model.embed_tokens.weight")[0],
+        sub_norms=any(f"model.layers.0.{n}.weight" in t for n in HF_NORMS["attn_sub_norm"]),
+        tied=bool(cfg.get("tie_word_embeddings", "lm_head.weight" not in t)),
+    )
     layers = []
     for i in range(config.n_layer):
         p = f"model.layers.{i}."

@@ -32,7 +32,7 @@ class Sampler:
         if c.repetition_penalty == 1.0 or not history:
             return logits
         out = logits.astype(np.float32, copy=True)
-        recent = np.unique(np.asarray(history[-c.repetition_window:], dtype=np.int64))
+        recent = np.unique(np.asarray(history[-c.repetition_window :], dtype=np.int64))
         vals = out[recent]
         out[recent] = np.where(vals > 0, vals / c.repetition_penalty, vals * c.repetition_penalty)
         return out

@@ -102,9 +102,15 @@ class DraftVerifier:
         return rows[0]
 
 
-def speculative_greedy(target: Session, draft: Session, prompt: Sequence[int], max_tokens: int, k: int = 1,
-                       stop_tokens: Sequence[int] = (),
-                       should_stop: Callable[[], bool] = lambda: False) -> SpeculativeResult:
+def speculative_greedy(
+    target: Session,
+    draft: Session,
+    prompt: Sequence[int],
+    max_tokens: int,
+    k: int = 1,
+    stop_tokens: Sequence[int] = (),
+    should_stop: Callable[[], bool] = lambda: False,
+) -> SpeculativeResult:
     """Greedy tokens of the target, drafted by `draft` (no tokenizer needed: the benchmark's random models)."""
     v = DraftVerifier(target, draft, k)
     t0 = time.perf_counter()

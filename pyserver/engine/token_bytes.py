@@ -20,8 +20,9 @@ from pyserver.engine.tokenizer import Tokenizer
 
 def _byte_level_table() -> dict[str, int]:
     """GPT-2's byte <-> printable character table, inverted (character -> byte)."""
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) \
-        + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     table: dict[str, int] = {chr(b): b for b in printable}
     n = 0
     for b in range(256):

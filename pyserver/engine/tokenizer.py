@@ -23,11 +23,18 @@ NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
 
 # Pre-tokenizer regexes of the byte-level BPE families, keyed by `tokenizer.ggml.pre` (llama.cpp's names).
 _GPT2_RE = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
-_LLAMA3_RE = (r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
-              r"""|\s*[\r\n]+|\s+(?!\S)|\s+""")
+_LLAMA3_RE = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 PRE_TOKENIZER_REGEX = {
-    "default": _GPT2_RE, "gpt2": _GPT2_RE, "gpt-2": _GPT2_RE,
-    "llama-bpe": _LLAMA3_RE, "llama3": _LLAMA3_RE, "falcon3": _LLAMA3_RE, "smaug-bpe": _LLAMA3_RE,
+    "default": _GPT2_RE,
+    "gpt2": _GPT2_RE,
+    "gpt-2": _GPT2_RE,
+    "llama-bpe": _LLAMA3_RE,
+    "llama3": _LLAMA3_RE,
+    "falcon3": _LLAMA3_RE,
+    "smaug-bpe": _LLAMA3_RE,
 }
 
 FIM_NAMES = {
@@ -102,8 +109,11 @@ class Tokenizer:
                 hf = _byte_level_bpe(tokens, merges, str(meta.get("tokenizer.ggml.pre", "default")))
             else:
                 scores = meta.get("tokenizer.ggml.scores")
-                scores = (np.asarray(scores, dtype=np.float32) if scores is not None
-                          else -np.arange(len(tokens), dtype=np.float32))
+                scores = (
+                    np.asarray(scores, dtype=np.float32)
+                    if scores is not None
+                    else -np.arange(len(tokens), dtype=np.float32)
+                )
                 hf = _sentencepiece_bpe(tokens, scores, types)
         except Exception as exc:  # tokenizers reports bad vocabularies with its own exception types
             raise ModelLoadError(path, f"invalid tokenizer data: {exc}") from exc
@@ -122,13 +132,24 @@ class Tokenizer:
             return found
 
         special = SpecialTokens(
-            bos=tid("bos_token_id"), eos=tid("eos_token_id"), eot=tid("eot_token_id"),
-            fim_prefix=fim("prefix", "fim_pre_token_id"), fim_suffix=fim("suffix", "fim_suf_token_id"),
-            fim_middle=fim("middle", "fim_mid_token_id"), fim_sep=fim("sep", "fim_sep_token_id"),
+            bos=tid("bos_token_id"),
+            eos=tid("eos_token_id"),
+            eot=tid("eot_token_id"),
+            fim_prefix=fim("prefix", "fim_pre_token_id"),
+            fim_suffix=fim("suffix", "fim_suf_token_id"),
+            fim_middle=fim("middle", "fim_mid_token_id"),
+            fim_sep=fim("sep", "fim_sep_token_id"),
             add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", add_bos_default)),
         )
-        ids = {special.bos, special.eos, special.eot, special.fim_prefix, special.fim_suffix, special.fim_middle,
-               special.fim_sep}
+        ids = {
+            special.bos,
+            special.eos,
+            special.eot,
+            special.fim_prefix,
+            special.fim_suffix,
+            special.fim_middle,
+            special.fim_sep,
+        }
         return cls(hf, special, len(tokens), sorted(set(control) | {i for i in ids if i is not None}))
 
     @classmethod
@@ -153,9 +174,12 @@ class Tokenizer:
             return next((added.get(n, hf.token_to_id(n)) for n in names if hf.token_to_id(n) is not None), None)
 
         special = SpecialTokens(
-            bos=cfg_id("bos_token_id"), eos=cfg_id("eos_token_id"),
-            fim_prefix=by_names(FIM_NAMES["prefix"]), fim_suffix=by_names(FIM_NAMES["suffix"]),
-            fim_middle=by_names(FIM_NAMES["middle"]), fim_sep=by_names(FIM_NAMES["sep"]),
+            bos=cfg_id("bos_token_id"),
+            eos=cfg_id("eos_token_id"),
+            fim_prefix=by_names(FIM_NAMES["prefix"]),
+            fim_suffix=by_names(FIM_NAMES["suffix"]),
+            fim_middle=by_names(FIM_NAMES["middle"]),
+            fim_sep=by_names(FIM_NAMES["sep"]),
             add_bos=bool(config.get("add_bos_token", False)),
         )
         return cls(hf, special, hf.get_vocab_size(with_added_tokens=True), sorted(specials))
@@ -170,10 +194,12 @@ def _byte_level_bpe(tokens: list[str], merges: list[str], pre: str) -> HFTokeniz
             pairs.append((a, b))
     hf = HFTokenizer(models.BPE(vocab=vocab, merges=pairs, fuse_unk=False, ignore_merges=False))
     regex = PRE_TOKENIZER_REGEX.get(pre, _GPT2_RE)
-    hf.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(regex), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    hf.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(regex), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     hf.decoder = decoders.ByteLevel()
     return hf
 
@@ -188,17 +214,29 @@ def _sentencepiece_bpe(tokens: list[str], scores: np.ndarray, types: np.ndarray)
         piece = tokens[i]
         for cut in range(1, len(piece)):
             a, b = piece[:cut], piece[cut:]
-            if a in vocab and b in vocab and types[vocab[a]] in (NORMAL, USER_DEFINED) \
-                    and types[vocab[b]] in (NORMAL, USER_DEFINED):
+            if (
+                a in vocab
+                and b in vocab
+                and types[vocab[a]] in (NORMAL, USER_DEFINED)
+                and types[vocab[b]] in (NORMAL, USER_DEFINED)
+            ):
                 merges.append((-float(scores[i]), i, a, b))
     merges.sort()
     unk = next((tokens[i] for i, t in enumerate(types) if t == UNKNOWN), None)
-    hf = HFTokenizer(models.BPE(vocab=vocab, merges=[(a, b) for _, _, a, b in merges], unk_token=unk,
-                                byte_fallback=True, fuse_unk=True))
+    hf = HFTokenizer(
+        models.BPE(
+            vocab=vocab, merges=[(a, b) for _, _, a, b in merges], unk_token=unk, byte_fallback=True, fuse_unk=True
+        )
+    )
     hf.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
-    hf.decoder = decoders.Sequence([
-        decoders.ByteFallback(), decoders.Fuse(), decoders.Replace("\u2581", " "), decoders.Strip(" ", 1, 0),
-    ])
+    hf.decoder = decoders.Sequence(
+        [
+            decoders.ByteFallback(),
+            decoders.Fuse(),
+            decoders.Replace("\u2581", " "),
+            decoders.Strip(" ", 1, 0),
+        ]
+    )
     return hf
 
 

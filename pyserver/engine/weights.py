@@ -48,7 +48,7 @@ class FloatTable:
         if self.data.dtype != np.uint8:
             return np.ascontiguousarray(self.data[start:stop], dtype=np.float32)
         rb = self._row_bytes()
-        raw = self.data[start * rb:stop * rb]
+        raw = self.data[start * rb : stop * rb]
         if self.type_name == "F32":
             return raw.view(np.float32).reshape(-1, self.cols).copy()
         if self.type_name == "F16":

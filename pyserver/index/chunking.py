@@ -43,12 +43,23 @@ class _Grammar:
     calls: dict[str, str]
 
 
-_PY = _Grammar("tree_sitter_python", "language",
-               {"function_definition": "function", "class_definition": "class"},
-               frozenset({"class_definition"}), {"call": "function"})
-_JS_DEFS = {"function_declaration": "function", "generator_function_declaration": "function",
-            "class_declaration": "class", "method_definition": "method", "abstract_class_declaration": "class",
-            "interface_declaration": "type", "type_alias_declaration": "type", "enum_declaration": "type"}
+_PY = _Grammar(
+    "tree_sitter_python",
+    "language",
+    {"function_definition": "function", "class_definition": "class"},
+    frozenset({"class_definition"}),
+    {"call": "function"},
+)
+_JS_DEFS = {
+    "function_declaration": "function",
+    "generator_function_declaration": "function",
+    "class_declaration": "class",
+    "method_definition": "method",
+    "abstract_class_declaration": "class",
+    "interface_declaration": "type",
+    "type_alias_declaration": "type",
+    "enum_declaration": "type",
+}
 _JS_CONTAINERS = frozenset({"class_declaration", "abstract_class_declaration"})
 _JS_CALLS = {"call_expression": "function", "new_expression": "constructor"}
 GRAMMARS = {
@@ -56,17 +67,39 @@ GRAMMARS = {
     "javascript": _Grammar("tree_sitter_javascript", "language", _JS_DEFS, _JS_CONTAINERS, _JS_CALLS),
     "typescript": _Grammar("tree_sitter_typescript", "language_typescript", _JS_DEFS, _JS_CONTAINERS, _JS_CALLS),
     "tsx": _Grammar("tree_sitter_typescript", "language_tsx", _JS_DEFS, _JS_CONTAINERS, _JS_CALLS),
-    "go": _Grammar("tree_sitter_go", "language",
-                   {"function_declaration": "function", "method_declaration": "method", "type_declaration": "type"},
-                   frozenset(), {"call_expression": "function"}),
-    "rust": _Grammar("tree_sitter_rust", "language",
-                     {"function_item": "function", "impl_item": "class", "trait_item": "type", "struct_item": "type",
-                      "enum_item": "type", "mod_item": "class", "macro_definition": "function"},
-                     frozenset({"impl_item", "trait_item", "mod_item"}),
-                     {"call_expression": "function", "macro_invocation": "macro"}),
+    "go": _Grammar(
+        "tree_sitter_go",
+        "language",
+        {"function_declaration": "function", "method_declaration": "method", "type_declaration": "type"},
+        frozenset(),
+        {"call_expression": "function"},
+    ),
+    "rust": _Grammar(
+        "tree_sitter_rust",
+        "language",
+        {
+            "function_item": "function",
+            "impl_item": "class",
+            "trait_item": "type",
+            "struct_item": "type",
+            "enum_item": "type",
+            "mod_item": "class",
+            "macro_definition": "function",
+        },
+        frozenset({"impl_item", "trait_item", "mod_item"}),
+        {"call_expression": "function", "macro_invocation": "macro"},
+    ),
 }
-_NAME_NODES = frozenset({"identifier", "property_identifier", "type_identifier", "field_identifier",
-                         "private_property_identifier", "constant"})
+_NAME_NODES = frozenset(
+    {
+        "identifier",
+        "property_identifier",
+        "type_identifier",
+        "field_identifier",
+        "private_property_identifier",
+        "constant",
+    }
+)
 
 
 @cache
@@ -101,9 +134,13 @@ def _callee(node: Node, field: str) -> str:
         target = node.child_by_field_name("macro")
     while target is not None and target.type not in _NAME_NODES:
         named = target.named_children
-        nxt = (target.child_by_field_name("attribute") or target.child_by_field_name("property")
-               or target.child_by_field_name("field") or target.child_by_field_name("name")
-               or (named[-1] if named else None))
+        nxt = (
+            target.child_by_field_name("attribute")
+            or target.child_by_field_name("property")
+            or target.child_by_field_name("field")
+            or target.child_by_field_name("name")
+            or (named[-1] if named else None)
+        )
         target = nxt if nxt is not target else None
     return _text(target)
 
@@ -169,7 +206,7 @@ class _Cutter:
                     self.nested_definitions(_body_children(node))
 
     def emit(self, a: int, b: int, kind: str, symbol: str) -> None:
-        text = "\n".join(self.lines[a - 1:b])
+        text = "\n".join(self.lines[a - 1 : b])
         if text.strip():
             self.chunks.append(Chunk(a, b, kind, symbol, text[:MAX_CHUNK_CHARS]))
         for i in range(a, b + 1):
@@ -186,7 +223,7 @@ class _Cutter:
             owner, j = self.owner[i], i
             while j + 1 <= n and not self.covered[j + 1] and self.owner[j + 1] == owner and j + 1 - i < WINDOW_LINES:
                 j += 1
-            text = "\n".join(self.lines[i - 1:j])
+            text = "\n".join(self.lines[i - 1 : j])
             if text.strip():
                 self.chunks.append(Chunk(i, j, "class" if owner else "block", owner, text[:MAX_CHUNK_CHARS]))
             i = j + 1
@@ -207,7 +244,7 @@ def line_windows(text: str) -> list[Chunk]:
     lines = text.split("\n")
     out = []
     for a in range(0, len(lines), WINDOW_LINES):
-        body = "\n".join(lines[a:a + WINDOW_LINES])
+        body = "\n".join(lines[a : a + WINDOW_LINES])
         if body.strip():
             out.append(Chunk(a + 1, min(len(lines), a + WINDOW_LINES), "window", "", body[:MAX_CHUNK_CHARS]))
     return out

@@ -52,11 +52,18 @@ def cmd_index(args: argparse.Namespace) -> int:
                 break
         if sys.stderr.isatty():
             sys.stderr.write("\n")
-    out = {"root": str(index.root), "database": str(index.db_path), "scan_seconds": round(rep.seconds, 2),
-           "files_indexed": rep.files_indexed, "files_removed": rep.files_removed, "embedded": embedded,
-           "embed_seconds": round(time.perf_counter() - t0, 2), **index.store.counts(),
-           "database_bytes": index.store.size_bytes(),
-           "embeddings": "present" if index.embedder is not None else "absent (lexical only)"}
+    out = {
+        "root": str(index.root),
+        "database": str(index.db_path),
+        "scan_seconds": round(rep.seconds, 2),
+        "files_indexed": rep.files_indexed,
+        "files_removed": rep.files_removed,
+        "embedded": embedded,
+        "embed_seconds": round(time.perf_counter() - t0, 2),
+        **index.store.counts(),
+        "database_bytes": index.store.size_bytes(),
+        "embeddings": "present" if index.embedder is not None else "absent (lexical only)",
+    }
     json.dump(out, sys.stdout, indent=2)
     sys.stdout.write("\n")
     index.close()
@@ -72,9 +79,25 @@ def cmd_search(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     hits = index.search(args.query, k=args.k, dense=not args.lexical)
     ms = (time.perf_counter() - t0) * 1e3
-    json.dump({"query": args.query, "ms": round(ms, 2), "hits": [
-        {"path": h.chunk.path, "lines": [h.chunk.start_line, h.chunk.end_line], "kind": h.chunk.kind,
-         "symbol": h.chunk.symbol, "score": round(h.score, 4), "how": h.why} for h in hits]}, sys.stdout, indent=2)
+    json.dump(
+        {
+            "query": args.query,
+            "ms": round(ms, 2),
+            "hits": [
+                {
+                    "path": h.chunk.path,
+                    "lines": [h.chunk.start_line, h.chunk.end_line],
+                    "kind": h.chunk.kind,
+                    "symbol": h.chunk.symbol,
+                    "score": round(h.score, 4),
+                    "how": h.why,
+                }
+                for h in hits
+            ],
+        },
+        sys.stdout,
+        indent=2,
+    )
     sys.stdout.write("\n")
     index.close()
     return 0

@@ -86,8 +86,11 @@ class MiniLM:
 
     def _encode_batch(self, ids: np.ndarray, mask: np.ndarray, pause: Callable[[], None]) -> np.ndarray:
         w, n, t = self.w, ids.shape[0], ids.shape[1]
-        x = w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:t] \
+        x = (
+            w["embeddings.word_embeddings.weight"][ids]
+            + w["embeddings.position_embeddings.weight"][:t]
             + w["embeddings.token_type_embeddings.weight"][0]
+        )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         h, d = self.n_heads, x.shape[-1] // self.n_heads
         bias = np.where(mask[:, None, None, :] > 0, 0.0, np.finfo(np.float32).min).astype(np.float32)
@@ -105,8 +108,12 @@ class MiniLM:
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
             ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(n, t, h * d)
-            x = _layer_norm(x + lin(ctx, "attention.output.dense"), w[p + "attention.output.LayerNorm.weight"],
-                            w[p + "attention.output.LayerNorm.bias"], self.eps)
+            x = _layer_norm(
+                x + lin(ctx, "attention.output.dense"),
+                w[p + "attention.output.LayerNorm.weight"],
+                w[p + "attention.output.LayerNorm.bias"],
+                self.eps,
+            )
             pause()
             ff = lin(_gelu(lin(x, "intermediate.dense")), "output.dense")
             x = _layer_norm(x + ff, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"], self.eps)
@@ -114,22 +121,21 @@ class MiniLM:
         pooled = (x * m).sum(1) / np.maximum(m.sum(1), 1e-9)
         return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
 
-    def embed(self, texts: Sequence[str], batch_size: int = 16,
-              pause: Callable[[], None] = lambda: None) -> np.ndarray:
+    def embed(self, texts: Sequence[str], batch_size: int = 16, pause: Callable[[], None] = lambda: None) -> np.ndarray:
         """Unit vectors (len(texts), 384). Batches group texts of similar length, so padding costs little;
         `pause` is called twice per layer (the indexer blocks there while a completion runs)."""
         encs = self.tokenizer.encode_batch(list(texts))
         out = np.zeros((len(texts), DIM), np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(encs[i].ids))
         for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+            idx = order[s : s + batch_size]
             t = max(len(encs[i].ids) for i in idx)
             ids = np.zeros((len(idx), t), np.int64)
             mask = np.zeros((len(idx), t), np.int64)
             for r, i in enumerate(idx):
                 e = encs[i].ids
-                ids[r, :len(e)] = e
-                mask[r, :len(e)] = 1
+                ids[r, : len(e)] = e
+                mask[r, : len(e)] = 1
             out[idx] = self._encode_batch(ids, mask, pause)
         return out
 

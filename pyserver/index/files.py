@@ -14,29 +14,127 @@ MAX_FILE_BYTES = 512 * 1024
 BINARY_SNIFF_BYTES = 8192
 
 # Folders that hold generated, installed or vendored code (or no code at all).
-SKIPPED_DIRS = frozenset({
-    ".git", ".hg", ".svn", ".venv", "venv", "env", ".env", "node_modules", "__pycache__", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", ".tox", ".nox", ".hypothesis", "site-packages", "dist", "build", "out", "target",
-    ".next", ".nuxt", ".cache", "vendor", "third_party", "bower_components", ".idea", ".vscode-test", ".gradle",
-    "coverage", "htmlcov", ".eggs",
-})
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".venv",
+        "venv",
+        "env",
+        ".env",
+        "node_modules",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".hypothesis",
+        "site-packages",
+        "dist",
+        "build",
+        "out",
+        "target",
+        ".next",
+        ".nuxt",
+        ".cache",
+        "vendor",
+        "third_party",
+        "bower_components",
+        ".idea",
+        ".vscode-test",
+        ".gradle",
+        "coverage",
+        "htmlcov",
+        ".eggs",
+    }
+)
 # Secrets: never read, whatever the globs say.
-SECRET_PATTERNS = pathspec.GitIgnoreSpec.from_lines([
-    ".env", ".env.*", "*.env", ".envrc", "*.pem", "*.key", "*.p12", "*.pfx", "*.crt", "*.cer", "*.der", "*.jks",
-    "*.keystore", "*.asc", "*.gpg", "id_rsa*", "id_dsa*", "id_ecdsa*", "id_ed25519*", ".netrc", ".pgpass", ".npmrc",
-    ".pypirc", "credentials", "credentials.*", "*secret*", ".htpasswd", "*.kdbx",
-])
+SECRET_PATTERNS = pathspec.GitIgnoreSpec.from_lines(
+    [
+        ".env",
+        ".env.*",
+        "*.env",
+        ".envrc",
+        "*.pem",
+        "*.key",
+        "*.p12",
+        "*.pfx",
+        "*.crt",
+        "*.cer",
+        "*.der",
+        "*.jks",
+        "*.keystore",
+        "*.asc",
+        "*.gpg",
+        "id_rsa*",
+        "id_dsa*",
+        "id_ecdsa*",
+        "id_ed25519*",
+        ".netrc",
+        ".pgpass",
+        ".npmrc",
+        ".pypirc",
+        "credentials",
+        "credentials.*",
+        "*secret*",
+        ".htpasswd",
+        "*.kdbx",
+    ]
+)
 GENERATED_SUFFIXES = (".min.js", ".min.css", ".map", ".lock", "-lock.json", ".pb.go", "_pb2.py", ".generated.ts")
 # Text extensions worth indexing; anything else is skipped (images, archives, data dumps).
 LANGUAGES = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".jsx": "javascript", ".mjs": "javascript",
-    ".cjs": "javascript", ".ts": "typescript", ".tsx": "tsx", ".go": "go", ".rs": "rust", ".c": "c", ".h": "c",
-    ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp", ".java": "java", ".kt": "kotlin",
-    ".rb": "ruby", ".php": "php", ".cs": "csharp", ".swift": "swift", ".scala": "scala", ".lua": "lua", ".sh": "shell",
-    ".bash": "shell", ".sql": "sql", ".md": "markdown", ".rst": "rst", ".toml": "toml", ".yaml": "yaml",
-    ".yml": "yaml", ".json": "json", ".html": "html", ".css": "css", ".vue": "vue", ".svelte": "svelte",
-    ".zig": "zig", ".ex": "elixir", ".exs": "elixir", ".hs": "haskell", ".ml": "ocaml", ".r": "r", ".jl": "julia",
-    ".dart": "dart", ".proto": "proto", ".cmake": "cmake", ".mk": "make",
+    ".py": "python",
+    ".pyi": "python",
+    ".js": "javascript",
+    ".jsx": "javascript",
+    ".mjs": "javascript",
+    ".cjs": "javascript",
+    ".ts": "typescript",
+    ".tsx": "tsx",
+    ".go": "go",
+    ".rs": "rust",
+    ".c": "c",
+    ".h": "c",
+    ".cc": "cpp",
+    ".cpp": "cpp",
+    ".cxx": "cpp",
+    ".hpp": "cpp",
+    ".hh": "cpp",
+    ".java": "java",
+    ".kt": "kotlin",
+    ".rb": "ruby",
+    ".php": "php",
+    ".cs": "csharp",
+    ".swift": "swift",
+    ".scala": "scala",
+    ".lua": "lua",
+    ".sh": "shell",
+    ".bash": "shell",
+    ".sql": "sql",
+    ".md": "markdown",
+    ".rst": "rst",
+    ".toml": "toml",
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".html": "html",
+    ".css": "css",
+    ".vue": "vue",
+    ".svelte": "svelte",
+    ".zig": "zig",
+    ".ex": "elixir",
+    ".exs": "elixir",
+    ".hs": "haskell",
+    ".ml": "ocaml",
+    ".r": "r",
+    ".jl": "julia",
+    ".dart": "dart",
+    ".proto": "proto",
+    ".cmake": "cmake",
+    ".mk": "make",
 }
 NAMED_FILES = {"Makefile": "make", "Dockerfile": "docker", "CMakeLists.txt": "cmake"}
 
@@ -147,8 +245,11 @@ class FileRules:
         for dirpath, dirnames, filenames in os.walk(self.root):
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir
-            dirnames[:] = sorted(d for d in dirnames if self.dir_allowed(f"{rel_dir}/{d}".lstrip("/"))
-                                 and not os.path.islink(os.path.join(dirpath, d)))
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if self.dir_allowed(f"{rel_dir}/{d}".lstrip("/")) and not os.path.islink(os.path.join(dirpath, d))
+            )
             for name in sorted(filenames):
                 rel = f"{rel_dir}/{name}".lstrip("/")
                 if self.path_allowed(rel):

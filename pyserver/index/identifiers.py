@@ -10,19 +10,23 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PART = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 MIN_PART = 2  # single letters say nothing about code
 # Keywords of the indexed languages: in nearly every chunk, so they only cost space.
-STOP = frozenset("""
+STOP = frozenset(
+    """
 and as assert async await break case catch class const continue def del elif else enum except export extends false
 finally fn for from func function go if impl import in interface is let lambda loop match mod mut new nil none nonlocal
 not null or package pass pub raise return self static struct super switch this throw true try type use var void while
 with yield
-""".split())
+""".split()
+)
 
 # Words of natural-language queries that say nothing about which code is meant.
-ENGLISH_STOP = frozenset("""
+ENGLISH_STOP = frozenset(
+    """
 a about all also an any are at be been but by can could do does doing each for get gets give has have how i into it
 its me more most much my of on one only other our should so some such than that the their them then there these they
 this those through to too up us very was we were what when where which while who why will would you your
-""".split())
+""".split()
+)
 
 
 def split_identifier(name: str) -> list[str]:

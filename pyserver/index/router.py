@@ -121,14 +121,16 @@ class SignatureRouter:
 
     # ---- searching -------------------------------------------------------------------------------------------
 
-    def search(self, sigs: np.ndarray, query: np.ndarray, k: int,
-               max_fraction: float = MAX_SCAN_FRACTION) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, sigs: np.ndarray, query: np.ndarray, k: int, max_fraction: float = MAX_SCAN_FRACTION
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, distances) of the k nearest signatures as far as the router finds them, nearest first."""
         rows, dist, _ = self.search_with_stats(sigs, query, k, max_fraction)
         return rows, dist
 
-    def search_with_stats(self, sigs: np.ndarray, query: np.ndarray, k: int,
-                          max_fraction: float = MAX_SCAN_FRACTION) -> tuple[np.ndarray, np.ndarray, int]:
+    def search_with_stats(
+        self, sigs: np.ndarray, query: np.ndarray, k: int, max_fraction: float = MAX_SCAN_FRACTION
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """Also returns how many signatures were scanned."""
         if not self.leaves:
             return np.zeros(0, np.int64), np.zeros(0, np.int32), 0
@@ -196,7 +198,7 @@ class SignatureRouter:
             return
         self.leaves[i] = Leaf(parts[0], 0.0)
         self.leaves.append(Leaf(parts[1], 0.0))
-        self.centroids = np.concatenate([self.centroids, self.centroids[i:i + 1]])
+        self.centroids = np.concatenate([self.centroids, self.centroids[i : i + 1]])
         self._measure(sigs, i)
         self._measure(sigs, len(self.leaves) - 1)
 
@@ -233,8 +235,7 @@ class SignatureRouter:
             raise AssertionError("router leaves do not partition the rows")
 
 
-def _merge_top(r1: np.ndarray, d1: np.ndarray, r2: np.ndarray, d2: np.ndarray,
-               k: int) -> tuple[np.ndarray, np.ndarray]:
+def _merge_top(r1: np.ndarray, d1: np.ndarray, r2: np.ndarray, d2: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     rows, dist = np.concatenate([r1, r2]), np.concatenate([d1, d2])
     order = np.lexsort((rows, dist))[:k]
     return rows[order], dist[order]

@@ -34,8 +34,9 @@ class Hit:
     why: str  # "definition" | "bm25" | "dense" | "fused"
 
 
-def completion_context(store: IndexStore, prefix: str, budget_chars: int, exclude_path: str | None = None,
-                       max_chunks: int = 6) -> list[Hit]:
+def completion_context(
+    store: IndexStore, prefix: str, budget_chars: int, exclude_path: str | None = None, max_chunks: int = 6
+) -> list[Hit]:
     """Chunks of other files that the code before the cursor refers to, best first, within budget_chars."""
     tail = "\n".join(prefix.split("\n")[-CONTEXT_LINES:])
     names: list[str] = []
@@ -64,15 +65,20 @@ def selective_terms(store: IndexStore, text: str) -> list[str]:
     return picked
 
 
-def _pack(store: IndexStore, ranked: Sequence[tuple[int, float, str]], budget_chars: int,
-          exclude_path: str | None, max_chunks: int) -> list[Hit]:
+def _pack(
+    store: IndexStore,
+    ranked: Sequence[tuple[int, float, str]],
+    budget_chars: int,
+    exclude_path: str | None,
+    max_chunks: int,
+) -> list[Hit]:
     seen: set[int] = set()
     unique = []
     for cid, s, why in ranked:
         if cid not in seen:
             seen.add(cid)
             unique.append((cid, s, why))
-    chunks = {c.id: c for c in store.chunks([cid for cid, _, _ in unique[:4 * max_chunks]])}
+    chunks = {c.id: c for c in store.chunks([cid for cid, _, _ in unique[: 4 * max_chunks]])}
     out: list[Hit] = []
     used = 0
     for cid, s, why in unique:
@@ -88,8 +94,9 @@ def _pack(store: IndexStore, ranked: Sequence[tuple[int, float, str]], budget_ch
     return out
 
 
-def text_search(store: IndexStore, query: str, k: int = 10, embedder: MiniLM | None = None,
-                signatures: LiveSignatures | None = None) -> list[Hit]:
+def text_search(
+    store: IndexStore, query: str, k: int = 10, embedder: MiniLM | None = None, signatures: LiveSignatures | None = None
+) -> list[Hit]:
     """Best chunks for a natural-language or code query: dense (when embeddings exist) fused with BM25."""
     bm = store.bm25(fts_query(query_terms(query)), 50)
     dense: list[tuple[int, float]] = []

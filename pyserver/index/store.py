@@ -108,14 +108,22 @@ class IndexStore:
     def _create_schema(db: sqlite_utils.Database) -> None:
         # The version is written last: a file cut off while its schema was being made reads as old and is rebuilt.
         table = db.table  # (db[name] may also be a view; these are tables)
-        table("files").create({"id": int, "path": str, "hash": str, "mtime": float, "size": int, "language": str},
-                           pk="id", not_null={"path", "hash"})
+        table("files").create(
+            {"id": int, "path": str, "hash": str, "mtime": float, "size": int, "language": str},
+            pk="id",
+            not_null={"path", "hash"},
+        )
         table("files").create_index(["path"], unique=True)
-        table("chunks").create({"id": int, "file_id": int, "start_line": int, "end_line": int, "kind": str,
-                             "symbol": str, "text": str}, pk="id", foreign_keys=[("file_id", "files", "id")])
+        table("chunks").create(
+            {"id": int, "file_id": int, "start_line": int, "end_line": int, "kind": str, "symbol": str, "text": str},
+            pk="id",
+            foreign_keys=[("file_id", "files", "id")],
+        )
         table("chunks").create_index(["file_id"])
-        table("symbols").create({"file_id": int, "chunk_id": int, "name": str, "kind": str, "line": int},
-                             foreign_keys=[("file_id", "files", "id")])
+        table("symbols").create(
+            {"file_id": int, "chunk_id": int, "name": str, "kind": str, "line": int},
+            foreign_keys=[("file_id", "files", "id")],
+        )
         table("symbols").create_index(["name", "kind"])
         table("symbols").create_index(["file_id"])
         table("vectors").create({"chunk_id": int, "sig": bytes, "q8": bytes, "scale": float}, pk="chunk_id")
@@ -150,23 +158,30 @@ class IndexStore:
             if row is not None:
                 file_id = int(row[0])
                 removed = self._delete_file_rows(file_id)
-                c.execute("UPDATE files SET hash = ?, mtime = ?, size = ?, language = ? WHERE id = ?",
-                          (rec.hash, rec.mtime, rec.size, rec.language, file_id))
+                c.execute(
+                    "UPDATE files SET hash = ?, mtime = ?, size = ?, language = ? WHERE id = ?",
+                    (rec.hash, rec.mtime, rec.size, rec.language, file_id),
+                )
             else:
-                cur = c.execute("INSERT INTO files (path, hash, mtime, size, language) VALUES (?, ?, ?, ?, ?)",
-                                (rec.path, rec.hash, rec.mtime, rec.size, rec.language))
+                cur = c.execute(
+                    "INSERT INTO files (path, hash, mtime, size, language) VALUES (?, ?, ?, ?, ?)",
+                    (rec.path, rec.hash, rec.mtime, rec.size, rec.language),
+                )
                 file_id = int(cur.lastrowid or 0)
             starts = []
             for ch in chunks:
-                cur = c.execute("INSERT INTO chunks (file_id, start_line, end_line, kind, symbol, text) "
-                                "VALUES (?, ?, ?, ?, ?, ?)",
-                                (file_id, ch.start_line, ch.end_line, ch.kind, ch.symbol, ch.text))
+                cur = c.execute(
+                    "INSERT INTO chunks (file_id, start_line, end_line, kind, symbol, text) VALUES (?, ?, ?, ?, ?, ?)",
+                    (file_id, ch.start_line, ch.end_line, ch.kind, ch.symbol, ch.text),
+                )
                 chunk_id = int(cur.lastrowid or 0)
                 starts.append((ch.start_line, ch.end_line, chunk_id))
                 terms = identifier_terms(ch.text) + identifier_terms(rec.path)
                 c.execute("INSERT INTO chunks_fts (rowid, terms) VALUES (?, ?)", (chunk_id, " ".join(terms)))
-            c.executemany("INSERT INTO symbols (file_id, chunk_id, name, kind, line) VALUES (?, ?, ?, ?, ?)",
-                          [(file_id, _chunk_at(starts, s.line), s.name, s.kind, s.line) for s in symbols])
+            c.executemany(
+                "INSERT INTO symbols (file_id, chunk_id, name, kind, line) VALUES (?, ?, ?, ?, ?)",
+                [(file_id, _chunk_at(starts, s.line), s.name, s.kind, s.line) for s in symbols],
+            )
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -190,24 +205,38 @@ class IndexStore:
         return removed
 
     def chunks_without_vectors(self, limit: int) -> list[tuple[int, str]]:
-        return [(int(i), t) for i, t in self.conn.execute(
-            "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id "
-            "WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?", (limit,))]
+        return [
+            (int(i), t)
+            for i, t in self.conn.execute(
+                "SELECT c.id, c.text FROM chunks c LEFT JOIN vectors v ON v.chunk_id = c.id "
+                "WHERE v.chunk_id IS NULL ORDER BY c.id LIMIT ?",
+                (limit,),
+            )
+        ]
 
-    def put_vectors(self, chunk_ids: Sequence[int], sigs: np.ndarray, q8: np.ndarray,
-                    scales: np.ndarray) -> np.ndarray:
+    def put_vectors(self, chunk_ids: Sequence[int], sigs: np.ndarray, q8: np.ndarray, scales: np.ndarray) -> np.ndarray:
         """Vectors of chunks that still exist (a chunk replaced meanwhile is skipped); returns the positions (into
         chunk_ids) of those written."""
         c = self.conn
         c.execute("BEGIN IMMEDIATE")
         try:
-            c.executemany("INSERT OR REPLACE INTO vectors (chunk_id, sig, q8, scale) "
-                          "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
-                          [(int(i), sigs[k].tobytes(), q8[k].tobytes(), float(scales[k]), int(i))
-                           for k, i in enumerate(chunk_ids)])
+            c.executemany(
+                "INSERT OR REPLACE INTO vectors (chunk_id, sig, q8, scale) "
+                "SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
+                [
+                    (int(i), sigs[k].tobytes(), q8[k].tobytes(), float(scales[k]), int(i))
+                    for k, i in enumerate(chunk_ids)
+                ],
+            )
             marks = ",".join("?" * len(chunk_ids))
-            written = {int(r[0]) for r in c.execute(f"SELECT id FROM chunks WHERE id IN ({marks})",
-                                                    [int(i) for i in chunk_ids])} if len(chunk_ids) else set()
+            written = (
+                {
+                    int(r[0])
+                    for r in c.execute(f"SELECT id FROM chunks WHERE id IN ({marks})", [int(i) for i in chunk_ids])
+                }
+                if len(chunk_ids)
+                else set()
+            )
             c.execute("COMMIT")
         except BaseException:
             c.execute("ROLLBACK")
@@ -217,8 +246,10 @@ class IndexStore:
     # ---- reading -----------------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        return {t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-                for t in ("files", "chunks", "symbols", "vectors")}
+        return {
+            t: int(self.conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
+            for t in ("files", "chunks", "symbols", "vectors")
+        }
 
     def vector_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM vectors").fetchone()[0])
@@ -230,7 +261,9 @@ class IndexStore:
         marks = ",".join("?" * len(ids))
         rows = self.conn.execute(
             "SELECT c.id, f.path, c.start_line, c.end_line, c.kind, c.symbol, c.text FROM chunks c "
-            f"JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})", ids).fetchall()
+            f"JOIN files f ON f.id = c.file_id WHERE c.id IN ({marks})",
+            ids,
+        ).fetchall()
         by_id = {int(r[0]): StoredChunk(int(r[0]), r[1], int(r[2]), int(r[3]), r[4], r[5] or "", r[6]) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
@@ -239,8 +272,11 @@ class IndexStore:
         if not match:
             return []
         try:
-            rows = self.conn.execute("SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
-                                     "ORDER BY bm25(chunks_fts) LIMIT ?", (match, limit)).fetchall()
+            rows = self.conn.execute(
+                "SELECT rowid, bm25(chunks_fts) FROM chunks_fts WHERE chunks_fts MATCH ? "
+                "ORDER BY bm25(chunks_fts) LIMIT ?",
+                (match, limit),
+            ).fetchall()
         except sqlite3.OperationalError:  # a query FTS5 cannot parse finds nothing
             return []
         return [(int(r[0]), -float(r[1])) for r in rows]
@@ -255,8 +291,10 @@ class IndexStore:
         missing = [t for t in dict.fromkeys(terms) if t not in self._df_cache]
         if missing:
             marks = ",".join("?" * len(missing))
-            found = {t: int(d) for t, d in self.conn.execute(
-                f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", missing)}
+            found = {
+                t: int(d)
+                for t, d in self.conn.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", missing)
+            }
             for t in missing:
                 self._df_cache[t] = found.get(t, 0)
         return {t: self._df_cache[t] for t in terms if self._df_cache[t]}
@@ -266,9 +304,14 @@ class IndexStore:
         if not names:
             return []
         marks = ",".join("?" * len(names))
-        return [(r[0], int(r[1])) for r in self.conn.execute(
-            f"SELECT name, chunk_id FROM symbols WHERE kind = 'def' AND chunk_id IS NOT NULL AND name IN ({marks}) "
-            "LIMIT ?", [*names, limit])]
+        return [
+            (r[0], int(r[1]))
+            for r in self.conn.execute(
+                f"SELECT name, chunk_id FROM symbols WHERE kind = 'def' AND chunk_id IS NOT NULL AND name IN ({marks}) "
+                "LIMIT ?",
+                [*names, limit],
+            )
+        ]
 
     def signatures(self) -> tuple[np.ndarray, np.ndarray]:
         """(chunk ids (n,) int64, signatures (n, 48) uint8), ordered by chunk id."""
@@ -282,8 +325,9 @@ class IndexStore:
         if not len(ids):
             return np.zeros(0, np.int64), np.zeros((0, DIM), np.int8), np.zeros(0, np.float32)
         marks = ",".join("?" * len(ids))
-        rows = self.conn.execute(f"SELECT chunk_id, q8, scale FROM vectors WHERE chunk_id IN ({marks})",
-                                 [int(i) for i in ids]).fetchall()
+        rows = self.conn.execute(
+            f"SELECT chunk_id, q8, scale FROM vectors WHERE chunk_id IN ({marks})", [int(i) for i in ids]
+        ).fetchall()
         found = np.array([r[0] for r in rows], np.int64)
         q8 = np.frombuffer(b"".join(r[1] for r in rows), np.int8).reshape(len(rows), DIM)
         return found, q8, np.array([r[2] for r in rows], np.float32)

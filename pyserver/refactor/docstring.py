@@ -10,8 +10,9 @@ from pyserver.refactor import TextEdit
 from pyserver.refactor.common import function_at, line_offsets, run
 
 
-def docstring_edit(session: Session, text: str, line: int, max_tokens: int,
-                   should_stop: Callable[[], bool], context: str = "") -> TextEdit | str | None:
+def docstring_edit(
+    session: Session, text: str, line: int, max_tokens: int, should_stop: Callable[[], bool], context: str = ""
+) -> TextEdit | str | None:
     """The edit, a reason string when there is nothing to do, or None when stopped. `context`: code from other
     files (the workspace index's), put before the document in the prompt."""
     fn = function_at(text, line)

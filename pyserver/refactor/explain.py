@@ -10,11 +10,12 @@ from pyserver.refactor.common import run
 HEADER = "\n\n# Explanation of the code above:\n#"
 
 
-def explain(session: Session, selection: str, max_tokens: int, should_stop: Callable[[], bool],
-            context: str = "") -> str | None:
+def explain(
+    session: Session, selection: str, max_tokens: int, should_stop: Callable[[], bool], context: str = ""
+) -> str | None:
     tok = session.model.tokenizer
     assert tok is not None
-    prompt = tok.encode(context + selection.rstrip() + HEADER)[-(session.n_ctx - max_tokens):]
+    prompt = tok.encode(context + selection.rstrip() + HEADER)[-(session.n_ctx - max_tokens) :]
     out = run(session, prompt, max_tokens, ["\n\n"], should_stop)
     if out is None:
         return None

@@ -13,8 +13,16 @@ from pyserver.refactor import TextEdit
 from pyserver.refactor.common import run
 
 
-def rewrite_edit(session: Session, text: str, start: int, end: int, instruction: str, max_tokens: int,
-                 should_stop: Callable[[], bool], context: str = "") -> TextEdit | str | None:
+def rewrite_edit(
+    session: Session,
+    text: str,
+    start: int,
+    end: int,
+    instruction: str,
+    max_tokens: int,
+    should_stop: Callable[[], bool],
+    context: str = "",
+) -> TextEdit | str | None:
     if start >= end:
         return "select the code to rewrite"
     tok = session.model.tokenizer
@@ -23,8 +31,12 @@ def rewrite_edit(session: Session, text: str, start: int, end: int, instruction:
     first = text[line_start:end].split("\n")[0]
     indent = first[: len(first) - len(first.lstrip())]
     original = text[start:end]
-    prefix = text[:line_start] + f"{indent}# {instruction.strip()}\n{indent}# Original:\n" + "".join(
-        f"{indent}#   {ln.strip()}\n" for ln in original.split("\n") if ln.strip()) + indent
+    prefix = (
+        text[:line_start]
+        + f"{indent}# {instruction.strip()}\n{indent}# Original:\n"
+        + "".join(f"{indent}#   {ln.strip()}\n" for ln in original.split("\n") if ln.strip())
+        + indent
+    )
     suffix = text[end:]
     head, forced = split_at_line_start(context + prefix)
     prompt = fim_prompt(tok, head, suffix, session.n_ctx - max_tokens, order=session.model.traits.fim_order)

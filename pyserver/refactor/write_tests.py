@@ -13,8 +13,15 @@ from pyserver.refactor import NewFile
 from pyserver.refactor.common import function_at, run
 
 
-def new_tests_file(session: Session, text: str, line: int, file_name: str, max_tokens: int,
-                   should_stop: Callable[[], bool], context: str = "") -> NewFile | str | None:
+def new_tests_file(
+    session: Session,
+    text: str,
+    line: int,
+    file_name: str,
+    max_tokens: int,
+    should_stop: Callable[[], bool],
+    context: str = "",
+) -> NewFile | str | None:
     fn = function_at(text, line)
     if fn is None:
         return "no function at the cursor (or the file does not parse)"
@@ -22,9 +29,9 @@ def new_tests_file(session: Session, text: str, line: int, file_name: str, max_t
     assert tok is not None
     module = PurePosixPath(file_name).stem
     head = f"from {module} import {fn.name}\n\n\ndef test_{fn.name}():\n    "
-    source = "\n".join(text.split("\n")[fn.node.lineno - 1: fn.node.end_lineno])
+    source = "\n".join(text.split("\n")[fn.node.lineno - 1 : fn.node.end_lineno])
     text, forced = split_at_line_start(f"{context}# {module}.py\n{source}\n\n\n# test_{module}.py\n{head}")
-    prompt = tok.encode(text)[-(session.n_ctx - max_tokens):]
+    prompt = tok.encode(text)[-(session.n_ctx - max_tokens) :]
     out = run(session, prompt, max_tokens, ["\n\n\n"], should_stop, forced)
     if out is None:
         return None

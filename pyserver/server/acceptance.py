@@ -85,9 +85,14 @@ class AcceptanceStats:
         with self._lock:
             rows = [(m, lang, dict(c)) for m, langs in self._counts.items() for lang, c in langs.items()]
         total = {e: sum(c.get(e, 0) for _, _, c in rows) for e in EVENTS}
-        return {**total, "acceptance_rate": _rate(total), "partial_rate": _partial(total),
-                "by_model_language": [{"model": m, "language": lang, **c, "acceptance_rate": _rate(c)}
-                                      for m, lang, c in rows]}
+        return {
+            **total,
+            "acceptance_rate": _rate(total),
+            "partial_rate": _partial(total),
+            "by_model_language": [
+                {"model": m, "language": lang, **c, "acceptance_rate": _rate(c)} for m, lang, c in rows
+            ],
+        }
 
     def save(self) -> None:
         if self.path is None:
@@ -123,7 +128,8 @@ def _clean(raw: dict[str, object]) -> dict[str, dict[str, dict[str, int]]]:
         for lang, counts in langs.items():
             if isinstance(counts, dict):
                 out.setdefault(str(model), {})[str(lang)] = {
-                    e: int(counts[e]) if isinstance(counts.get(e), int) and counts[e] >= 0 else 0 for e in EVENTS}
+                    e: int(counts[e]) if isinstance(counts.get(e), int) and counts[e] >= 0 else 0 for e in EVENTS
+                }
     return out
 
 

@@ -131,8 +131,9 @@ def _read(name: str, hint: Any, value: Any) -> Any:
     if hint is t.Range:
         if not isinstance(value, dict):
             raise ArgumentError(f"'{name}' needs 'start' and 'end' positions")
-        return t.Range(start=_position(f"{name}.start", value.get("start")),
-                       end=_position(f"{name}.end", value.get("end")))
+        return t.Range(
+            start=_position(f"{name}.start", value.get("start")), end=_position(f"{name}.end", value.get("end"))
+        )
     if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
         raise ArgumentError(f"'{name}' needs an integer, not {value!r}")
     if hint is str and not isinstance(value, str):
@@ -142,8 +143,9 @@ def _read(name: str, hint: Any, value: Any) -> Any:
 
 def _position(name: str, value: Any) -> t.Position:
     if not isinstance(value, dict) or not all(_natural(value.get(k)) for k in ("line", "character")):
-        raise ArgumentError(f"'{name}' needs a position {{\"line\": n, \"character\": n}} (integers, 0 or more), "
-                            f"not {value!r}")
+        raise ArgumentError(
+            f'\'{name}\' needs a position {{"line": n, "character": n}} (integers, 0 or more), not {value!r}'
+        )
     return t.Position(line=value["line"], character=value["character"])
 
 

@@ -28,8 +28,9 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     empty = t.InlineCompletionList(items=[])
     uri = params.text_document.uri
     s = ls.settings
-    if not s.enable or (s.trigger == "manual" and params.context.trigger_kind
-                        == t.InlineCompletionTriggerKind.Automatic):
+    if not s.enable or (
+        s.trigger == "manual" and params.context.trigger_kind == t.InlineCompletionTriggerKind.Automatic
+    ):
         return empty
     language = ls.workspace.get_text_document(uri).language_id or ""
     if not s.language_enabled(language) or not _model_ready(ls):
@@ -48,9 +49,11 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
         return empty  # the document moved on while we computed
     if not result.from_cache:
         _shown(ls, uri, language, result)
-    item = t.InlineCompletionItem(insert_text=result.text, range=t.Range(start=params.position, end=params.position),
-                                  command=t.Command(title="accepted", command=ACCEPTED_COMMAND,
-                                                    arguments=[{"uri": uri}]))
+    item = t.InlineCompletionItem(
+        insert_text=result.text,
+        range=t.Range(start=params.position, end=params.position),
+        command=t.Command(title="accepted", command=ACCEPTED_COMMAND, arguments=[{"uri": uri}]),
+    )
     return t.InlineCompletionList(items=[item])
 
 
@@ -64,8 +67,7 @@ def _model_ready(ls: RyzansteinServer) -> bool:
     return False
 
 
-async def _generate(ls: RyzansteinServer, uri: str, text: str, offset: int,
-                    stop: threading.Event) -> Completion | None:
+async def _generate(ls: RyzansteinServer, uri: str, text: str, offset: int, stop: threading.Event) -> Completion | None:
     """Runs the pipeline (and the larger tier when it should take over) on the completion thread; `stop` becomes
     the document's newest stop flag, and a newer request or a cancel sets it. None: superseded, or it failed."""
     previous = ls.latest.get(uri)

@@ -32,9 +32,16 @@ class Job:
 
     def to_json(self) -> dict[str, Any]:
         eta = (self.total - self.done) / self.bytes_per_s if self.bytes_per_s > 0 and self.total else None
-        return {"id": self.model_id, "state": self.state, "done": self.done, "total": self.total,
-                "bytes_per_s": round(self.bytes_per_s), "eta_s": None if eta is None else round(eta),
-                "message": self.message, "path": self.path}
+        return {
+            "id": self.model_id,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "bytes_per_s": round(self.bytes_per_s),
+            "eta_s": None if eta is None else round(eta),
+            "message": self.message,
+            "path": self.path,
+        }
 
 
 class Downloads:
@@ -50,8 +57,7 @@ class Downloads:
             if job is not None and job.state == "running":
                 return job
             job = self._jobs[model_id] = Job(model_id)
-        threading.Thread(target=self._run, args=(job, fetch, on_done), name=f"download-{model_id}",
-                         daemon=True).start()
+        threading.Thread(target=self._run, args=(job, fetch, on_done), name=f"download-{model_id}", daemon=True).start()
         return job
 
     def cancel(self, model_id: str) -> bool:

@@ -23,8 +23,7 @@ BACKGROUND_NICE = 10
 
 
 class IndexHost:
-    def __init__(self, completion_running: threading.Event,
-                 on_error: Callable[[str], None] = lambda msg: None) -> None:
+    def __init__(self, completion_running: threading.Event, on_error: Callable[[str], None] = lambda msg: None) -> None:
         self.completion_running = completion_running
         self.on_error = on_error
         self.indexes: list[WorkspaceIndex] = []
@@ -35,15 +34,28 @@ class IndexHost:
         self._wake = threading.Event()  # new work for the embedding loop
         self._thread: threading.Thread | None = None
 
-    def start(self, roots: list[Path], storage: str, include: tuple[str, ...], exclude: tuple[str, ...],
-              progress: Progress | None = None) -> threading.Thread:
-        self._thread = threading.Thread(target=self._run, args=(roots, storage, include, exclude, progress),
-                                        name="ryzanstein-index", daemon=True)
+    def start(
+        self,
+        roots: list[Path],
+        storage: str,
+        include: tuple[str, ...],
+        exclude: tuple[str, ...],
+        progress: Progress | None = None,
+    ) -> threading.Thread:
+        self._thread = threading.Thread(
+            target=self._run, args=(roots, storage, include, exclude, progress), name="ryzanstein-index", daemon=True
+        )
         self._thread.start()
         return self._thread
 
-    def _run(self, roots: list[Path], storage: str, include: tuple[str, ...], exclude: tuple[str, ...],
-             progress: Progress | None) -> None:
+    def _run(
+        self,
+        roots: list[Path],
+        storage: str,
+        include: tuple[str, ...],
+        exclude: tuple[str, ...],
+        progress: Progress | None,
+    ) -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
         except (AttributeError, OSError):
@@ -122,6 +134,10 @@ class IndexHost:
 
     def status(self) -> dict[str, object]:
         counts = [index.reader().counts() for index in self.indexes] if self.indexes else []
-        return {"state": self.state, "folders": [str(i.root) for i in self.indexes],
-                "files": sum(c["files"] for c in counts), "chunks": sum(c["chunks"] for c in counts),
-                "embedded": sum(c["vectors"] for c in counts)}
+        return {
+            "state": self.state,
+            "folders": [str(i.root) for i in self.indexes],
+            "files": sum(c["files"] for c in counts),
+            "chunks": sum(c["chunks"] for c in counts),
+            "embedded": sum(c["vectors"] for c in counts),
+        }

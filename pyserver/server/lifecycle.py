@@ -36,14 +36,14 @@ def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
 
 async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None:
     ls.connected(asyncio.get_running_loop())
-    loading = await begin_progress(ls, "Ryzanstein: loading model", cancellable=False,
-                                   token_prefix="ryzanstein-load")
+    loading = await begin_progress(ls, "Ryzanstein: loading model", cancellable=False, token_prefix="ryzanstein-load")
     thread = ls.load_completion_model()
     background.start(background.keep_memory, ls, "memory-keeper")
     if not ls.settings.model_path and read_config() is None:
         background.start(background.first_setup, ls, "first-setup")
-    ls.index_roots = [Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values()
-                      if f.uri.startswith("file:")]
+    ls.index_roots = [
+        Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values() if f.uri.startswith("file:")
+    ]
     if ls.settings.index_enable and ls.index_roots:
         indexing = await begin_progress(ls, "Ryzanstein: indexing the workspace", percentage=0)
         ls.start_index(indexing.for_index())

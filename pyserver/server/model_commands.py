@@ -39,10 +39,13 @@ async def cmd_models(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     del args
     from pyserver.tiers.setup import models_table
 
-    table = await asyncio.get_running_loop().run_in_executor(None, lambda: models_table(ls.settings.model_folders,
-                                                                                        measure=False))
-    return table | {"serving": {"completion": ls.host.model_path.name if ls.host.model_path else None,
-                                "reasons": ls.plan.reasons}, "downloads": ls.downloads.status()}
+    table = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: models_table(ls.settings.model_folders, measure=False)
+    )
+    return table | {
+        "serving": {"completion": ls.host.model_path.name if ls.host.model_path else None, "reasons": ls.plan.reasons},
+        "downloads": ls.downloads.status(),
+    }
 
 
 def cmd_download(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
@@ -55,8 +58,11 @@ def cmd_download(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     spec = Registry.load().by_id(a.id)
     if spec is None:
         raise ValueError(f"no model {a.id!r} in the registry")
-    job = ls.downloads.start(spec.id, lambda progress, cancelled: download_model(
-        spec, progress=progress, cancelled=cancelled), lambda _path: first_setup(ls))
+    job = ls.downloads.start(
+        spec.id,
+        lambda progress, cancelled: download_model(spec, progress=progress, cancelled=cancelled),
+        lambda _path: first_setup(ls),
+    )
     return job.to_json()
 
 

@@ -28,8 +28,9 @@ class WorkDone:
 
     def report(self, message: str, percentage: int) -> None:
         if self.token is not None and not self._ended.is_set():
-            self._call(self._ls.work_done_progress.report, t.WorkDoneProgressReport(message=message,
-                                                                                     percentage=percentage))
+            self._call(
+                self._ls.work_done_progress.report, t.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
 
     def end(self, message: str) -> None:
         """Ends the notification; later reports and ends do nothing."""
@@ -60,8 +61,14 @@ class WorkDone:
             self._loop.call_soon_threadsafe(send, self.token, value)
 
 
-async def begin_progress(ls: RyzansteinServer, title: str, *, cancellable: bool = True,
-                         percentage: int | None = None, token_prefix: str = "ryzanstein") -> WorkDone:
+async def begin_progress(
+    ls: RyzansteinServer,
+    title: str,
+    *,
+    cancellable: bool = True,
+    percentage: int | None = None,
+    token_prefix: str = "ryzanstein",
+) -> WorkDone:
     """Creates and begins a progress notification titled `title` (on the event loop)."""
     loop = asyncio.get_running_loop()
     caps = ls.client_capabilities.window
@@ -71,8 +78,9 @@ async def begin_progress(ls: RyzansteinServer, title: str, *, cancellable: bool 
     try:
         await ls.work_done_progress.create_async(token)
         # (`cancellable` is left out when false, LSP's default)
-        ls.work_done_progress.begin(token, t.WorkDoneProgressBegin(
-            title=title, cancellable=cancellable or None, percentage=percentage))
+        ls.work_done_progress.begin(
+            token, t.WorkDoneProgressBegin(title=title, cancellable=cancellable or None, percentage=percentage)
+        )
     except Exception:  # a client that refuses progress still gets the work done
         return WorkDone(ls, loop, None)
     work = WorkDone(ls, loop, token)

@@ -39,16 +39,24 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
     selection = doc.source[start:end] or doc.lines[a.range.start.line]
     context = _workspace_context(ls, a.uri, selection)
-    text = await _run_refactor(ls, "Ryzanstein: explaining", lambda stop, session: explain(
-        session, selection, ls.settings.refactor_max_tokens // 2, stop, context))
+    text = await _run_refactor(
+        ls,
+        "Ryzanstein: explaining",
+        lambda stop, session: explain(session, selection, ls.settings.refactor_max_tokens // 2, stop, context),
+    )
     return {"text": text} if text is not None else {"cancelled": True}
 
 
 async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(DocstringArgs, args)
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens // 2
-    return await _edit_command(ls, a.uri, a.position.line, "Ryzanstein: writing a docstring",
-                               lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx))
+    return await _edit_command(
+        ls,
+        a.uri,
+        a.position.line,
+        "Ryzanstein: writing a docstring",
+        lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx),
+    )
 
 
 async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
@@ -57,18 +65,26 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
     n = ls.settings.refactor_max_tokens
     around = (a.position or a.range.start).line
-    return await _edit_command(ls, a.uri, around, "Ryzanstein: rewriting",
-                               lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, a.instruction,
-                                                                             n, stop, ctx))
+    return await _edit_command(
+        ls,
+        a.uri,
+        around,
+        "Ryzanstein: rewriting",
+        lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, a.instruction, n, stop, ctx),
+    )
 
 
 async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(WriteTestsArgs, args)
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens
     name = Path(unquote(urlparse(a.uri).path)).name or "module.py"
-    return await _edit_command(ls, a.uri, a.position.line, "Ryzanstein: writing tests",
-                               lambda session, text, stop, ctx: new_tests_file(session, text, line, name, n,
-                                                                               stop, ctx))
+    return await _edit_command(
+        ls,
+        a.uri,
+        a.position.line,
+        "Ryzanstein: writing tests",
+        lambda session, text, stop, ctx: new_tests_file(session, text, line, name, n, stop, ctx),
+    )
 
 
 def _workspace_context(ls: RyzansteinServer, uri: str, code: str) -> str:
@@ -83,9 +99,10 @@ async def _edit_command(ls: RyzansteinServer, uri: str, line: int, title: str, m
     is what the code around `line` uses."""
     doc = ls.workspace.get_text_document(uri)
     version, text = doc.version, doc.source
-    around = "\n".join(doc.lines[max(0, line - 5): line + 25])
-    edit = await _run_refactor(ls, title, lambda stop, session: make(session, text, stop,
-                                                                      _workspace_context(ls, uri, around)))
+    around = "\n".join(doc.lines[max(0, line - 5) : line + 25])
+    edit = await _run_refactor(
+        ls, title, lambda stop, session: make(session, text, stop, _workspace_context(ls, uri, around))
+    )
     if edit is None:
         return {"cancelled": True}
     if isinstance(edit, str):
@@ -126,18 +143,25 @@ async def _apply(ls: RyzansteinServer, uri: str, version: int | None, edit: Text
         if doc.version != version:
             return {"applied": False, "reason": f"the document changed (version {version} -> {doc.version})"}
         rng = t.Range(start=doc.client_position_at_offset(edit.start), end=doc.client_position_at_offset(edit.end))
-        changes: list[Any] = [t.TextDocumentEdit(
-            text_document=t.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-            edits=[t.TextEdit(range=rng, new_text=edit.new_text)])]
+        changes: list[Any] = [
+            t.TextDocumentEdit(
+                text_document=t.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
+                edits=[t.TextEdit(range=rng, new_text=edit.new_text)],
+            )
+        ]
     else:
         target = uri.rsplit("/", 1)[0] + "/" + edit.name
         start = t.Position(line=0, character=0)
-        changes = [t.CreateFile(uri=target, options=t.CreateFileOptions(ignore_if_exists=True)),
-                   t.TextDocumentEdit(
-                       text_document=t.OptionalVersionedTextDocumentIdentifier(uri=target, version=None),
-                       edits=[t.TextEdit(range=t.Range(start=start, end=start), new_text=edit.text)])]
-    result = await ls.workspace_apply_edit_async(t.ApplyWorkspaceEditParams(
-        edit=t.WorkspaceEdit(document_changes=changes), label="Ryzanstein"))
+        changes = [
+            t.CreateFile(uri=target, options=t.CreateFileOptions(ignore_if_exists=True)),
+            t.TextDocumentEdit(
+                text_document=t.OptionalVersionedTextDocumentIdentifier(uri=target, version=None),
+                edits=[t.TextEdit(range=t.Range(start=start, end=start), new_text=edit.text)],
+            ),
+        ]
+    result = await ls.workspace_apply_edit_async(
+        t.ApplyWorkspaceEditParams(edit=t.WorkspaceEdit(document_changes=changes), label="Ryzanstein")
+    )
     out: dict[str, Any] = {"applied": bool(result.applied)}
     if not result.applied:
         out["reason"] = result.failure_reason or "the editor refused the edit"

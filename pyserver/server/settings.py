@@ -29,15 +29,24 @@ class ServerSettings:
     escalation: bool = True  # uncertain completions go to the larger tier when it is loaded and idle
     min_confidence: float | None = None  # None: the model's calibrated threshold; 0 shows every suggestion
     # Per VS Code language id, "*" for the rest; a language the model was not trained on gets nothing either way.
-    languages: tuple[tuple[str, bool], ...] = (("*", True), ("markdown", False), ("plaintext", False),
-                                               ("scminput", False))
+    languages: tuple[tuple[str, bool], ...] = (
+        ("*", True),
+        ("markdown", False),
+        ("plaintext", False),
+        ("scminput", False),
+    )
     trigger: str = "automatic"  # automatic | manual (suggestions only when asked for, e.g. Alt+\\)
 
     @property
     def completion(self) -> CompletionSettings:
-        return CompletionSettings(max_tokens=self.max_tokens, max_lines=self.max_lines,
-                                  max_prompt_tokens=self.max_prompt_tokens, context_chars=self.context_chars,
-                                  time_budget_ms=self.time_budget_ms, min_confidence=self.min_confidence)
+        return CompletionSettings(
+            max_tokens=self.max_tokens,
+            max_lines=self.max_lines,
+            max_prompt_tokens=self.max_prompt_tokens,
+            context_chars=self.context_chars,
+            time_budget_ms=self.time_budget_ms,
+            min_confidence=self.min_confidence,
+        )
 
     def language_enabled(self, language_id: str) -> bool:
         table = dict(self.languages)

@@ -38,8 +38,12 @@ class RyzansteinServer(LanguageServer):
     """The sidecar: one instance, `server.server`, with every handler registered on it."""
 
     def __init__(self) -> None:
-        super().__init__("ryzanstein", __version__, text_document_sync_kind=t.TextDocumentSyncKind.Incremental,
-                         protocol_cls=RyzansteinProtocol)
+        super().__init__(
+            "ryzanstein",
+            __version__,
+            text_document_sync_kind=t.TextDocumentSyncKind.Incremental,
+            protocol_cls=RyzansteinProtocol,
+        )
         self.settings = ServerSettings()
         self.host = ModelHost(on_state=self._state_changed)
         self.pipeline = CompletionPipeline(self.host, self.settings.completion)
@@ -48,7 +52,8 @@ class RyzansteinServer(LanguageServer):
         self.tiers = TierHost()
         self.plan = ServingPlan(None, None)
         self.pipeline.index_context = lambda path, prefix, budget: [
-            (h.chunk.path, h.chunk.text) for h in self.index.completion_context(path, prefix, budget)]
+            (h.chunk.path, h.chunk.text) for h in self.index.completion_context(path, prefix, budget)
+        ]
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="completion")
         self.refactor_pool = ThreadPoolExecutor(1, thread_name_prefix="refactor")
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -105,8 +110,9 @@ class RyzansteinServer(LanguageServer):
         if self.loop is None:
             self._pending_problems += problems
             return
-        params = t.ShowMessageParams(type=t.MessageType.Warning,
-                                     message="Ryzanstein left out settings it cannot use: " + "; ".join(problems))
+        params = t.ShowMessageParams(
+            type=t.MessageType.Warning, message="Ryzanstein left out settings it cannot use: " + "; ".join(problems)
+        )
         self.loop.call_soon_threadsafe(self.window_show_message, params)
 
     def make_plan(self) -> None:
@@ -133,8 +139,11 @@ class RyzansteinServer(LanguageServer):
         else:
             self.tiers.configure(self.plan.large, self.settings)
         s = self.settings
-        if (s.index_enable, s.index_include, s.index_exclude) != (old.index_enable, old.index_include,
-                                                                   old.index_exclude):
+        if (s.index_enable, s.index_include, s.index_exclude) != (
+            old.index_enable,
+            old.index_include,
+            old.index_exclude,
+        ):
             self.restart_index()
 
     def start_index(self, progress: Progress | None = None) -> None:

@@ -57,8 +57,7 @@ class TierHost:
             return entry[1], entry[2]
 
     @contextlib.contextmanager
-    def refactor_session(self, settings: ServerSettings,
-                         drafter: ModelHost | None = None) -> Iterator[Session | None]:
+    def refactor_session(self, settings: ServerSettings, drafter: ModelHost | None = None) -> Iterator[Session | None]:
         """The larger tier's refactor session, loading it if needed; None when there is none or it cannot load
         (the caller falls back to the completion model). With a drafter (the completion model) that shares its
         tokenizer, generation drafts with it and verifies in batches."""
@@ -83,11 +82,17 @@ class TierHost:
                     pass  # different tokenizers: no drafting
             yield session
 
-    def escalate(self, c: Completion, uri: str, text: str, offset: int, should_stop: Callable[[], bool],
-                 settings: ServerSettings) -> Completion | None:
+    def escalate(
+        self, c: Completion, uri: str, text: str, offset: int, should_stop: Callable[[], bool], settings: ServerSettings
+    ) -> Completion | None:
         """The larger tier's completion when the small model was unsure and the larger one is loaded and idle."""
-        if (self.path is None or not settings.escalation or c.from_cache or not should_escalate(c.mean_entropy)
-                or not self.pool.is_idle(self.path)):
+        if (
+            self.path is None
+            or not settings.escalation
+            or c.from_cache
+            or not should_escalate(c.mean_entropy)
+            or not self.pool.is_idle(self.path)
+        ):
             return None
         with self.pool.use(self.path) as model:
             better = self._serving(model, settings)[1].complete(uri, text, offset, should_stop)
@@ -103,5 +108,8 @@ class TierHost:
                 self._hosts = {k: v for k, v in self._hosts.items() if Path(v[0].path) not in gone}
 
     def status(self) -> dict[str, object]:
-        return {"model": self.path.name if self.path else None,
-                "loaded": bool(self.path and self.path in self.pool.loaded()), "escalations": self.escalations}
+        return {
+            "model": self.path.name if self.path else None,
+            "loaded": bool(self.path and self.path in self.pool.loaded()),
+            "escalations": self.escalations,
+        }

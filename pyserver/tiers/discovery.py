@@ -48,10 +48,18 @@ class FoundModel:
         return self.format == "safetensors" or self.weights in LOADABLE_WEIGHTS
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "format": self.format, "architecture": self.architecture,
-                "params": self.shape.n_params, "tokenizer": self.tokenizer, "size_bytes": self.size_bytes,
-                "registry_id": self.registry_id, "weights": self.weights, "usable": self.usable,
-                "source": self.source}
+        return {
+            "path": str(self.path),
+            "format": self.format,
+            "architecture": self.architecture,
+            "params": self.shape.n_params,
+            "tokenizer": self.tokenizer,
+            "size_bytes": self.size_bytes,
+            "registry_id": self.registry_id,
+            "weights": self.weights,
+            "usable": self.usable,
+            "source": self.source,
+        }
 
 
 def _home() -> Path:
@@ -73,9 +81,11 @@ def hf_hub_cache() -> Path:
 def other_tool_folders() -> list[tuple[str, Path]]:
     """Where LM Studio, llama.cpp and Ollama keep the models they downloaded (those that exist)."""
     home = _home()
-    out = [("lm-studio", home / ".lmstudio" / "models"), ("lm-studio", home / ".cache" / "lm-studio" / "models"),
-           ("llama.cpp", Path(os.environ["LLAMA_CACHE"]) if os.environ.get("LLAMA_CACHE")
-            else _xdg_cache() / "llama.cpp")]
+    out = [
+        ("lm-studio", home / ".lmstudio" / "models"),
+        ("lm-studio", home / ".cache" / "lm-studio" / "models"),
+        ("llama.cpp", Path(os.environ["LLAMA_CACHE"]) if os.environ.get("LLAMA_CACHE") else _xdg_cache() / "llama.cpp"),
+    ]
     ollama = os.environ.get("OLLAMA_MODELS")
     out.append(("ollama", Path(ollama) / "blobs" if ollama else home / ".ollama" / "models" / "blobs"))
     if not ollama:  # the Linux service install keeps its store under its own user
@@ -85,8 +95,12 @@ def other_tool_folders() -> list[tuple[str, Path]]:
 
 def known_folders(configured: Iterable[str | Path] = ()) -> list[tuple[str, Path]]:
     """Every folder searched for models, with the store it belongs to, in order of preference."""
-    return [*(("configured", Path(p).expanduser()) for p in configured), ("huggingface", hf_hub_cache()),
-            ("ryzanstein", models_folder()), *other_tool_folders()]
+    return [
+        *(("configured", Path(p).expanduser()) for p in configured),
+        ("huggingface", hf_hub_cache()),
+        ("ryzanstein", models_folder()),
+        *other_tool_folders(),
+    ]
 
 
 def default_folders(configured: Iterable[str | Path] = ()) -> list[Path]:
@@ -127,8 +141,14 @@ def check_safetensors_header(st: Path) -> dict[str, Any]:
             raise ModelLoadError(st, f"corrupt safetensors header: {exc}") from exc
     if not isinstance(header, dict):
         raise ModelLoadError(st, "corrupt safetensors header: not a JSON object")
-    end = max((int(e["data_offsets"][1]) for k, e in header.items() if k != "__metadata__" and isinstance(e, dict)
-               and "data_offsets" in e), default=0)
+    end = max(
+        (
+            int(e["data_offsets"][1])
+            for k, e in header.items()
+            if k != "__metadata__" and isinstance(e, dict) and "data_offsets" in e
+        ),
+        default=0,
+    )
     if 8 + n + end > size:
         raise ModelLoadError(st, f"file is truncated: the tensors need {8 + n + end} bytes, the file has {size}")
     return header
@@ -180,10 +200,12 @@ def shape_mismatch(found: FoundModel, spec: ModelSpec) -> str | None:
         return f"its projections are {found.weights}, which this engine cannot load (ternary or float expected)"
     if shape_key(found.shape) != shape_key(spec.shape) or found.shape.n_head != spec.shape.n_head:
         want, got = spec.shape, found.shape
-        return (f"its header gives the shape n_embd={got.n_embd} n_ff={got.n_ff} n_layer={got.n_layer} "
-                f"n_head={got.n_head} n_head_kv={got.n_head_kv} vocab={got.vocab}; {spec.id} has n_embd="
-                f"{want.n_embd} n_ff={want.n_ff} n_layer={want.n_layer} n_head={want.n_head} "
-                f"n_head_kv={want.n_head_kv} vocab={want.vocab}")
+        return (
+            f"its header gives the shape n_embd={got.n_embd} n_ff={got.n_ff} n_layer={got.n_layer} "
+            f"n_head={got.n_head} n_head_kv={got.n_head_kv} vocab={got.vocab}; {spec.id} has n_embd="
+            f"{want.n_embd} n_ff={want.n_ff} n_layer={want.n_layer} n_head={want.n_head} "
+            f"n_head_kv={want.n_head_kv} vocab={want.vocab}"
+        )
     return None
 
 
@@ -214,8 +236,9 @@ def _candidates(folder: Path) -> Iterator[Path]:
                 yield Path(dirpath) / f
 
 
-def discover(folders: Iterable[Path | tuple[str, Path]], registry: Registry | None = None
-             ) -> tuple[list[FoundModel], list[str]]:
+def discover(
+    folders: Iterable[Path | tuple[str, Path]], registry: Registry | None = None
+) -> tuple[list[FoundModel], list[str]]:
     """Models found, and one line per file that looked like a model but is not usable (with the reason).
     Folders are paths or (source, path) pairs (`known_folders`); a file reachable twice is listed once."""
     found, problems, seen = [], [], set()

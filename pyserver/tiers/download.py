@@ -118,27 +118,33 @@ def manual_instructions(spec: ModelSpec) -> tuple[str, list[str]]:
     base = f"{endpoint()}/{spec.repo}/resolve/{spec.revision}"
     if spec.format == "gguf":
         files = [f"{base}/{f}" for f in spec.files]
-        where = (f"download {' and '.join(files)} and place it in {models_folder()} or in a folder listed in the "
-                 f"`{SETTING}` setting (any name: the file is recognised by its header)")
+        where = (
+            f"download {' and '.join(files)} and place it in {models_folder()} or in a folder listed in the "
+            f"`{SETTING}` setting (any name: the file is recognised by its header)"
+        )
     else:
         files = [f"{base}/{f}" for f in spec.files]
-        where = (f"download {', '.join(spec.files)} (every *.safetensors shard) from "
-                 f"{endpoint()}/{spec.repo}/tree/{spec.revision} into one folder, and place that folder in "
-                 f"{models_folder()} or in a folder listed in the `{SETTING}` setting")
+        where = (
+            f"download {', '.join(spec.files)} (every *.safetensors shard) from "
+            f"{endpoint()}/{spec.repo}/tree/{spec.revision} into one folder, and place that folder in "
+            f"{models_folder()} or in a folder listed in the `{SETTING}` setting"
+        )
     return where, files
 
 
 def _offline_error(spec: ModelSpec, reason: str) -> DownloadOffline:
     where, files = manual_instructions(spec)
-    return DownloadOffline(f"cannot download {spec.id}: {reason}. To install it by hand, {where}.", files,
-                           models_folder())
+    return DownloadOffline(
+        f"cannot download {spec.id}: {reason}. To install it by hand, {where}.", files, models_folder()
+    )
 
 
 class _Sink:
     """The file object http_get writes into: counts bytes for progress, hashes them, and stops when cancelled."""
 
-    def __init__(self, fh: BinaryIO, hasher: hashlib._Hash | None, on_bytes: Callable[[int], None],
-                 cancelled: Cancelled) -> None:
+    def __init__(
+        self, fh: BinaryIO, hasher: hashlib._Hash | None, on_bytes: Callable[[int], None], cancelled: Cancelled
+    ) -> None:
         self.fh, self.hasher, self.on_bytes, self.cancelled = fh, hasher, on_bytes, cancelled
 
     def write(self, data: bytes) -> int:
@@ -193,8 +199,7 @@ def _lock(path: Path, cancelled: Cancelled) -> Iterator[None]:
             break
         except Timeout:
             if cancelled():
-                raise DownloadCancelled("download cancelled while another process was fetching the same file") \
-                    from None
+                raise DownloadCancelled("download cancelled while another process was fetching the same file") from None
     try:
         yield
     finally:
@@ -219,8 +224,10 @@ def _verify_file(spec: ModelSpec, path: Path, name: str) -> None:
             got = (shape.n_embd, shape.n_ff, shape.n_layer, shape.n_head, shape.n_head_kv, shape.vocab)
             want = (s.n_embd, s.n_ff, s.n_layer, s.n_head, s.n_head_kv, s.vocab)
             if got != want:
-                raise DownloadError(f"config.json gives the shape {got} (n_embd, n_ff, n_layer, n_head, "
-                                    f"n_head_kv, vocab); {spec.id} has {want}")
+                raise DownloadError(
+                    f"config.json gives the shape {got} (n_embd, n_ff, n_layer, n_head, "
+                    f"n_head_kv, vocab); {spec.id} has {want}"
+                )
         elif name.endswith(".json"):
             json.loads(path.read_text(encoding="utf-8"))
     except ModelLoadError as exc:
@@ -234,8 +241,9 @@ def _refuse(path: Path, message: str) -> DownloadError:
     return DownloadError(f"{message}; the file was deleted, nothing was installed")
 
 
-def _fetch(spec: ModelSpec, f: _File, commit: str, cache: Path, report: Callable[[int], None],
-           cancelled: Cancelled) -> Path:
+def _fetch(
+    spec: ModelSpec, f: _File, commit: str, cache: Path, report: Callable[[int], None], cancelled: Cancelled
+) -> Path:
     """One file into the cache (resuming what an earlier call left), verified; its snapshot path."""
     from httpx2 import TransportError
     from huggingface_hub import constants, get_hf_file_metadata
@@ -257,8 +265,9 @@ def _fetch(spec: ModelSpec, f: _File, commit: str, cache: Path, report: Callable
     url = f"{ep}/{spec.repo}/resolve/{quote(commit, safe='')}/{quote(f.name)}"  # as hf_hub_url makes it
     meta = get_hf_file_metadata(url, endpoint=ep)
     if meta.etag is None or meta.commit_hash is None:
-        raise DownloadError(f"{url}: the server sent no ETag/X-Repo-Commit: is HF_ENDPOINT ({ep}) a Hugging Face "
-                            f"hub or mirror?")
+        raise DownloadError(
+            f"{url}: the server sent no ETag/X-Repo-Commit: is HF_ENDPOINT ({ep}) a Hugging Face hub or mirror?"
+        )
     size = meta.size if meta.size is not None else f.size
     if f.size is not None and size != f.size:
         raise DownloadError(f"{f.name}: the hub lists {f.size} bytes but serves {size}")
@@ -284,15 +293,23 @@ def _fetch(spec: ModelSpec, f: _File, commit: str, cache: Path, report: Callable
             with part.open("ab") as fh:
                 sink = _Sink(fh, hasher, report, cancelled)
                 try:
-                    http_get(meta.location, sink, resume_size=have, headers=headers,  # type: ignore[arg-type]
-                             expected_size=size, displayed_filename=f.name)
+                    http_get(
+                        meta.location,
+                        sink,  # type: ignore[arg-type]
+                        resume_size=have,
+                        headers=headers,
+                        expected_size=size,
+                        displayed_filename=f.name,
+                    )
                 except DownloadError:
                     raise
                 except (HfHubHTTPError, TransportError) as exc:  # http_get has retried (and resumed) already
                     fh.close()
                     kept = part.stat().st_size if part.is_file() else 0
-                    raise DownloadError(f"{f.name}: {str(exc).splitlines()[0] or type(exc).__name__}; {kept} of "
-                                        f"{size} bytes are kept and the next download resumes from there") from exc
+                    raise DownloadError(
+                        f"{f.name}: {str(exc).splitlines()[0] or type(exc).__name__}; {kept} of "
+                        f"{size} bytes are kept and the next download resumes from there"
+                    ) from exc
                 except OSError as exc:  # http_get's size check, or the disk
                     fh.close()
                     if size is not None and part.stat().st_size < size:
@@ -338,8 +355,10 @@ def _plan(spec: ModelSpec, siblings: list[object]) -> list[_File]:
     for pattern in spec.files:
         hits = sorted(n for n in listed if fnmatch.fnmatchcase(n, pattern) and "/" not in n)
         if not hits:
-            raise DownloadError(f"{spec.repo}@{spec.revision} has no file matching {pattern!r} (the registry "
-                                f"entry for {spec.id} may be out of date)")
+            raise DownloadError(
+                f"{spec.repo}@{spec.revision} has no file matching {pattern!r} (the registry "
+                f"entry for {spec.id} may be out of date)"
+            )
         names += [n for n in hits if n not in names]
     if spec.format == "safetensors":
         names += [n for n in OPTIONAL_FILES if n in listed and n not in names]
@@ -426,6 +445,7 @@ def download_model(spec: ModelSpec, progress: Progress | None = None, cancelled:
             def add(n: int) -> None:
                 done[name] = done.get(name, 0) + n
                 report_to(sum(done.values()), max(total, sum(done.values())))
+
             return add
 
         paths = [_fetch(spec, f, info.sha, cache, on_bytes(f.name), is_cancelled) for f in files]
@@ -435,8 +455,10 @@ def download_model(spec: ModelSpec, progress: Progress | None = None, cancelled:
         raise _offline_error(spec, "offline mode is on (HF_HUB_OFFLINE=1)") from exc
     except (GatedRepoError, RepositoryNotFoundError) as exc:
         status = exc.response.status_code if exc.response is not None else "?"
-        raise DownloadError(f"{spec.repo} is not available from {ep} (HTTP {status}): it may be gated or private; "
-                            f"set HF_TOKEN to a token with access") from exc
+        raise DownloadError(
+            f"{spec.repo} is not available from {ep} (HTTP {status}): it may be gated or private; "
+            f"set HF_TOKEN to a token with access"
+        ) from exc
     except RevisionNotFoundError as exc:
         raise DownloadError(f"{spec.repo} has no revision {spec.revision!r} on {ep}") from exc
     except HfHubHTTPError as exc:

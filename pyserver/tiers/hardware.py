@@ -36,8 +36,9 @@ CACHE_VERSION = 2
 CACHE_NAME = "hardware.json"
 # 2B4T-sized layers, 6 of them (~125 MB read per token: beyond the caches, so bandwidth-bound like the real tiers).
 EFFICIENCY_FORMAT = "I2_S"
-EFFICIENCY_SHAPE = ModelConfig.for_arch("bitnet-b1.58", n_embd=2560, n_ff=6912, n_layer=6, n_head=20, n_head_kv=5,
-                                        vocab=16384)
+EFFICIENCY_SHAPE = ModelConfig.for_arch(
+    "bitnet-b1.58", n_embd=2560, n_ff=6912, n_layer=6, n_head=20, n_head_kv=5, vocab=16384
+)
 # The first steps fault pages in, wake the thread pool and let the clock ramp up: never timed (at least this many
 # steps, and at least WARMUP_S).
 WARMUP_TOKENS, WARMUP_S, WARMUP_MAX_TOKENS = 4, 0.2, 256
@@ -121,8 +122,12 @@ def _features() -> tuple[str, ...]:
 
 def cache_key(cores: int | None = None, features: tuple[str, ...] | None = None) -> dict[str, Any]:
     """What a measurement is valid for: this engine build on this CPU (model, cores, features)."""
-    return {"engine": engine_version(), "cpu": cpu_model(), "cores": cores or os.cpu_count() or 1,
-            "features": ",".join(features if features is not None else _features())}
+    return {
+        "engine": engine_version(),
+        "cpu": cpu_model(),
+        "cores": cores or os.cpu_count() or 1,
+        "features": ",".join(features if features is not None else _features()),
+    }
 
 
 def cache_path(cache: Path | None = None) -> Path:
@@ -151,13 +156,22 @@ def measure_bandwidth(threads: int, rounds: int = BANDWIDTH_ROUNDS) -> float:
     """Read bandwidth in GB/s: the median of `rounds` probes, each the best of a few passes over 256 MB."""
     from pyserver import native
 
-    return float(statistics.median(native.measure_read_bandwidth(BANDWIDTH_BYTES, threads, BANDWIDTH_REPS)
-                                   for _ in range(rounds)))
+    return float(
+        statistics.median(
+            native.measure_read_bandwidth(BANDWIDTH_BYTES, threads, BANDWIDTH_REPS) for _ in range(rounds)
+        )
+    )
 
 
-def measure_decode(threads: int, shape: ModelConfig = EFFICIENCY_SHAPE, fmt: str = EFFICIENCY_FORMAT,
-                   runs: int = RUNS, tokens: int = TOKENS_PER_RUN, warmup: int = WARMUP_TOKENS,
-                   gap_s: float = RUN_GAP_S) -> tuple[float, int, list[float]]:
+def measure_decode(
+    threads: int,
+    shape: ModelConfig = EFFICIENCY_SHAPE,
+    fmt: str = EFFICIENCY_FORMAT,
+    runs: int = RUNS,
+    tokens: int = TOKENS_PER_RUN,
+    warmup: int = WARMUP_TOKENS,
+    gap_s: float = RUN_GAP_S,
+) -> tuple[float, int, list[float]]:
     """Decode speed of a random model of `shape` as `bench model` measures it: a warm-up, then `runs` runs of
     `tokens` single-token steps, `gap_s` apart. Returns (median tokens/s, bytes read per token, each run's
     tokens/s)."""
@@ -256,9 +270,16 @@ def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = 
             with _lock:
                 data = _read(path)  # observations recorded meanwhile are kept (when still valid)
                 keep = data.get("observed", {}) if data.get("key") == key else {}
-                data = {"version": CACHE_VERSION, "key": key, "time": time.time(), "bandwidth_gbs": bandwidth,
-                        "efficiency": efficiency, "decode_tokens_per_s": round(tps, 2),
-                        "runs_tokens_per_s": [round(r, 2) for r in runs], "observed": keep}
+                data = {
+                    "version": CACHE_VERSION,
+                    "key": key,
+                    "time": time.time(),
+                    "bandwidth_gbs": bandwidth,
+                    "efficiency": efficiency,
+                    "decode_tokens_per_s": round(tps, 2),
+                    "runs_tokens_per_s": [round(r, 2) for r in runs],
+                    "observed": keep,
+                }
                 _write(path, data)
         else:
             from pyserver import native
@@ -266,8 +287,16 @@ def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = 
             bandwidth = float(native.measure_read_bandwidth(BANDWIDTH_BYTES, threads, 1))
             efficiency, measured = DEFAULT_EFFICIENCY, False
     assert bandwidth is not None and efficiency is not None
-    return HardwareProfile(total_ram=vm.total, available_ram=vm.available, cores=cores,
-                           physical_cores=psutil.cpu_count(logical=False) or cores, features=features,
-                           bandwidth_gbs=round(bandwidth, 2), efficiency=efficiency,
-                           observed_tps=_medians(data.get("observed")) if data.get("key") == key else {},
-                           measured=measured, engine=key["engine"], cpu=key["cpu"])
+    return HardwareProfile(
+        total_ram=vm.total,
+        available_ram=vm.available,
+        cores=cores,
+        physical_cores=psutil.cpu_count(logical=False) or cores,
+        features=features,
+        bandwidth_gbs=round(bandwidth, 2),
+        efficiency=efficiency,
+        observed_tps=_medians(data.get("observed")) if data.get("key") == key else {},
+        measured=measured,
+        engine=key["engine"],
+        cpu=key["cpu"],
+    )

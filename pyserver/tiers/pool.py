@@ -31,8 +31,14 @@ def resident_bytes(model: Any) -> int:
 
 
 class ModelPool:
-    def __init__(self, budget_bytes: int, idle_unload_s: float, loader: Callable[[Path], Any],
-                 size_of: Callable[[Any], int] = resident_bytes, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        budget_bytes: int,
+        idle_unload_s: float,
+        loader: Callable[[Path], Any],
+        size_of: Callable[[Any], int] = resident_bytes,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.budget_bytes = budget_bytes
         self.idle_unload_s = idle_unload_s
         self._loader, self._size_of, self._clock = loader, size_of, clock
@@ -76,8 +82,10 @@ class ModelPool:
 
     def _make_room(self, need: int, for_path: Path) -> None:
         if need > self.budget_bytes:
-            raise MemoryBudgetError(f"{for_path.name} needs {need / 2**30:.1f} GiB, more than the memory budget of "
-                                    f"{self.budget_bytes / 2**30:.1f} GiB")
+            raise MemoryBudgetError(
+                f"{for_path.name} needs {need / 2**30:.1f} GiB, more than the memory budget of "
+                f"{self.budget_bytes / 2**30:.1f} GiB"
+            )
         while self.used_bytes + need > self.budget_bytes:
             idle = [(e.last_used, p) for p, e in self._models.items() if e.busy == 0]
             if not idle:

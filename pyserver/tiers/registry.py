@@ -41,24 +41,45 @@ class ModelSpec:
         if not isinstance(sha, dict) or not all(isinstance(v, str) and len(v) == 64 for v in sha.values()):
             raise ValueError(f"{d.get('id')}: sha256 must map file names to 64 hex digits")
         shape = ModelConfig.for_arch(d["architecture"], context_length=int(d["context_length"]), **d["shape"])
-        return cls(id=d["id"], tier=tier, name=d["name"], format=d["format"], files=tuple(d["files"]),
-                   repo=d.get("repo"), url=d.get("url"), architecture=d["architecture"], tokenizer=d["tokenizer"],
-                   context_length=int(d["context_length"]), shape=shape,
-                   published_params=int(d["published_params"]), revision=str(d.get("revision") or "main"),
-                   sha256=tuple(sorted((str(k), v.lower()) for k, v in sha.items())))
+        return cls(
+            id=d["id"],
+            tier=tier,
+            name=d["name"],
+            format=d["format"],
+            files=tuple(d["files"]),
+            repo=d.get("repo"),
+            url=d.get("url"),
+            architecture=d["architecture"],
+            tokenizer=d["tokenizer"],
+            context_length=int(d["context_length"]),
+            shape=shape,
+            published_params=int(d["published_params"]),
+            revision=str(d.get("revision") or "main"),
+            sha256=tuple(sorted((str(k), v.lower()) for k, v in sha.items())),
+        )
 
     def sha256_of(self, filename: str) -> str | None:
         return dict(self.sha256).get(filename)
 
     def summary(self, n_ctx: int) -> dict[str, Any]:
         s = self.shape
-        return {"id": self.id, "tier": self.tier, "name": self.name, "architecture": self.architecture,
-                "params": s.n_params, "published_params": self.published_params, "format": self.format,
-                "files": list(self.files),
-                "published": self.repo, "revision": self.revision,
-                "tokenizer": self.tokenizer, "context_length": self.context_length,
-                "approx_download_bytes": s.ternary_params // 4 + (s.n_params - s.ternary_params) * 2,
-                "bytes_per_token": s.bytes_per_token(), "resident_bytes": s.resident_bytes(n_ctx)}
+        return {
+            "id": self.id,
+            "tier": self.tier,
+            "name": self.name,
+            "architecture": self.architecture,
+            "params": s.n_params,
+            "published_params": self.published_params,
+            "format": self.format,
+            "files": list(self.files),
+            "published": self.repo,
+            "revision": self.revision,
+            "tokenizer": self.tokenizer,
+            "context_length": self.context_length,
+            "approx_download_bytes": s.ternary_params // 4 + (s.n_params - s.ternary_params) * 2,
+            "bytes_per_token": s.bytes_per_token(),
+            "resident_bytes": s.resident_bytes(n_ctx),
+        }
 
 
 @dataclass(frozen=True)

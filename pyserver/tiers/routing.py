@@ -30,6 +30,11 @@ def report(entropies: Sequence[float], threshold: float = ESCALATION_ENTROPY) ->
     e = np.asarray(entropies, np.float64)
     if not e.size:
         return {}
-    return {"threshold_nats": threshold, "trigger_rate": round(float((e > threshold).mean()), 3),
-            "calibrated_threshold_for_rate": round(calibrate(entropies), 3), "target_rate": TARGET_RATE,
-            "entropy_p50": round(float(np.median(e)), 3), "entropy_p90": round(float(np.quantile(e, 0.9)), 3)}
+    return {
+        "threshold_nats": threshold,
+        "trigger_rate": round(float((e > threshold).mean()), 3),
+        "calibrated_threshold_for_rate": round(calibrate(entropies), 3),
+        "target_rate": TARGET_RATE,
+        "entropy_p50": round(float(np.median(e)), 3),
+        "entropy_p90": round(float(np.quantile(e, 0.9)), 3),
+    }

@@ -49,9 +49,11 @@ def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None
 def corrected_efficiency(registry: Registry, hw: HardwareProfile) -> float:
     """The profile's efficiency scaled by how the speeds seen in use (bandwidth-bound models only) compare with
     their prediction: the correction for the models not yet used on this machine."""
-    ratios = [hw.observed_tps[m.id] / roofline_tps(m, hw) for m in registry.models
-              if m.id in hw.observed_tps and m.shape.bytes_per_token() >= CORRECTION_MIN_BYTES
-              and roofline_tps(m, hw) > 0]
+    ratios = [
+        hw.observed_tps[m.id] / roofline_tps(m, hw)
+        for m in registry.models
+        if m.id in hw.observed_tps and m.shape.bytes_per_token() >= CORRECTION_MIN_BYTES and roofline_tps(m, hw) > 0
+    ]
     if not ratios:
         return hw.efficiency
     ratios.sort()
@@ -71,9 +73,16 @@ class Candidate:
     seen_in_use: bool = False  # tps is the median decode speed observed, not a prediction
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.spec.id, "tier": self.spec.tier, "resident_gib": round(self.resident_bytes / GIB, 2),
-                "predicted_tokens_per_s": round(self.tps, 1), "speed_seen_in_use": self.seen_in_use,
-                "fits_ram": self.fits_ram, "fast_enough_for_completions": self.fast_enough, "present": self.present}
+        return {
+            "id": self.spec.id,
+            "tier": self.spec.tier,
+            "resident_gib": round(self.resident_bytes / GIB, 2),
+            "predicted_tokens_per_s": round(self.tps, 1),
+            "speed_seen_in_use": self.seen_in_use,
+            "fits_ram": self.fits_ram,
+            "fast_enough_for_completions": self.fast_enough,
+            "present": self.present,
+        }
 
 
 @dataclass
@@ -87,13 +96,20 @@ class Decision:
     candidates: list[Candidate] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"tier": self.tier, "model": self.model, "use_now": self.use_now,
-                "completion_model": self.completion_model, "refactor_model": self.refactor_model,
-                "reasons": self.reasons, "candidates": [c.to_json() for c in self.candidates]}
+        return {
+            "tier": self.tier,
+            "model": self.model,
+            "use_now": self.use_now,
+            "completion_model": self.completion_model,
+            "refactor_model": self.refactor_model,
+            "reasons": self.reasons,
+            "candidates": [c.to_json() for c in self.candidates],
+        }
 
 
-def evaluate(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
-             efficiency: float | None = None) -> list[Candidate]:
+def evaluate(
+    registry: Registry, hw: HardwareProfile, present: Iterable[str] = (), efficiency: float | None = None
+) -> list[Candidate]:
     """Every registry model on this machine. Speeds: as seen in use where known, else predicted with the given
     efficiency, else with the profile's corrected by the speeds seen for the other models."""
     have = set(present) | {m.id for m in registry.tier("shipped")}
@@ -104,8 +120,7 @@ def evaluate(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (
         resident = spec.shape.resident_bytes(min(spec.context_length, COMPLETION_CTX))
         seen = efficiency is None and spec.id in hw.observed_tps
         tps = predicted_tps(spec, hw) if seen else roofline_tps(spec, hw, corrected)
-        out.append(Candidate(spec, resident, tps, resident <= budget, tps >= COMPLETION_MIN_TPS, spec.id in have,
-                             seen))
+        out.append(Candidate(spec, resident, tps, resident <= budget, tps >= COMPLETION_MIN_TPS, spec.id in have, seen))
     return out
 
 
@@ -117,8 +132,9 @@ def completion_candidate(ready: list[Candidate]) -> Candidate:
     return min(real, key=lambda c: c.spec.shape.bytes_per_token())
 
 
-def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
-           efficiency: float | None = None) -> Decision:
+def choose(
+    registry: Registry, hw: HardwareProfile, present: Iterable[str] = (), efficiency: float | None = None
+) -> Decision:
     cands = evaluate(registry, hw, present, efficiency)
     given = efficiency
     efficiency = corrected_efficiency(registry, hw) if efficiency is None else efficiency
@@ -126,11 +142,13 @@ def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
     source = "measured" if hw.measured else "default, not yet measured here"
     if given is None and efficiency != hw.efficiency:
         source = f"{hw.efficiency:.2f} measured, corrected by the speeds seen in use"
-    reasons = [f"RAM budget {budget / GIB:.1f} GiB (available {hw.available_ram / GIB:.1f} GiB minus "
-               f"{EDITOR_HEADROOM / GIB:.0f} GiB for the editor, at most {MAX_RAM_SHARE:.0%} of "
-               f"{hw.total_ram / GIB:.1f} GiB)",
-               f"predicted decode = {efficiency:.2f} ({source}) x {hw.bandwidth_gbs:.1f} GB/s / bytes per token; "
-               f"completions need {COMPLETION_MIN_TPS:.0f} tokens/s"]
+    reasons = [
+        f"RAM budget {budget / GIB:.1f} GiB (available {hw.available_ram / GIB:.1f} GiB minus "
+        f"{EDITOR_HEADROOM / GIB:.0f} GiB for the editor, at most {MAX_RAM_SHARE:.0%} of "
+        f"{hw.total_ram / GIB:.1f} GiB)",
+        f"predicted decode = {efficiency:.2f} ({source}) x {hw.bandwidth_gbs:.1f} GB/s / bytes per token; "
+        f"completions need {COMPLETION_MIN_TPS:.0f} tokens/s",
+    ]
     if given is None:
         seen = [f"{m.id} {hw.observed_tps[m.id]:.1f}" for m in registry.models if m.id in hw.observed_tps]
         if seen:
@@ -150,8 +168,9 @@ def choose(registry: Registry, hw: HardwareProfile, present: Iterable[str] = (),
     ready = [c for c in good if c.present]
     now = max(ready, key=lambda c: (TIER_ORDER.index(c.spec.tier), -cands.index(c)))
     if now is not best:
-        reasons.append(f"until {best.spec.id} is downloaded (`python -m pyserver download {best.spec.id}`), "
-                       f"{now.spec.id} serves")
+        reasons.append(
+            f"until {best.spec.id} is downloaded (`python -m pyserver download {best.spec.id}`), {now.spec.id} serves"
+        )
     completion = completion_candidate(ready)
     large = [c for c in cands if c.present and c.fits_ram and c.tps >= REFACTOR_MIN_TPS]
     biggest = max(large, key=lambda c: (TIER_ORDER.index(c.spec.tier), c.spec.shape.n_params))

@@ -32,13 +32,17 @@ def plan(registry: Registry, hw: HardwareProfile, found: list[FoundModel]) -> di
     present = {f.registry_id for f in found if f.registry_id}
     decision = choose(registry, hw, present)
     paths = {f.registry_id: str(f.path) for f in found if f.registry_id}
-    return {"hardware": hw.to_json() | {"ram_budget_gib": round(ram_budget(hw) / GIB, 2)},
-            "decision": decision.to_json(), "model_paths": paths,
-            "found": [f.to_json() for f in found]}
+    return {
+        "hardware": hw.to_json() | {"ram_budget_gib": round(ram_budget(hw) / GIB, 2)},
+        "decision": decision.to_json(),
+        "model_paths": paths,
+        "found": [f.to_json() for f in found],
+    }
 
 
-def run_setup(folders: Iterable[str | Path] = (), write: bool = True, remeasure: bool = False,
-              measure: bool = True) -> dict[str, Any]:
+def run_setup(
+    folders: Iterable[str | Path] = (), write: bool = True, remeasure: bool = False, measure: bool = True
+) -> dict[str, Any]:
     """measure=False: no speed measurement now (the cached one, else a provisional profile whose
     hardware.measured is False): for the editor's start-up; run it again with measure=True once things are quiet."""
     registry = Registry.load()
@@ -67,7 +71,12 @@ def models_table(folders: Iterable[str | Path] = (), measure: bool = True) -> di
         row = m.summary(min(m.context_length, 2048)) | cands[m.id]
         row["path"] = p["model_paths"].get(m.id)
         tiers.setdefault(m.tier, []).append(row)
-    return {"tiers": tiers, "would_choose": {k: p["decision"][k] for k in
-                                             ("tier", "model", "use_now", "completion_model", "refactor_model")},
-            "unregistered_models_found": [f for f in p["found"] if not f["registry_id"]], "problems": problems,
-            "measured": hw.measured}
+    return {
+        "tiers": tiers,
+        "would_choose": {
+            k: p["decision"][k] for k in ("tier", "model", "use_now", "completion_model", "refactor_model")
+        },
+        "unregistered_models_found": [f for f in p["found"] if not f["registry_id"]],
+        "problems": problems,
+        "measured": hw.measured,
+    }

@@ -9,9 +9,31 @@ import pytest
 from pyserver.bench.completion_real import edit_similarity, is_right, run_real_completion_bench
 from pyserver.bench.real_corpus import BENCH_PACKAGES, CALIBRATION_PACKAGES, CodeFile, sample_positions
 
-HELD_OUT = {"click", "jinja2", "markupsafe", "werkzeug", "flask", "itsdangerous", "attrs", "sqlite-utils", "requests",
-            "urllib3", "idna", "certifi", "charset-normalizer", "packaging", "pyparsing", "six", "python-dateutil",
-            "pytz", "tomli", "rich", "pygments", "tqdm", "more-itertools"}
+HELD_OUT = {
+    "click",
+    "jinja2",
+    "markupsafe",
+    "werkzeug",
+    "flask",
+    "itsdangerous",
+    "attrs",
+    "sqlite-utils",
+    "requests",
+    "urllib3",
+    "idna",
+    "certifi",
+    "charset-normalizer",
+    "packaging",
+    "pyparsing",
+    "six",
+    "python-dateutil",
+    "pytz",
+    "tomli",
+    "rich",
+    "pygments",
+    "tqdm",
+    "more-itertools",
+}
 
 
 def test_edit_similarity_by_hand() -> None:
@@ -39,13 +61,13 @@ def test_positions_are_line_starts_and_after_punctuation() -> None:
     assert len(samples) == 40
     for s in samples:
         line_start = text.rfind("\n", 0, s.cursor) + 1
-        before = text[line_start:s.cursor]
+        before = text[line_start : s.cursor]
         if s.kind == "line_start":
             assert before.strip() == ""
         else:
             assert before[-1] in ".(,=[:"
-        assert s.target == text[s.cursor:text.find("\n", s.cursor)]
-        assert s.document == text[:s.cursor] + text[s.cursor + len(s.target):]
+        assert s.target == text[s.cursor : text.find("\n", s.cursor)]
+        assert s.document == text[: s.cursor] + text[s.cursor + len(s.target) :]
 
 
 def test_smoke_on_a_local_folder(tmp_path: Path) -> None:

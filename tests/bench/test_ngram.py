@@ -27,5 +27,6 @@ def test_distributions_sum_to_one(rng: np.random.Generator) -> None:
             assert abs(p.sum() - 1.0) < 1e-9 and (p > 0).all()
     # a context seen once, always followed by the same token, makes that token the most likely
     seq = [int(x) for x in streams[0][:4]]
-    assert int(np.argmax(m.distribution(seq[:3]))) in {int(s[j + 3]) for s in streams for j in range(len(s) - 3)
-                                                        if [int(v) for v in s[j:j + 3]] == seq[:3]}
+    assert int(np.argmax(m.distribution(seq[:3]))) in {
+        int(s[j + 3]) for s in streams for j in range(len(s) - 3) if [int(v) for v in s[j : j + 3]] == seq[:3]
+    }

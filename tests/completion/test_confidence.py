@@ -24,12 +24,20 @@ from pyserver.engine.generate import GenerationResult
 def test_evidence_covers_the_chosen_tokens_of_the_first_line() -> None:
     pieces = [b"re", b"turn", b" x", b"\n", b"y"]
     # Two forced tokens (the typed "return"), then " x", "\n" (end of line), then "y" on the next line.
-    r = GenerationResult(tokens=[0, 1, 2, 3, 4], token_logprobs=[-9.0, -9.0, -0.5, -1.5, -4.0],
-                         token_margins=[0.0, 0.0, 2.0, 0.1, 0.0], forced_tokens=2)
+    r = GenerationResult(
+        tokens=[0, 1, 2, 3, 4],
+        token_logprobs=[-9.0, -9.0, -0.5, -1.5, -4.0],
+        token_margins=[0.0, 0.0, 2.0, 0.1, 0.0],
+        forced_tokens=2,
+    )
     ev = first_line_evidence(r, pieces)
     assert ev == Evidence(mean_logprob=-1.0, min_logprob=-1.5, first_margin=2.0, tokens=2)
-    assert first_line_evidence(GenerationResult(tokens=[0], token_logprobs=[-1.0], token_margins=[0.0],
-                                                forced_tokens=1), pieces) is None
+    assert (
+        first_line_evidence(
+            GenerationResult(tokens=[0], token_logprobs=[-1.0], token_margins=[0.0], forced_tokens=1), pieces
+        )
+        is None
+    )
 
 
 def test_uncalibrated_confidence_is_the_geometric_mean_probability() -> None:
@@ -55,7 +63,8 @@ def test_precision_coverage_by_hand() -> None:
     assert precision_coverage(conf, right, [0.0, 0.5, 0.85]) == [
         {"threshold": 0.0, "coverage": 1.0, "precision": 0.5, "shown": 4},
         {"threshold": 0.5, "coverage": 0.5, "precision": 0.5, "shown": 2},
-        {"threshold": 0.85, "coverage": 0.25, "precision": 1.0, "shown": 1}]
+        {"threshold": 0.85, "coverage": 0.25, "precision": 1.0, "shown": 1},
+    ]
 
 
 def test_calibrated_gate_raises_precision() -> None:
@@ -74,8 +83,7 @@ def test_calibrated_gate_raises_precision() -> None:
         calibrate(ev[:10], [False] * 10)  # nothing right: nothing to learn
 
 
-def test_calibration_lives_in_the_cache_then_beside_the_model(tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_calibration_lives_in_the_cache_then_beside_the_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     model = tmp_path / "m.gguf"
     model.write_bytes(b"GGUF" + bytes(100_000))

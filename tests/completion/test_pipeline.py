@@ -13,8 +13,9 @@ from tests.support.builders import random_model, write_gguf
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> CompletionPipeline:
-    path = write_gguf(random_model(np.random.default_rng(2), "bitnet", "TQ2_0", n_layer=1),
-                      tmp_path_factory.mktemp("m") / "m.gguf")
+    path = write_gguf(
+        random_model(np.random.default_rng(2), "bitnet", "TQ2_0", n_layer=1), tmp_path_factory.mktemp("m") / "m.gguf"
+    )
     host = ModelHost()
     host.load(str(path))
     assert host.model is not None, host.error
@@ -35,7 +36,6 @@ def test_typing_along_a_line_keeps_the_prompt(engine: CompletionPipeline) -> Non
     # After the first keystroke the whole prompt comes from the session's cache (all but the token re-evaluated
     # for its logits).
     assert all(c.reused_tokens == c.prompt_tokens - 1 for c in seen[1:])
-
 
 
 def test_index_context_goes_into_the_prompt(engine: CompletionPipeline) -> None:

@@ -24,7 +24,7 @@ def test_layout_is_prefix_suffix_middle(tok: Tokenizer) -> None:
     assert p[0] == sp.fim_prefix and p[-1] == sp.fim_middle
     i = p.index(sp.fim_suffix)
     assert tok.decode(p[1:i]) == "def f(x):\n    "
-    assert tok.decode(p[i + 1:-1]) == "\n    return y\n"
+    assert tok.decode(p[i + 1 : -1]) == "\n    return y\n"
 
 
 def test_budget_keeps_text_nearest_the_cursor(tok: Tokenizer) -> None:
@@ -34,7 +34,7 @@ def test_budget_keeps_text_nearest_the_cursor(tok: Tokenizer) -> None:
     assert len(p) <= 100
     i = p.index(tok.special.fim_suffix)
     assert prefix.endswith(tok.decode(p[1:i]))
-    assert suffix.startswith(tok.decode(p[i + 1:-1]))
+    assert suffix.startswith(tok.decode(p[i + 1 : -1]))
     assert i - 1 > len(p) - i - 2  # the prefix gets the larger share
 
 
@@ -50,7 +50,7 @@ def test_spm_layout_puts_the_suffix_first(tok: Tokenizer) -> None:
     assert p[:2] == [sp.fim_prefix, sp.fim_suffix]
     i = p.index(sp.fim_middle)
     assert tok.decode(p[2:i]) == "\n    return y\n"
-    assert tok.decode(p[i + 1:]) == "def f(x):\n    "  # the prefix runs on into the middle
+    assert tok.decode(p[i + 1 :]) == "def f(x):\n    "  # the prefix runs on into the middle
 
 
 def test_split_at_line_start() -> None:

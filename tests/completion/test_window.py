@@ -25,8 +25,35 @@ from pyserver.engine.tokenizer import Tokenizer
 from pyserver.models import default_model_path
 from pyserver.server.settings import ServerSettings
 
-WORDS = ["self", "return", "if", "x", "value", "None", "for", "in", "items", "def", "name", "=", "(", ")", ":", ".",
-         ",", "[", "]", "0", "1", "'text'", "+", "é", "→", "#", "\t"]
+WORDS = [
+    "self",
+    "return",
+    "if",
+    "x",
+    "value",
+    "None",
+    "for",
+    "in",
+    "items",
+    "def",
+    "name",
+    "=",
+    "(",
+    ")",
+    ":",
+    ".",
+    ",",
+    "[",
+    "]",
+    "0",
+    "1",
+    "'text'",
+    "+",
+    "é",
+    "→",
+    "#",
+    "\t",
+]
 SLACK = 3  # tokens: a window re-tokenized from a line start can merge its first pieces differently
 
 
@@ -51,7 +78,7 @@ def split_prompt(tok: Tokenizer, prompt: list[int]) -> tuple[list[int], list[int
     sp = tok.special
     assert prompt[0] == sp.fim_prefix and prompt[-1] == sp.fim_middle
     i = prompt.index(sp.fim_suffix)
-    return prompt[1:i], prompt[i + 1:-1]
+    return prompt[1:i], prompt[i + 1 : -1]
 
 
 def expected_share(budget: int) -> int:
@@ -62,7 +89,7 @@ def expected_share(budget: int) -> int:
 def check(tok: Tokenizer, engine: CompletionPipeline, text: str, offset: int, budget: int) -> list[int]:
     prefix, suffix = text[:offset], text[offset:]
     prompt, typed = engine.prompt("file:///a.py", tok, "psm", prefix, suffix, budget)
-    line = prefix[prefix.rfind("\n") + 1:]
+    line = prefix[prefix.rfind("\n") + 1 :]
     if len(line) <= RESPELL_MAX_CHARS:
         assert typed == line  # the typed part of the line is always the generation's start
         before = prefix[: len(prefix) - len(line)]
@@ -86,10 +113,16 @@ def check(tok: Tokenizer, engine: CompletionPipeline, text: str, offset: int, bu
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), n_lines=st.integers(1, 1500), where=st.floats(0, 1), col=st.floats(0, 1),
-       budget=st.integers(120, 1024))
-def test_window_holds_the_code_before_the_cursor(tok: Tokenizer, seed: int, n_lines: int, where: float, col: float,
-                                                 budget: int) -> None:
+@given(
+    seed=st.integers(0, 10_000),
+    n_lines=st.integers(1, 1500),
+    where=st.floats(0, 1),
+    col=st.floats(0, 1),
+    budget=st.integers(120, 1024),
+)
+def test_window_holds_the_code_before_the_cursor(
+    tok: Tokenizer, seed: int, n_lines: int, where: float, col: float, budget: int
+) -> None:
     text = make_file(seed, n_lines)
     engine = CompletionPipeline(ModelHost(), ServerSettings().completion)
     line_starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"][:-1]

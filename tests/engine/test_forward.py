@@ -41,8 +41,9 @@ GGUF_CASES = [
 
 
 @pytest.mark.parametrize(("arch", "fmt", "model_kw", "file_kw"), GGUF_CASES)
-def test_gguf_matches_reference(tmp_path: Path, rng: np.random.Generator, arch: str, fmt: str, model_kw: dict,
-                                file_kw: dict) -> None:
+def test_gguf_matches_reference(
+    tmp_path: Path, rng: np.random.Generator, arch: str, fmt: str, model_kw: dict, file_kw: dict
+) -> None:
     m = random_model(rng, arch, fmt, **model_kw)
     path = write_gguf(m, tmp_path / "m.gguf", arch, **file_kw)
     model = Model.load(path, head="f32")

@@ -54,7 +54,7 @@ def test_stop_token_and_stop_string(model: Model) -> None:
     full = generate(model.session(), prompt, max_tokens=12, stop_tokens=[])
     stopped = generate(model.session(), prompt, max_tokens=12, stop_tokens=[full.tokens[3]])
     assert stopped.stop_reason == "eos" and stopped.tokens == full.tokens[: full.tokens.index(full.tokens[3])]
-    needle = full.text[len(full.text) // 2: len(full.text) // 2 + 2]
+    needle = full.text[len(full.text) // 2 : len(full.text) // 2 + 2]
     if not needle.strip():
         pytest.skip("generated text has no usable stop string")
     g = Generation(model.session(), prompt, max_tokens=12, stop_tokens=[], stop_strings=[needle])

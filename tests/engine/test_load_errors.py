@@ -38,8 +38,9 @@ def test_reader_agrees_with_gguf_package(good: Path) -> None:
         assert info.offset == t.data_offset and info.nbytes == t.n_bytes
         assert list(reversed(info.shape)) == [int(x) for x in t.shape]
     assert ours.metadata["bitnet.block_count"] == 1
-    assert ours.metadata["tokenizer.ggml.tokens"][:3] == [theirs.fields["tokenizer.ggml.tokens"].contents(i)
-                                                          for i in range(3)]
+    assert ours.metadata["tokenizer.ggml.tokens"][:3] == [
+        theirs.fields["tokenizer.ggml.tokens"].contents(i) for i in range(3)
+    ]
 
 
 def test_truncated(good: Path, tmp_path: Path) -> None:
@@ -86,8 +87,11 @@ def test_unsupported_tensor_type(tmp_path: Path) -> None:
     for name, info in good.tensors.items():
         if name == "blk.0.attn_q.weight":
             dense = np.ones((info.shape[0], info.shape[1]), np.float32)
-            w.add_tensor(name, gguf.quants.quantize(dense, gguf.GGMLQuantizationType.Q4_0),
-                         raw_dtype=gguf.GGMLQuantizationType.Q4_0)
+            w.add_tensor(
+                name,
+                gguf.quants.quantize(dense, gguf.GGMLQuantizationType.Q4_0),
+                raw_dtype=gguf.GGMLQuantizationType.Q4_0,
+            )
         else:
             arr = good.tensor_data(name)
             raw = gguf.GGMLQuantizationType[info.type_name]
@@ -140,9 +144,9 @@ def test_fuzz_header(good: Path, tmp_path_factory: pytest.TempPathFactory, data:
         if kind == "byte":
             raw[pos] = data.draw(st.integers(0, 255))
         elif kind == "u64" and pos + 8 <= len(raw):
-            raw[pos:pos + 8] = struct.pack("<Q", data.draw(st.sampled_from([0, 1, 2**31, 2**63 - 1, 2**64 - 1])))
+            raw[pos : pos + 8] = struct.pack("<Q", data.draw(st.sampled_from([0, 1, 2**31, 2**63 - 1, 2**64 - 1])))
         elif pos + 4 <= len(raw):
-            raw[pos:pos + 4] = struct.pack("<I", data.draw(st.integers(0, 2**32 - 1)))
+            raw[pos : pos + 4] = struct.pack("<I", data.draw(st.integers(0, 2**32 - 1)))
     if data.draw(st.booleans()):
         raw = raw[: data.draw(st.integers(0, len(raw)))]
     path = tmp_path_factory.mktemp("fuzz") / "f.gguf"

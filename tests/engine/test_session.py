@@ -52,8 +52,9 @@ def test_context_limit(model_path: Path) -> None:
 
 
 @pytest.mark.parametrize("head", ["int4", "int8", "f32"])
-def test_a_batch_of_tokens_gives_the_logits_of_one_at_a_time(model_path: Path, rng: np.random.Generator,
-                                                             head: str) -> None:
+def test_a_batch_of_tokens_gives_the_logits_of_one_at_a_time(
+    model_path: Path, rng: np.random.Generator, head: str
+) -> None:
     """Draft-verify relies on it: 2-8 new tokens (multi-token GEMV, multi-token head) give exactly the logits of
     appending them one by one."""
     model = Model.load(model_path, head=head)

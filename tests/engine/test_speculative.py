@@ -52,11 +52,16 @@ def test_stop_tokens_end_it_like_the_target(models: tuple[Model, Model]) -> None
     assert r.tokens == greedy(big, prompt, 30, [stop]) and r.stop_reason == "eos"
 
 
-def test_mismatched_vocabularies_are_refused(models: tuple[Model, Model],
-                                             tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_mismatched_vocabularies_are_refused(
+    models: tuple[Model, Model], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     big, _ = models
-    other = Model.load(write_gguf(random_model(np.random.default_rng(9), "bitnet", "TQ2_0", n_layer=1, vocab=300),
-                                  tmp_path_factory.mktemp("o") / "o.gguf"))
+    other = Model.load(
+        write_gguf(
+            random_model(np.random.default_rng(9), "bitnet", "TQ2_0", n_layer=1, vocab=300),
+            tmp_path_factory.mktemp("o") / "o.gguf",
+        )
+    )
     with pytest.raises(ValueError, match="vocabularies differ"):
         speculative_greedy(big.session(), other.session(), [1, 2], max_tokens=4)
 
@@ -73,10 +78,20 @@ def test_a_session_with_a_draft_generates_the_same_text(models: tuple[Model, Mod
     drafted = generate(s, prompt, max_tokens=30, stop_tokens=[], forced_prefix="de")
     assert (drafted.tokens, drafted.text) == (plain.tokens, plain.text)
     # Sampling too: a drafted token is only used when the target drew it itself.
-    sampled = [generate(big.session(), prompt, max_tokens=20, stop_tokens=[],
-                        sampler=Sampler(SamplerConfig(temperature=0.8, seed=3))).tokens]
+    sampled = [
+        generate(
+            big.session(),
+            prompt,
+            max_tokens=20,
+            stop_tokens=[],
+            sampler=Sampler(SamplerConfig(temperature=0.8, seed=3)),
+        ).tokens
+    ]
     s2 = big.session()
     s2.draft = small.session()
-    sampled.append(generate(s2, prompt, max_tokens=20, stop_tokens=[],
-                            sampler=Sampler(SamplerConfig(temperature=0.8, seed=3))).tokens)
+    sampled.append(
+        generate(
+            s2, prompt, max_tokens=20, stop_tokens=[], sampler=Sampler(SamplerConfig(temperature=0.8, seed=3))
+        ).tokens
+    )
     assert sampled[0] == sampled[1]

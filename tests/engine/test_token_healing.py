@@ -42,8 +42,9 @@ def test_sentencepiece_pieces_spell_the_text() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(vocab=st.lists(st.binary(min_size=1, max_size=4), min_size=1, max_size=60),
-       rest=st.binary(min_size=1, max_size=6))
+@given(
+    vocab=st.lists(st.binary(min_size=1, max_size=4), min_size=1, max_size=60), rest=st.binary(min_size=1, max_size=6)
+)
 def test_agreeing_matches_brute_force(vocab: list[bytes], rest: bytes) -> None:
     pieces = [*vocab, b"", rest[:1] + b"\xff", b"\xff\xff"]
     got = sorted(TokenMatcher(pieces).agreeing(rest).tolist())
@@ -78,15 +79,21 @@ def test_generation_starts_with_the_forced_text(model: Model, forced: str) -> No
     assert r.tokens == _constrained_reference(model, prompt, forced.encode("utf-8"), len(r.tokens))
     spelled = matcher_for(tok).text_of(r.tokens)
     assert spelled.startswith(forced.encode("utf-8"))
-    assert r.text == spelled[len(forced.encode("utf-8")):].decode("utf-8", errors="replace")
+    assert r.text == spelled[len(forced.encode("utf-8")) :].decode("utf-8", errors="replace")
     assert len(r.tokens) - r.forced_tokens == 6 and r.forced_tokens >= 1
 
 
 def test_forced_text_is_not_searched_for_stop_strings(model: Model) -> None:
     tok = model.tokenizer
     assert tok is not None
-    r = generate(model.session(), tok.encode("a = 1\n"), max_tokens=4, stop_tokens=[], stop_strings=["\n"],
-                 forced_prefix="b = (\n")
+    r = generate(
+        model.session(),
+        tok.encode("a = 1\n"),
+        max_tokens=4,
+        stop_tokens=[],
+        stop_strings=["\n"],
+        forced_prefix="b = (\n",
+    )
     assert r.forced_tokens >= 1 and "\n" not in r.text
 
 
@@ -94,5 +101,6 @@ def test_no_forced_text_is_plain_greedy(model: Model) -> None:
     tok = model.tokenizer
     assert tok is not None
     prompt = tok.encode("def f(x):\n")
-    assert generate(model.session(), prompt, max_tokens=5, stop_tokens=[]).tokens == \
-        _constrained_reference(model, prompt, b"", 5)
+    assert generate(model.session(), prompt, max_tokens=5, stop_tokens=[]).tokens == _constrained_reference(
+        model, prompt, b"", 5
+    )

@@ -39,7 +39,8 @@ def test_bpe_specials(bpe: Tokenizer) -> None:
     sp = bpe.special
     assert sp.has_fim and sp.eos == bpe.vocab_size - len(SPECIALS)
     assert (sp.fim_prefix, sp.fim_suffix, sp.fim_middle, sp.fim_sep) == tuple(
-        bpe.vocab_size - len(SPECIALS) + i for i in range(1, 5))
+        bpe.vocab_size - len(SPECIALS) + i for i in range(1, 5)
+    )
     # Control tokens written as text stay text.
     assert sp.fim_prefix not in bpe.encode("<|fim_prefix|>")
     assert bpe.decode([sp.fim_prefix, *bpe.encode("x = 1"), sp.eos]) == "x = 1"
@@ -59,8 +60,7 @@ def test_bpe_round_trip(bpe: Tokenizer, text: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(text=st.text(alphabet=st.characters(blacklist_characters="\u2581", blacklist_categories=("Cs",)),
-                    max_size=200))
+@given(text=st.text(alphabet=st.characters(blacklist_characters="\u2581", blacklist_categories=("Cs",)), max_size=200))
 def test_sentencepiece_round_trip(spm: Tokenizer, text: str) -> None:
     # SentencePiece writes spaces as U+2581, so that one character cannot survive a round trip (as in llama.cpp).
     assert spm.decode(spm.encode(text)) == text

@@ -16,8 +16,13 @@ def test_traits_from_metadata(tmp_path: Path) -> None:
     m = random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_layer=1)
     plain = Model.load(write_gguf(m, tmp_path / "a.gguf"))
     assert plain.traits == ModelTraits() and plain.traits.knows("cobol") and plain.traits.fim_order == "psm"
-    tagged = Model.load(write_gguf(m, tmp_path / "b.gguf", strings={
-        "ryzanstein.languages": ["Python"], "ryzanstein.fim.orders": ["psm", "spm", "xyz"]}))
+    tagged = Model.load(
+        write_gguf(
+            m,
+            tmp_path / "b.gguf",
+            strings={"ryzanstein.languages": ["Python"], "ryzanstein.fim.orders": ["psm", "spm", "xyz"]},
+        )
+    )
     assert tagged.traits == ModelTraits(languages=("python",), fim_orders=("psm", "spm"))
     assert tagged.traits.knows("python") and not tagged.traits.knows("javascript")
     assert tagged.traits.fim_order == "spm"

@@ -27,8 +27,12 @@ def test_python_definitions_and_gaps() -> None:
     chunks, symbols = chunk_file(PY, "python")
     got = [(c.start_line, c.end_line, c.kind, c.symbol) for c in chunks]
     # Blank-only gaps make no chunk; the decorator belongs to its function.
-    assert got == [(1, 4, "block", ""), (5, 6, "function", "load"), (9, 11, "function", "parse"),
-                   (14, 16, "class", "Small")]
+    assert got == [
+        (1, 4, "block", ""),
+        (5, 6, "function", "load"),
+        (9, 11, "function", "parse"),
+        (14, 16, "class", "Small"),
+    ]
     assert chunks[1].text == "def load(path):\n    return parse(open(path).read())"
     defs = {(s.name, s.line) for s in symbols if s.kind == "def"}
     assert defs == {("load", 5), ("parse", 10), ("Small", 14), ("m", 15)}
@@ -50,8 +54,10 @@ def test_a_long_function_is_cut_into_windows() -> None:
     text = "def long():\n" + "    x = 1\n" * (2 * MAX_CHUNK_LINES)
     chunks, _ = chunk_file(text, "python")
     assert [(c.start_line, c.end_line) for c in chunks] == [
-        (1, MAX_CHUNK_LINES), (MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES),
-        (2 * MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES + 1)]
+        (1, MAX_CHUNK_LINES),
+        (MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES),
+        (2 * MAX_CHUNK_LINES + 1, 2 * MAX_CHUNK_LINES + 1),
+    ]
     assert {c.symbol for c in chunks} == {"long"}
 
 
@@ -75,8 +81,10 @@ def test_languages_without_a_grammar_get_line_windows() -> None:
     text = "\n".join(f"line {i}" for i in range(1, 2 * WINDOW_LINES + 11))
     chunks, symbols = chunk_file(text, "markdown")
     assert [(c.start_line, c.end_line, c.kind) for c in chunks] == [
-        (1, WINDOW_LINES, "window"), (WINDOW_LINES + 1, 2 * WINDOW_LINES, "window"),
-        (2 * WINDOW_LINES + 1, 2 * WINDOW_LINES + 10, "window")]
+        (1, WINDOW_LINES, "window"),
+        (WINDOW_LINES + 1, 2 * WINDOW_LINES, "window"),
+        (2 * WINDOW_LINES + 1, 2 * WINDOW_LINES + 10, "window"),
+    ]
     assert symbols == []
     assert chunk_file("", "python") == ([], [])
     assert chunk_file("def broken(:\n  pass\n", "python")[0]  # a syntax error still gives chunks

@@ -22,7 +22,7 @@ def reference(sigs: np.ndarray, q: np.ndarray, k: int, rows: np.ndarray | None =
 def test_topk_matches_numpy(isa: str, n: int, nbytes: int, k: int) -> None:
     rng = np.random.default_rng(n)
     sigs = rng.integers(0, 256, (n, nbytes), dtype=np.uint8)
-    sigs[n // 2:] = sigs[: n - n // 2]  # duplicates: ties must come out by row
+    sigs[n // 2 :] = sigs[: n - n // 2]  # duplicates: ties must come out by row
     q = rng.integers(0, 256, nbytes, dtype=np.uint8)
     rows, dist = native.hamming_topk(sigs, q, k, isa=isa)
     assert (rows.tolist(), dist.tolist()) == reference(sigs, q, k)

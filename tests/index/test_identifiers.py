@@ -20,5 +20,5 @@ def test_terms_keep_whole_names_and_drop_keywords() -> None:
 
 
 def test_fts_query_quotes_and_dedupes() -> None:
-    assert fts_query(["read", "config", "read", "or", "x\"y"]) == '"read" OR "config" OR "or"'
+    assert fts_query(["read", "config", "read", "or", 'x"y']) == '"read" OR "config" OR "or"'
     assert fts_query([]) == ""

@@ -60,6 +60,7 @@ def test_similar_leaves_merge() -> None:
     sigs[20:, 0] ^= 1  # two groups one bit apart
     router = SignatureRouter(np.stack([sigs[0], sigs[20]]), [], target=32)
     from pyserver.index.router import Leaf
+
     router.leaves = [Leaf(np.arange(20), 0.0), Leaf(np.arange(20, 40), 0.0)]
     assert router.merge_similar(sigs) == 1 and len(router.leaves) == 1
     router.check(40)

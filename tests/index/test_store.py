@@ -87,8 +87,7 @@ def test_old_or_damaged_files_are_rebuilt(tmp_path: Path) -> None:
     consistent(s)
 
 
-def test_a_file_held_by_another_process_is_a_clear_error(tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_file_held_by_another_process_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = tmp_path / "i.sqlite"
     IndexStore(p).close()
     holder = sqlite3.connect(p, isolation_level=None)
@@ -105,8 +104,11 @@ def test_a_file_held_by_another_process_is_a_clear_error(tmp_path: Path,
 def test_a_killed_indexer_leaves_a_consistent_database(tmp_path: Path) -> None:
     db = tmp_path / "i.sqlite"
     stdlib = sysconfig.get_paths()["stdlib"]
-    proc = subprocess.Popen([sys.executable, "-m", "pyserver", "index", stdlib, "--db", str(db), "--no-embed"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyserver", "index", stdlib, "--db", str(db), "--no-embed"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:  # kill it mid-scan: some files written, most not
         time.sleep(0.2)

@@ -29,13 +29,13 @@ class RetryPolicy:
         self.backoff = backoff
 '''
 
-MAIN = '''from util import parse_header, RetryPolicy
+MAIN = """from util import parse_header, RetryPolicy
 
 
 def handle(request):
     policy = RetryPolicy(attempts=5)
     headers = parse_header(request.raw)
-'''
+"""
 
 GEOMETRY = '''import math
 

@@ -23,8 +23,9 @@ def test_cpu_info_is_consistent() -> None:
 
 def _cpu_info_with_env(value: str) -> dict:
     env = dict(os.environ, RYZ_MAX_ISA=value)
-    out = subprocess.run([sys.executable, "-m", "pyserver", "cpu", "--json"], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pyserver", "cpu", "--json"], env=env, check=True, capture_output=True, text=True
+    ).stdout
     return json.loads(out)
 
 

@@ -10,8 +10,11 @@ from gguf import quants
 from pyserver import native
 from tests.support import reference_kernels as ref
 
-SHAPES = {"TQ2_0": [(1, 256), (3, 512), (7, 1280)], "TQ1_0": [(1, 256), (3, 512), (7, 1280)],
-          "I2_S": [(1, 128), (3, 384), (5, 640)]}
+SHAPES = {
+    "TQ2_0": [(1, 256), (3, 512), (7, 1280)],
+    "TQ1_0": [(1, 256), (3, 512), (7, 1280)],
+    "I2_S": [(1, 128), (3, 384), (5, 640)],
+}
 
 
 def random_case(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -48,10 +51,10 @@ def test_round_trip_both_ways(fmt: str, rng: np.random.Generator) -> None:
             np.testing.assert_array_equal(s3, s2)
 
 
-@pytest.mark.parametrize("fmt,qtype", [("TQ1_0", gguf.GGMLQuantizationType.TQ1_0),
-                                        ("TQ2_0", gguf.GGMLQuantizationType.TQ2_0)])
-def test_byte_for_byte_with_gguf_quantize(fmt: str, qtype: gguf.GGMLQuantizationType,
-                                          rng: np.random.Generator) -> None:
+@pytest.mark.parametrize(
+    "fmt,qtype", [("TQ1_0", gguf.GGMLQuantizationType.TQ1_0), ("TQ2_0", gguf.GGMLQuantizationType.TQ2_0)]
+)
+def test_byte_for_byte_with_gguf_quantize(fmt: str, qtype: gguf.GGMLQuantizationType, rng: np.random.Generator) -> None:
     rows, cols = 6, 1024
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
     w[0, :256] = 0  # an all-zero block: gguf stores d = 0
@@ -69,9 +72,9 @@ def test_byte_for_byte_with_gguf_quantize(fmt: str, qtype: gguf.GGMLQuantization
 def test_i2_s_layout_hand_computed() -> None:
     # weight j of a 128-group sits in byte j % 32 at bit shift 6 - 2 * (j // 32); codes w+1.
     w = np.zeros((1, 128), dtype=np.int8)
-    w[0, 0] = 1    # code 2 -> byte 0, shift 6
+    w[0, 0] = 1  # code 2 -> byte 0, shift 6
     w[0, 32] = -1  # code 0 -> byte 0, shift 4
-    w[0, 97] = 1   # code 2 -> byte 1, shift 0
+    w[0, 97] = 1  # code 2 -> byte 1, shift 0
     packed = native.pack("I2_S", w, np.array([0.25], dtype=np.float32))
     assert packed.nbytes == 128 // 4 + 32
     assert packed[0] == (2 << 6) | (0 << 4) | (1 << 2) | 1

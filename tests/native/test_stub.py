@@ -29,8 +29,12 @@ SCALARS = {
 
 def test_stubtest_agrees() -> None:
     pytest.importorskip("mypy.stubtest")
-    run = subprocess.run([sys.executable, "-m", "mypy.stubtest", "--concise", "pyserver._native"], cwd=ROOT,
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "--concise", "pyserver._native"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     # A pybind11 class has pybind11's metaclass, which a stub has no way to name.
     errors = [line for line in run.stdout.splitlines() if line.strip() and not line.endswith("metaclass differs")]
     assert not errors and not run.stderr.strip(), "\n".join(errors) + run.stderr
@@ -86,9 +90,16 @@ def test_signature_matches_the_binding(qualname: str) -> None:
 
 
 def test_every_binding_has_a_signature_checked() -> None:
-    module_functions = {n for n in dir(_native) if not n.startswith("_") and callable(getattr(_native, n))
-                        and not isinstance(getattr(_native, n), type)}
-    methods = {f"{c}.{m}" for c in dir(_native) if isinstance(getattr(_native, c), type)
-               for m, v in vars(getattr(_native, c)).items()
-               if (m == "__init__" or not m.startswith("_")) and not isinstance(v, property)}
+    module_functions = {
+        n
+        for n in dir(_native)
+        if not n.startswith("_") and callable(getattr(_native, n)) and not isinstance(getattr(_native, n), type)
+    }
+    methods = {
+        f"{c}.{m}"
+        for c in dir(_native)
+        if isinstance(getattr(_native, c), type)
+        for m, v in vars(getattr(_native, c)).items()
+        if (m == "__init__" or not m.startswith("_")) and not isinstance(v, property)
+    }
     assert module_functions | methods == set(STUBBED)

@@ -52,7 +52,7 @@ def test_function_at() -> None:
 def test_docstring_replaces_the_existing_one(model: Model) -> None:
     edit = docstring_edit(model.session(1024), SOURCE, 4, 24, never)
     assert isinstance(edit, TextEdit)
-    assert SOURCE[edit.start:edit.end] == '    """Old docstring."""\n'
+    assert SOURCE[edit.start : edit.end] == '    """Old docstring."""\n'
     assert edit.new_text.startswith('    """') and edit.new_text.endswith('"""\n')
 
 

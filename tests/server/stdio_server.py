@@ -23,8 +23,9 @@ class StdioServer:
     @contextlib.asynccontextmanager
     async def started(cls, command: list[str]) -> AsyncIterator[StdioServer]:
         """The server running `command`; shut down (killed if it does not exit) at the end."""
-        proc = await asyncio.create_subprocess_exec(*command, stdin=asyncio.subprocess.PIPE,
-                                                    stdout=asyncio.subprocess.PIPE)
+        proc = await asyncio.create_subprocess_exec(
+            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        )
         server = cls(proc)
         try:
             yield server

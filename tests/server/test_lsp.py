@@ -52,12 +52,18 @@ async def client(lsp_client: LanguageClient) -> Any:
         return t.ApplyWorkspaceEditResult(applied=True)
 
     storage = MODEL_DIR / "storage"  # acceptance statistics: never the user's own cache
-    await lsp_client.initialize_session(t.InitializeParams(
-        capabilities=capabilities(), initialization_options={"ryzanstein": {
-            **SETTINGS, "modelPath": str(model_path()), "storagePath": str(storage)}}))
+    await lsp_client.initialize_session(
+        t.InitializeParams(
+            capabilities=capabilities(),
+            initialization_options={
+                "ryzanstein": {**SETTINGS, "modelPath": str(model_path()), "storagePath": str(storage)}
+            },
+        )
+    )
     for _ in range(200):
         status = await lsp_client.workspace_execute_command_async(
-            t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.status")
+        )
         if status["state"] == "ready":
             break
         await asyncio.sleep(0.05)
@@ -65,18 +71,24 @@ async def client(lsp_client: LanguageClient) -> Any:
     await lsp_client.shutdown_session()
 
 
-def open_doc(client: LanguageClient, text: str, uri: str = "file:///work/demo.py", version: int = 1,
-             language: str = "python") -> str:
-    client.text_document_did_open(t.DidOpenTextDocumentParams(
-        text_document=t.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)))
+def open_doc(
+    client: LanguageClient, text: str, uri: str = "file:///work/demo.py", version: int = 1, language: str = "python"
+) -> str:
+    client.text_document_did_open(
+        t.DidOpenTextDocumentParams(
+            text_document=t.TextDocumentItem(uri=uri, language_id=language, version=version, text=text)
+        )
+    )
     return uri
 
 
 def request(uri: str, line: int, character: int, invoked: bool = False) -> t.InlineCompletionParams:
     kind = t.InlineCompletionTriggerKind.Invoked if invoked else t.InlineCompletionTriggerKind.Automatic
     return t.InlineCompletionParams(
-        text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=line, character=character),
-        context=t.InlineCompletionContext(trigger_kind=kind))
+        text_document=t.TextDocumentIdentifier(uri=uri),
+        position=t.Position(line=line, character=character),
+        context=t.InlineCompletionContext(trigger_kind=kind),
+    )
 
 
 def engine_answer(text: str, offset: int) -> str:
@@ -118,12 +130,14 @@ async def status(client: LanguageClient) -> dict[str, Any]:
 @pytest.mark.asyncio
 async def test_cancel_answers_32800_and_stops_generation(client: LanguageClient) -> None:
     uri = open_doc(client, "def f():\n    \n")
-    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
-        settings={"ryzanstein": {"maxTokens": 100_000, "maxLines": 100_000}}))
+    client.workspace_did_change_configuration(
+        t.DidChangeConfigurationParams(settings={"ryzanstein": {"maxTokens": 100_000, "maxLines": 100_000}})
+    )
     before = await status(client)
     # pytest-lsp's send_request_async is a coroutine: schedule it so the request goes out now
-    fut = asyncio.ensure_future(client.protocol.send_request_async(t.TEXT_DOCUMENT_INLINE_COMPLETION,
-                                                                   request(uri, 1, 4), msg_id="long-1"))
+    fut = asyncio.ensure_future(
+        client.protocol.send_request_async(t.TEXT_DOCUMENT_INLINE_COMPLETION, request(uri, 1, 4), msg_id="long-1")
+    )
     for _ in range(200):  # wait until generation is under way (about two thousand tokens to go)
         if (await status(client))["computed_completions"] > before["computed_completions"]:
             break
@@ -145,8 +159,14 @@ async def test_burst_computes_only_the_last(client: LanguageClient) -> None:
     text = "import os\n\nfor name in os.listdir('.'):\n    print(\n"
     uri = open_doc(client, text)
     before = await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
-    futures = [asyncio.ensure_future(client.protocol.send_request_async(
-        t.TEXT_DOCUMENT_INLINE_COMPLETION, request(uri, 3, 10), msg_id=f"burst-{i}")) for i in range(200)]
+    futures = [
+        asyncio.ensure_future(
+            client.protocol.send_request_async(
+                t.TEXT_DOCUMENT_INLINE_COMPLETION, request(uri, 3, 10), msg_id=f"burst-{i}"
+            )
+        )
+        for i in range(200)
+    ]
     await asyncio.sleep(0)  # let them all go out
     for i in range(0, 199, 3):  # the client gives up on a third of them
         client.protocol.notify(t.CANCEL_REQUEST, t.CancelParams(id=f"burst-{i}"))
@@ -167,35 +187,54 @@ async def test_burst_computes_only_the_last(client: LanguageClient) -> None:
 async def test_malformed_params_get_an_error_and_server_keeps_serving(tmp_path: Path) -> None:
     # Raw JSON-RPC over the server's stdin, past any client's own parameter checks.
     async with StdioServer.started([sys.executable, "-m", "pyserver"]) as rpc:
-        await rpc.request("init", "initialize", {"processId": None, "rootUri": None, "capabilities": {},
-                                                 "initializationOptions": {"ryzanstein": {
-                                                     **SETTINGS, "modelPath": str(model_path()),
-                                                     "storagePath": str(tmp_path)}}})
+        await rpc.request(
+            "init",
+            "initialize",
+            {
+                "processId": None,
+                "rootUri": None,
+                "capabilities": {},
+                "initializationOptions": {
+                    "ryzanstein": {**SETTINGS, "modelPath": str(model_path()), "storagePath": str(tmp_path)}
+                },
+            },
+        )
         await rpc.notify("initialized", {})
-        bad = await rpc.request("bad-1", t.TEXT_DOCUMENT_INLINE_COMPLETION,
-                                {"textDocument": 42, "position": "here"})
+        bad = await rpc.request("bad-1", t.TEXT_DOCUMENT_INLINE_COMPLETION, {"textDocument": 42, "position": "here"})
         assert bad["error"]["code"] == -32602 and "result" not in bad  # InvalidParams
         uri = "file:///work/raw.py"
-        await rpc.notify(t.TEXT_DOCUMENT_DID_OPEN, {"textDocument": {"uri": uri, "languageId": "python",
-                                                                     "version": 1, "text": "x = \n"}})
-        good = await rpc.request("good-1", t.TEXT_DOCUMENT_INLINE_COMPLETION, {
-            "textDocument": {"uri": uri}, "position": {"line": 0, "character": 4},
-            "context": {"triggerKind": t.InlineCompletionTriggerKind.Invoked.value}})
+        await rpc.notify(
+            t.TEXT_DOCUMENT_DID_OPEN,
+            {"textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": "x = \n"}},
+        )
+        good = await rpc.request(
+            "good-1",
+            t.TEXT_DOCUMENT_INLINE_COMPLETION,
+            {
+                "textDocument": {"uri": uri},
+                "position": {"line": 0, "character": 4},
+                "context": {"triggerKind": t.InlineCompletionTriggerKind.Invoked.value},
+            },
+        )
         assert "error" not in good and isinstance(good["result"]["items"], list)
 
 
 @pytest.mark.asyncio
 async def test_malformed_command_argument_gets_a_clear_error(client: LanguageClient) -> None:
     with pytest.raises(JsonRpcException) as answer:
-        await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.docstring",
-                                                                            arguments=["not a dict"]))
+        await client.workspace_execute_command_async(
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.docstring", arguments=["not a dict"])
+        )
     assert answer.value.code == -32602  # InvalidParams, saying what was expected, with no traceback
     assert 'expected one argument {"uri": ..., "position": ...}' in answer.value.message
     assert not answer.value.data
     with pytest.raises(JsonRpcException, match="'position' needs a position"):
-        await client.workspace_execute_command_async(t.ExecuteCommandParams(
-            command="ryzanstein.sidecar.docstring",
-            arguments=[{"uri": "file:///work/demo.py", "position": {"line": "one", "character": 0}}]))
+        await client.workspace_execute_command_async(
+            t.ExecuteCommandParams(
+                command="ryzanstein.sidecar.docstring",
+                arguments=[{"uri": "file:///work/demo.py", "position": {"line": "one", "character": 0}}],
+            )
+        )
     uri = open_doc(client, "x = \n")
     result = await client.text_document_inline_completion_async(request(uri, 0, 4))
     assert result is not None
@@ -205,12 +244,21 @@ async def test_malformed_command_argument_gets_a_clear_error(client: LanguageCli
 async def test_stale_edit_is_refused(client: LanguageClient) -> None:
     text = "def area(w, h):\n    return w * h\n"
     uri = open_doc(client, text)
-    cmd = asyncio.ensure_future(client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.sidecar.docstring", arguments=[{"uri": uri, "position": {"line": 0, "character": 4}}])))
+    cmd = asyncio.ensure_future(
+        client.workspace_execute_command_async(
+            t.ExecuteCommandParams(
+                command="ryzanstein.sidecar.docstring",
+                arguments=[{"uri": uri, "position": {"line": 0, "character": 4}}],
+            )
+        )
+    )
     await asyncio.sleep(0)  # the command goes out first; the edit below lands while it computes
-    client.text_document_did_change(t.DidChangeTextDocumentParams(
-        text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=2),
-        content_changes=[t.TextDocumentContentChangeWholeDocument(text="# edited\n" + text)]))
+    client.text_document_did_change(
+        t.DidChangeTextDocumentParams(
+            text_document=t.VersionedTextDocumentIdentifier(uri=uri, version=2),
+            content_changes=[t.TextDocumentContentChangeWholeDocument(text="# edited\n" + text)],
+        )
+    )
     result = await cmd
     assert result["applied"] is False and "changed" in result["reason"]
     assert client.applied_versions == []  # type: ignore[attr-defined]
@@ -220,8 +268,11 @@ async def test_stale_edit_is_refused(client: LanguageClient) -> None:
 async def test_docstring_edit_carries_the_version(client: LanguageClient) -> None:
     text = "def area(w, h):\n    return w * h\n"
     uri = open_doc(client, text, version=7)
-    result = await client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.sidecar.docstring", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}]))
+    result = await client.workspace_execute_command_async(
+        t.ExecuteCommandParams(
+            command="ryzanstein.sidecar.docstring", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}]
+        )
+    )
     if result.get("applied") is False and "empty" in result.get("reason", ""):
         pytest.skip("the random model wrote an empty docstring")
     (params,) = client.applied_versions  # type: ignore[attr-defined]
@@ -235,10 +286,17 @@ async def test_docstring_edit_carries_the_version(client: LanguageClient) -> Non
 async def test_long_refactor_does_not_block_completions(client: LanguageClient) -> None:
     text = "def area(w, h):\n    return w * h\n\n\nresult = area\n"  # must parse: the refactor reads the AST
     uri = open_doc(client, text)
-    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
-        settings={"ryzanstein": {"refactorMaxTokens": 1500}}))
-    refactor = asyncio.ensure_future(client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.sidecar.writeTests", arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}])))
+    client.workspace_did_change_configuration(
+        t.DidChangeConfigurationParams(settings={"ryzanstein": {"refactorMaxTokens": 1500}})
+    )
+    refactor = asyncio.ensure_future(
+        client.workspace_execute_command_async(
+            t.ExecuteCommandParams(
+                command="ryzanstein.sidecar.writeTests",
+                arguments=[{"uri": uri, "position": {"line": 1, "character": 4}}],
+            )
+        )
+    )
     for _ in range(200):  # wait until the refactor is generating
         if (await status(client))["state"] == "busy":
             break
@@ -274,8 +332,9 @@ async def test_languages_switched_off_get_nothing(client: LanguageClient) -> Non
 async def test_model_languages_limit_suggestions(client: LanguageClient, tmp_path: Path) -> None:
     m = random_model(np.random.default_rng(42), "bitnet", "TQ2_0", n_layer=2, vocab=320)
     m.token_embd[-5:] = 0.0
-    path = write_gguf(m, MODEL_DIR / "m-python-only.gguf", context_length=8192,
-                      strings={"ryzanstein.languages": ["python"]})
+    path = write_gguf(
+        m, MODEL_DIR / "m-python-only.gguf", context_length=8192, strings={"ryzanstein.languages": ["python"]}
+    )
     configure(client, modelPath=str(path))
     for _ in range(200):
         s = await status(client)
@@ -312,14 +371,21 @@ async def test_acceptance_is_counted(client: LanguageClient) -> None:
     assert item.command is not None and item.command.command == "ryzanstein.acceptedSuggestion"
     assert list(item.command.arguments or []) == [{"uri": uri}]
     before = (await status(client))["acceptance"]
-    counted = await client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.sidecar.acceptance", arguments=[{"uri": uri, "event": "accepted"}]))
+    counted = await client.workspace_execute_command_async(
+        t.ExecuteCommandParams(command="ryzanstein.sidecar.acceptance", arguments=[{"uri": uri, "event": "accepted"}])
+    )
     assert counted == {"counted": True}
-    partial = await client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.sidecar.acceptance", arguments=[{"uri": uri, "event": "accepted_word"}]))
+    partial = await client.workspace_execute_command_async(
+        t.ExecuteCommandParams(
+            command="ryzanstein.sidecar.acceptance", arguments=[{"uri": uri, "event": "accepted_word"}]
+        )
+    )
     assert partial == {"counted": True}
-    nowhere = await client.workspace_execute_command_async(t.ExecuteCommandParams(
-        command="ryzanstein.sidecar.acceptance", arguments=[{"uri": "file:///never/shown.py", "event": "accepted"}]))
+    nowhere = await client.workspace_execute_command_async(
+        t.ExecuteCommandParams(
+            command="ryzanstein.sidecar.acceptance", arguments=[{"uri": "file:///never/shown.py", "event": "accepted"}]
+        )
+    )
     assert nowhere == {"counted": False}
     after = (await status(client))["acceptance"]
     assert after["accepted"] == before["accepted"] + 1

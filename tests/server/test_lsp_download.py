@@ -29,25 +29,42 @@ HOME = Path(tempfile.mkdtemp(prefix="ryz-dl-"))
 
 def _hub() -> FakeHub:
     model = HOME / "m.gguf"
-    write_gguf(random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_embd=256, n_ff=768, n_layer=2,
-                            vocab=320), model)
+    write_gguf(
+        random_model(np.random.default_rng(0), "bitnet", "TQ2_0", n_embd=256, n_ff=768, n_layer=2, vocab=320), model
+    )
     hub = FakeHub()
     hub.add(REPO, {FILE: model.read_bytes(), "README.md": b"# tiny\n"})
     hub.start()
     # A registry with the shipped model and a small "3B" that lives on the hub above.
     real = json.loads(registry_path().read_text())
-    tiny = {"id": "tiny-gguf", "name": "Tiny ternary", "format": "gguf", "files": [FILE], "repo": REPO, "url": None,
-            "published_params": 0, "architecture": "bitnet", "tokenizer": "bpe", "context_length": 256,
-            "shape": {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320}}
-    (HOME / "registry.json").write_text(json.dumps({"version": 1, "tiers": {"shipped": real["tiers"]["shipped"],
-                                                                              "3B": [tiny]}}))
+    tiny = {
+        "id": "tiny-gguf",
+        "name": "Tiny ternary",
+        "format": "gguf",
+        "files": [FILE],
+        "repo": REPO,
+        "url": None,
+        "published_params": 0,
+        "architecture": "bitnet",
+        "tokenizer": "bpe",
+        "context_length": 256,
+        "shape": {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320},
+    }
+    (HOME / "registry.json").write_text(
+        json.dumps({"version": 1, "tiers": {"shipped": real["tiers"]["shipped"], "3B": [tiny]}})
+    )
     return hub
 
 
 HUB = _hub()
-ENV = dict(os.environ) | {"HOME": str(HOME / "home"), "XDG_CONFIG_HOME": str(HOME / "config"),
-                          "XDG_CACHE_HOME": str(HOME / "cache"), "HF_HOME": str(HOME / "hf"),
-                          "HF_ENDPOINT": HUB.url, "RYZANSTEIN_REGISTRY": str(HOME / "registry.json")}
+ENV = dict(os.environ) | {
+    "HOME": str(HOME / "home"),
+    "XDG_CONFIG_HOME": str(HOME / "config"),
+    "XDG_CACHE_HOME": str(HOME / "cache"),
+    "HF_HOME": str(HOME / "hf"),
+    "HF_ENDPOINT": HUB.url,
+    "RYZANSTEIN_REGISTRY": str(HOME / "registry.json"),
+}
 for var in ("HF_HUB_OFFLINE", "HF_TOKEN", "HF_HUB_CACHE", "LLAMA_CACHE", "OLLAMA_MODELS"):
     ENV.pop(var, None)
 
@@ -60,8 +77,9 @@ async def client(lsp_client: LanguageClient) -> Any:
     def on_download(params: Any) -> None:
         lsp_client.downloads.append(params)  # type: ignore[attr-defined]
 
-    await lsp_client.initialize_session(t.InitializeParams(capabilities=capabilities(),
-                                                           initialization_options={"ryzanstein": {"maxTokens": 8}}))
+    await lsp_client.initialize_session(
+        t.InitializeParams(capabilities=capabilities(), initialization_options={"ryzanstein": {"maxTokens": 8}})
+    )
     yield
     await lsp_client.shutdown_session()
 
@@ -95,15 +113,23 @@ async def test_download_then_serve_without_restart(client: LanguageClient) -> No
     client.workspace_did_change_configuration(t.DidChangeConfigurationParams(settings={"ryzanstein": {"tier": "3B"}}))
     for _ in range(400):
         status = await client.workspace_execute_command_async(
-            t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.status")
+        )
         if status["state"] == "ready" and status["model"] == FILE:
             break
         await asyncio.sleep(0.05)
     assert status["model"] == FILE, status
     uri = "file:///work/x.py"
-    client.text_document_did_open(t.DidOpenTextDocumentParams(
-        text_document=t.TextDocumentItem(uri=uri, language_id="python", version=1, text="x = 1\ny = \n")))
-    result = await client.text_document_inline_completion_async(t.InlineCompletionParams(
-        text_document=t.TextDocumentIdentifier(uri=uri), position=t.Position(line=1, character=4),
-        context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Invoked)))
+    client.text_document_did_open(
+        t.DidOpenTextDocumentParams(
+            text_document=t.TextDocumentItem(uri=uri, language_id="python", version=1, text="x = 1\ny = \n")
+        )
+    )
+    result = await client.text_document_inline_completion_async(
+        t.InlineCompletionParams(
+            text_document=t.TextDocumentIdentifier(uri=uri),
+            position=t.Position(line=1, character=4),
+            context=t.InlineCompletionContext(trigger_kind=t.InlineCompletionTriggerKind.Invoked),
+        )
+    )
     assert result is not None and result.items  # the new (random-weight) model answers

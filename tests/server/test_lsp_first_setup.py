@@ -21,9 +21,12 @@ from pyserver.models import default_model_path
 from tests.server.test_lsp import capabilities
 
 HOME = Path(tempfile.mkdtemp(prefix="ryz-home-"))
-ENV = dict(os.environ) | {"HOME": str(HOME / "home"), "XDG_CONFIG_HOME": str(HOME / "config"),
-                          "XDG_CACHE_HOME": str(HOME / "cache"),
-                          "HF_HOME": str(HOME / "hf")}
+ENV = dict(os.environ) | {
+    "HOME": str(HOME / "home"),
+    "XDG_CONFIG_HOME": str(HOME / "config"),
+    "XDG_CACHE_HOME": str(HOME / "cache"),
+    "HF_HOME": str(HOME / "hf"),
+}
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"], server_env=ENV))
@@ -44,19 +47,23 @@ async def test_first_run_sets_itself_up(client: LanguageClient) -> None:
     assert decision["use_now"] == "ryzanstein-code" and decision["reasons"]
     for _ in range(100):  # the plan follows the decision once it is written
         status = await client.workspace_execute_command_async(
-            t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.status")
+        )
         if status["serving_plan"][0].startswith("completions"):
             break
         await asyncio.sleep(0.05)
-    assert status["serving_plan"] == ["completions: the shipped model",
-                                      "refactors and uncertain completions: the same model"]
+    assert status["serving_plan"] == [
+        "completions: the shipped model",
+        "refactors and uncertain completions: the same model",
+    ]
     assert status["model"] == "ryzanstein-code.gguf"
     # New model folders: the setup runs again and finds what is in them (by header: the name says nothing).
     folder = HOME / "my-models"
     folder.mkdir()
     shutil.copy(default_model_path(), folder / "whatever.gguf")  # type: ignore[arg-type]
-    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
-        settings={"ryzanstein": {"modelFolders": [str(folder)]}}))
+    client.workspace_did_change_configuration(
+        t.DidChangeConfigurationParams(settings={"ryzanstein": {"modelFolders": [str(folder)]}})
+    )
     for _ in range(200):
         paths = json.loads(config.read_text()).get("model_paths", {})
         if paths:

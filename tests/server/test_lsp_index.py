@@ -18,25 +18,30 @@ from tests.server.test_lsp import SETTINGS, capabilities, model_path
 
 WORKSPACE = Path(tempfile.mkdtemp(prefix="ryz-ws-"))
 STORAGE = Path(tempfile.mkdtemp(prefix="ryz-storage-"))
-(WORKSPACE / "shapes.py").write_text('def polygon_perimeter(sides, length):\n'
-                                     '    """Perimeter of a regular polygon."""\n'
-                                     "    return sides * length\n")
+(WORKSPACE / "shapes.py").write_text(
+    'def polygon_perimeter(sides, length):\n    """Perimeter of a regular polygon."""\n    return sides * length\n'
+)
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))
 async def client(lsp_client: LanguageClient) -> Any:
-    await lsp_client.initialize_session(t.InitializeParams(
-        capabilities=capabilities(),
-        workspace_folders=[t.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="ws")],
-        initialization_options={"ryzanstein": {**SETTINGS, "modelPath": str(model_path()),
-                                               "storagePath": str(STORAGE)}}))
+    await lsp_client.initialize_session(
+        t.InitializeParams(
+            capabilities=capabilities(),
+            workspace_folders=[t.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="ws")],
+            initialization_options={
+                "ryzanstein": {**SETTINGS, "modelPath": str(model_path()), "storagePath": str(STORAGE)}
+            },
+        )
+    )
     yield
     await lsp_client.shutdown_session()
 
 
 async def command(client: LanguageClient, name: str, *args: Any) -> Any:
     return await client.workspace_execute_command_async(
-        t.ExecuteCommandParams(command=f"ryzanstein.sidecar.{name}", arguments=list(args)))
+        t.ExecuteCommandParams(command=f"ryzanstein.sidecar.{name}", arguments=list(args))
+    )
 
 
 async def search_symbols(client: LanguageClient, query: str) -> list[str]:
@@ -65,8 +70,10 @@ async def test_index_search_and_live_updates(client: LanguageClient) -> None:
     with pytest.raises(Exception, match="query"):
         await command(client, "search", {"k": 3})
     # New exclude rules apply without restarting the sidecar: the excluded file leaves the index.
-    client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
-        settings={"ryzanstein": {"indexExclude": ["colors.py"]}}))
+    client.workspace_did_change_configuration(
+        t.DidChangeConfigurationParams(settings={"ryzanstein": {"indexExclude": ["colors.py"]}})
+    )
+
     async def rescanned() -> bool:
         found = await search_symbols(client, "blend colors polygon perimeter")
         return "polygon_perimeter" in found and "blend_colors" not in found

@@ -16,8 +16,11 @@ from tests.server.test_lsp import capabilities, open_doc, request
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))
 async def client(lsp_client: LanguageClient) -> Any:
-    await lsp_client.initialize_session(t.InitializeParams(
-        capabilities=capabilities(), initialization_options={"ryzanstein": {"modelPath": "/nonexistent/model.gguf"}}))
+    await lsp_client.initialize_session(
+        t.InitializeParams(
+            capabilities=capabilities(), initialization_options={"ryzanstein": {"modelPath": "/nonexistent/model.gguf"}}
+        )
+    )
     yield
     await lsp_client.shutdown_session()
 
@@ -26,7 +29,8 @@ async def client(lsp_client: LanguageClient) -> Any:
 async def test_missing_model(client: LanguageClient) -> None:
     for _ in range(200):
         status = await client.workspace_execute_command_async(
-            t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
+            t.ExecuteCommandParams(command="ryzanstein.sidecar.status")
+        )
         if status["state"] == "error":
             break
         await asyncio.sleep(0.02)

@@ -34,8 +34,11 @@ def test_defaults_agree_with_the_manifest() -> None:
     props = json.loads(MANIFEST.read_text())["contributes"]["configuration"]["properties"]
     checked = 0
     for f in fields(ServerSettings):
-        key = f"ryzanstein.{camel(f.name)}" if not f.name.startswith("index_") else \
-            f"ryzanstein.index.{f.name.removeprefix('index_')}"
+        key = (
+            f"ryzanstein.{camel(f.name)}"
+            if not f.name.startswith("index_")
+            else f"ryzanstein.index.{f.name.removeprefix('index_')}"
+        )
         if key not in props:
             continue
         default = getattr(ServerSettings(), f.name)

@@ -31,8 +31,9 @@ def train_bpe(vocab_size: int) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size - len(SPECIALS), show_progress=False,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - len(SPECIALS), show_progress=False, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
     tok.train_from_iterator(CORPUS * 20, trainer)
     tok.add_special_tokens(list(SPECIALS))
     return tok
@@ -54,8 +55,11 @@ class RandomModel:
 
     def reference(self) -> RefWeights:
         """Dense weights as the file stores them (f16-rounded block scales, extra scales folded in)."""
-        w = RefWeights(token_embd=self.token_embd.astype(np.float64), output_norm=self.output_norm.astype(np.float64),
-                       output=None if self.output is None else self.output.astype(np.float64))
+        w = RefWeights(
+            token_embd=self.token_embd.astype(np.float64),
+            output_norm=self.output_norm.astype(np.float64),
+            output=None if self.output is None else self.output.astype(np.float64),
+        )
         for i in range(self.cfg.n_layer):
             layer: dict[str, np.ndarray] = {k: v.astype(np.float64) for k, v in self.norms[i].items()}
             for name in LINEAR_NAMES:
@@ -70,11 +74,31 @@ class RandomModel:
         return w
 
 
-def random_model(rng: np.random.Generator, arch: str = "bitnet", fmt: str = "TQ2_0", n_embd: int = 256,
-                 n_ff: int = 512, n_layer: int = 2, n_head: int = 4, n_head_kv: int = 2, vocab: int = 320,
-                 block_scales: bool = False, extra_scales: bool = False, separate_output: bool = False) -> RandomModel:
-    cfg = ModelConfig.for_arch(arch, n_embd=n_embd, n_ff=n_ff, n_head=n_head, n_head_kv=n_head_kv, n_layer=n_layer,
-                               vocab=vocab, context_length=256, tied_embeddings=not separate_output)
+def random_model(
+    rng: np.random.Generator,
+    arch: str = "bitnet",
+    fmt: str = "TQ2_0",
+    n_embd: int = 256,
+    n_ff: int = 512,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_head_kv: int = 2,
+    vocab: int = 320,
+    block_scales: bool = False,
+    extra_scales: bool = False,
+    separate_output: bool = False,
+) -> RandomModel:
+    cfg = ModelConfig.for_arch(
+        arch,
+        n_embd=n_embd,
+        n_ff=n_ff,
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        n_layer=n_layer,
+        vocab=vocab,
+        context_length=256,
+        tied_embeddings=not separate_output,
+    )
     codes, scales, extra, norms = [], [], [], []
     for _ in range(n_layer):
         c, s, e = {}, {}, {}
@@ -93,8 +117,18 @@ def random_model(rng: np.random.Generator, arch: str = "bitnet", fmt: str = "TQ2
         extra.append(e)
         norms.append({k: rng.uniform(0.5, 1.5, size).astype(np.float32) for k, size in cfg.norm_sizes().items()})
     table = lambda: rng.normal(0, 1, size=(vocab, n_embd)).astype(np.float16).astype(np.float32)  # noqa: E731
-    return RandomModel(cfg, codes, scales, extra, norms, table(), rng.uniform(0.5, 1.5, n_embd).astype(np.float32),
-                       output=table() if separate_output else None, tokenizer=train_bpe(vocab), fmt=fmt)
+    return RandomModel(
+        cfg,
+        codes,
+        scales,
+        extra,
+        norms,
+        table(),
+        rng.uniform(0.5, 1.5, n_embd).astype(np.float32),
+        output=table() if separate_output else None,
+        tokenizer=train_bpe(vocab),
+        fmt=fmt,
+    )
 
 
 def _table_tensor(values: np.ndarray, kind: str) -> tuple[np.ndarray, GGMLQuantizationType | None]:
@@ -104,7 +138,8 @@ def _table_tensor(values: np.ndarray, kind: str) -> tuple[np.ndarray, GGMLQuanti
         return values.astype(np.float16), None
     if kind == "BF16":
         return (values.astype(np.float32).view(np.uint32) >> 16).astype(np.uint16).view(np.uint8).reshape(
-            values.shape[0], -1), GGMLQuantizationType.BF16
+            values.shape[0], -1
+        ), GGMLQuantizationType.BF16
     return gguf.quants.quantize(values.astype(np.float32), GGMLQuantizationType[kind]), GGMLQuantizationType[kind]
 
 
@@ -116,9 +151,17 @@ def _stored_values(values: np.ndarray, kind: str) -> np.ndarray:
     return gguf.quants.dequantize(_table_tensor(values, kind)[0], GGMLQuantizationType[kind]).astype(np.float32)
 
 
-def write_gguf(m: RandomModel, path: Path, arch: str | None = None, table_type: str = "F16",
-               linear_type: str | None = None, skip: tuple[str, ...] = (), bad_shape: str | None = None,
-               context_length: int = 256, strings: dict[str, list[str]] | None = None) -> Path:
+def write_gguf(
+    m: RandomModel,
+    path: Path,
+    arch: str | None = None,
+    table_type: str = "F16",
+    linear_type: str | None = None,
+    skip: tuple[str, ...] = (),
+    bad_shape: str | None = None,
+    context_length: int = 256,
+    strings: dict[str, list[str]] | None = None,
+) -> Path:
     """Writes the model as llama.cpp would, plus `strings` (string-array metadata, e.g. the model's traits).
     linear_type: "F16"/"F32" stores projections as floats holding
     {-s, 0, +s} (what convert_hf_to_gguf writes for --outtype f16). I2_S models go through write_gguf_i2s."""
@@ -154,8 +197,9 @@ def write_gguf(m: RandomModel, path: Path, arch: str | None = None, table_type: 
     return path
 
 
-def _gguf_tensors(m: RandomModel, table_type: str, linear_type: str | None
-                  ) -> dict[str, tuple[np.ndarray, GGMLQuantizationType | None]]:
+def _gguf_tensors(
+    m: RandomModel, table_type: str, linear_type: str | None
+) -> dict[str, tuple[np.ndarray, GGMLQuantizationType | None]]:
     out: dict[str, tuple[np.ndarray, GGMLQuantizationType | None]] = {}
     out["token_embd.weight"] = _table_tensor(m.token_embd, table_type)
     out["output_norm.weight"] = (m.output_norm, None)
@@ -179,6 +223,7 @@ def _gguf_tensors(m: RandomModel, table_type: str, linear_type: str | None
 
 # ---- I2_S: the gguf package has no type id 36, so these files are written by hand ------------------------
 
+
 def _gguf_str(s: str) -> bytes:
     b = s.encode()
     return struct.pack("<Q", len(b)) + b
@@ -196,9 +241,15 @@ def write_gguf_i2s(m: RandomModel, path: Path) -> Path:
 
     add("general.architecture", 8, _gguf_str(arch))
     add("general.file_type", 4, struct.pack("<I", 40))
-    for key, val in [("embedding_length", c.n_embd), ("block_count", c.n_layer), ("feed_forward_length", c.n_ff),
-                     ("attention.head_count", c.n_head), ("attention.head_count_kv", c.n_head_kv),
-                     ("context_length", 256), ("rope.dimension_count", c.n_embd // c.n_head)]:
+    for key, val in [
+        ("embedding_length", c.n_embd),
+        ("block_count", c.n_layer),
+        ("feed_forward_length", c.n_ff),
+        ("attention.head_count", c.n_head),
+        ("attention.head_count_kv", c.n_head_kv),
+        ("context_length", 256),
+        ("rope.dimension_count", c.n_embd // c.n_head),
+    ]:
         add(f"{arch}.{key}", 4, struct.pack("<I", val))
     add(f"{arch}.rope.freq_base", 6, struct.pack("<f", c.rope_base))
     add(f"{arch}.attention.layer_norm_rms_epsilon", 6, struct.pack("<f", c.norm_eps))
@@ -218,8 +269,12 @@ def write_gguf_i2s(m: RandomModel, path: Path) -> Path:
             tensors.append((f"blk.{i}.{name}.weight", cd.shape, 36, pack("I2_S", cd, s).tobytes()))
     infos, blobs, offset = [], [], 0
     for name, shape, tid, blob in tensors:
-        infos.append(_gguf_str(name) + struct.pack("<I", len(shape)) +
-                     b"".join(struct.pack("<Q", d) for d in reversed(shape)) + struct.pack("<IQ", tid, offset))
+        infos.append(
+            _gguf_str(name)
+            + struct.pack("<I", len(shape))
+            + b"".join(struct.pack("<Q", d) for d in reversed(shape))
+            + struct.pack("<IQ", tid, offset)
+        )
         pad = (-len(blob)) % 32
         blobs.append(blob + b"\0" * pad)
         offset += len(blob) + pad
@@ -231,11 +286,21 @@ def write_gguf_i2s(m: RandomModel, path: Path) -> Path:
 
 # ---- safetensors directories ----------------------------------------------------------------------------
 
-HF_NAMES = {"attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-            "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-            "ffn_down": "mlp.down_proj"}
-HF_NORM_NAMES = {"attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm",
-                 "attn_sub_norm": "self_attn.attn_sub_norm", "ffn_sub_norm": "mlp.ffn_sub_norm"}
+HF_NAMES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+HF_NORM_NAMES = {
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_sub_norm": "self_attn.attn_sub_norm",
+    "ffn_sub_norm": "mlp.ffn_sub_norm",
+}
 
 
 def hf_pack(codes: np.ndarray) -> np.ndarray:
@@ -245,13 +310,14 @@ def hf_pack(codes: np.ndarray) -> np.ndarray:
     u = (codes.astype(np.int16) + 1).astype(np.uint8)
     out = np.zeros((per, codes.shape[1]), np.uint8)
     for i in range(4):
-        part = u[i * per:(i + 1) * per]
+        part = u[i * per : (i + 1) * per]
         out[: part.shape[0]] |= part << (2 * i)
     return out
 
 
-def write_safetensors_dir(m: RandomModel, directory: Path, packed: bool, dtype: str = "F16",
-                          rng: np.random.Generator | None = None) -> Path:
+def write_safetensors_dir(
+    m: RandomModel, directory: Path, packed: bool, dtype: str = "F16", rng: np.random.Generator | None = None
+) -> Path:
     """packed: uint8 codes + weight_scale = 1/scale (quant_method bitnet), as transformers stores them. Else latent
     Gaussian floats; the model's codes and scales are then replaced by BitNet's absmean rule applied here in numpy
     (the reference the loader's own ternarization is checked against). Needs a model made with fmt="I2_S"."""
@@ -285,15 +351,26 @@ def write_safetensors_dir(m: RandomModel, directory: Path, packed: bool, dtype: 
     save_file(tensors, str(directory / "model.safetensors"))
     config = {
         "architectures": ["BitNetForCausalLM" if c.sub_norms else "LlamaForCausalLM"],
-        "hidden_size": c.n_embd, "intermediate_size": c.n_ff, "num_hidden_layers": c.n_layer,
-        "num_attention_heads": c.n_head, "num_key_value_heads": c.n_head_kv, "rms_norm_eps": c.norm_eps,
-        "rope_theta": c.rope_base, "max_position_embeddings": 256, "vocab_size": c.vocab,
-        "hidden_act": "relu2" if c.act == "relu2" else "silu", "tie_word_embeddings": True,
-        "bos_token_id": 0, "eos_token_id": 0,
+        "hidden_size": c.n_embd,
+        "intermediate_size": c.n_ff,
+        "num_hidden_layers": c.n_layer,
+        "num_attention_heads": c.n_head,
+        "num_key_value_heads": c.n_head_kv,
+        "rms_norm_eps": c.norm_eps,
+        "rope_theta": c.rope_base,
+        "max_position_embeddings": 256,
+        "vocab_size": c.vocab,
+        "hidden_act": "relu2" if c.act == "relu2" else "silu",
+        "tie_word_embeddings": True,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
     }
     if packed:
-        config["quantization_config"] = {"quant_method": "bitnet", "linear_class": "autobitlinear",
-                                         "quantization_mode": "offline"}
+        config["quantization_config"] = {
+            "quant_method": "bitnet",
+            "linear_class": "autobitlinear",
+            "quantization_mode": "offline",
+        }
     (directory / "config.json").write_text(json.dumps(config))
     assert m.tokenizer is not None
     m.tokenizer.save(str(directory / "tokenizer.json"))

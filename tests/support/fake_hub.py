@@ -71,8 +71,9 @@ class FakeHub:
             def do_GET(self) -> None:  # noqa: N802
                 self.answer(head=False)
 
-            def send(self, code: int, body: bytes = b"", headers: dict[str, str] | None = None,
-                     head: bool = False) -> None:
+            def send(
+                self, code: int, body: bytes = b"", headers: dict[str, str] | None = None, head: bool = False
+            ) -> None:
                 self.send_response(code)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
@@ -83,14 +84,19 @@ class FakeHub:
 
             def answer(self, head: bool) -> None:
                 path = unquote(urlsplit(self.path).path)
-                hub.requests.append(Request(self.command, path, self.headers.get("Range"),
-                                            self.headers.get("Authorization")))
+                hub.requests.append(
+                    Request(self.command, path, self.headers.get("Range"), self.headers.get("Authorization"))
+                )
                 if hub.status is not None:
-                    self.send(hub.status, b'{"error": "fault"}', {"X-Error-Code": "GatedRepo"
-                                                                  if hub.status in (401, 403) else "Fault"}, head)
+                    self.send(
+                        hub.status,
+                        b'{"error": "fault"}',
+                        {"X-Error-Code": "GatedRepo" if hub.status in (401, 403) else "Fault"},
+                        head,
+                    )
                     return
                 if path.startswith("/api/models/"):
-                    self.api(path[len("/api/models/"):], head)
+                    self.api(path[len("/api/models/") :], head)
                 elif "/resolve/" in path:
                     self.resolve(path, head)
                 else:
@@ -110,14 +116,17 @@ class FakeHub:
                     return
                 siblings = []
                 for name, data in repo.files.items():
-                    s: dict[str, object] = {"rfilename": name, "size": len(data),
-                                            "blobId": hashlib.sha1(data).hexdigest()}
+                    s: dict[str, object] = {
+                        "rfilename": name,
+                        "size": len(data),
+                        "blobId": hashlib.sha1(data).hexdigest(),
+                    }
                     if name.endswith(LFS_SUFFIXES):
-                        s["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
-                                    "pointerSize": 134}
+                        s["lfs"] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "pointerSize": 134}
                     siblings.append(s)
-                body = json.dumps({"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False,
-                                   "siblings": siblings}).encode()
+                body = json.dumps(
+                    {"id": repo_id, "modelId": repo_id, "sha": repo.commit, "private": False, "siblings": siblings}
+                ).encode()
                 self.send(200, body, {"Content-Type": "application/json"}, head)
 
             def resolve(self, path: str, head: bool) -> None:
@@ -127,15 +136,23 @@ class FakeHub:
                 if repo is None:
                     return
                 if name not in repo.files:
-                    self.send(404, b"entry not found", {"X-Error-Code": "EntryNotFound",
-                                                         "X-Repo-Commit": repo.commit}, head)
+                    self.send(
+                        404, b"entry not found", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": repo.commit}, head
+                    )
                     return
                 listed = repo.files[name]
                 data = hub.serve_instead.get(name, listed)
-                etag = (hashlib.sha256(listed).hexdigest() if name.endswith(LFS_SUFFIXES)
-                        else hashlib.sha1(listed).hexdigest())
-                headers = {"X-Repo-Commit": repo.commit, "ETag": f'"{etag}"', "Accept-Ranges": "bytes",
-                           "Content-Type": "application/octet-stream"}
+                etag = (
+                    hashlib.sha256(listed).hexdigest()
+                    if name.endswith(LFS_SUFFIXES)
+                    else hashlib.sha1(listed).hexdigest()
+                )
+                headers = {
+                    "X-Repo-Commit": repo.commit,
+                    "ETag": f'"{etag}"',
+                    "Accept-Ranges": "bytes",
+                    "Content-Type": "application/octet-stream",
+                }
                 start, code = 0, 200
                 rng = self.headers.get("Range")
                 if rng and not head and not hub.ignore_range:

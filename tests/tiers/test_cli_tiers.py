@@ -13,10 +13,20 @@ from pyserver.models import default_model_path
 
 
 def run(args: list[str], home: Path) -> dict:
-    env = os.environ | {"XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache"),
-                        "HF_HOME": str(home / "hf"), "HOME": str(home / "home")}  # no other tool's models
-    out = subprocess.run([sys.executable, "-m", "pyserver", *args, "--json"], env=env, capture_output=True, text=True,
-                         timeout=120, check=True)
+    env = os.environ | {
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "XDG_CACHE_HOME": str(home / "cache"),
+        "HF_HOME": str(home / "hf"),
+        "HOME": str(home / "home"),
+    }  # no other tool's models
+    out = subprocess.run(
+        [sys.executable, "-m", "pyserver", *args, "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(out.stdout)
 
 

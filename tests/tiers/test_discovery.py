@@ -25,12 +25,29 @@ TIERS = {
 def registry_file(path: Path) -> Path:
     tiers = {}
     for tier, (arch, _, dims) in TIERS.items():
-        shape = {"n_embd": dims["n_embd"], "n_ff": dims["n_ff"], "n_layer": dims["n_layer"], "n_head": 4,
-                 "n_head_kv": 2, "vocab": dims["vocab"]}
-        tiers[tier] = [{"id": f"synthetic-{tier}", "name": tier, "format": "gguf", "files": ["x"], "repo": None,
-                        "published_params": 0,
-                        "url": None, "architecture": arch, "tokenizer": "bpe", "context_length": 256,
-                        "shape": shape}]
+        shape = {
+            "n_embd": dims["n_embd"],
+            "n_ff": dims["n_ff"],
+            "n_layer": dims["n_layer"],
+            "n_head": 4,
+            "n_head_kv": 2,
+            "vocab": dims["vocab"],
+        }
+        tiers[tier] = [
+            {
+                "id": f"synthetic-{tier}",
+                "name": tier,
+                "format": "gguf",
+                "files": ["x"],
+                "repo": None,
+                "published_params": 0,
+                "url": None,
+                "architecture": arch,
+                "tokenizer": "bpe",
+                "context_length": 256,
+                "shape": shape,
+            }
+        ]
     path.write_text(json.dumps({"version": 1, "tiers": tiers}))
     return path
 
@@ -70,6 +87,12 @@ def test_finds_and_identifies_every_tier(library: tuple[Path, Path, Registry]) -
 def test_identify_reads_the_shape(library: tuple[Path, Path, Registry]) -> None:
     mine, _, registry = library
     f = identify(mine / "tiny-7B.gguf", registry)
-    assert (f.shape.n_embd, f.shape.n_ff, f.shape.n_layer, f.shape.n_head, f.shape.n_head_kv, f.shape.vocab) == \
-        (256, 1024, 2, 4, 2, 320)
+    assert (f.shape.n_embd, f.shape.n_ff, f.shape.n_layer, f.shape.n_head, f.shape.n_head_kv, f.shape.vocab) == (
+        256,
+        1024,
+        2,
+        4,
+        2,
+        320,
+    )
     assert f.tokenizer.startswith("gpt2")

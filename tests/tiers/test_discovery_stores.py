@@ -24,9 +24,19 @@ DIMS: dict[str, Any] = dict(n_embd=256, n_ff=768, n_layer=2, vocab=320)
 
 def registry(tmp: Path) -> Registry:
     shape = {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320}
-    entry = {"id": "tiny-3b", "name": "tiny", "format": "gguf", "files": ["x.gguf"], "repo": None, "url": None,
-             "published_params": 0, "architecture": "bitnet", "tokenizer": "bpe", "context_length": 256,
-             "shape": shape}
+    entry = {
+        "id": "tiny-3b",
+        "name": "tiny",
+        "format": "gguf",
+        "files": ["x.gguf"],
+        "repo": None,
+        "url": None,
+        "published_params": 0,
+        "architecture": "bitnet",
+        "tokenizer": "bpe",
+        "context_length": 256,
+        "shape": shape,
+    }
     path = tmp / "registry.json"
     path.write_text(json.dumps({"version": 1, "tiers": {"3B": [entry]}}))
     return Registry.load(path)
@@ -89,8 +99,11 @@ def test_lm_studio_llama_cpp_and_ollama(home: Path, tmp_path: Path) -> None:
     assert set(by_path) == {lms, old_lms, llama, ollama} and problems == []
     assert (by_path[lms].registry_id, by_path[lms].source, by_path[lms].weights) == ("tiny-3b", "lm-studio", "TQ2_0")
     assert by_path[old_lms].registry_id is None and by_path[old_lms].shape.n_ff == 512
-    assert (by_path[llama].registry_id, by_path[llama].source, by_path[llama].weights) == \
-        ("tiny-3b", "llama.cpp", "I2_S")
+    assert (by_path[llama].registry_id, by_path[llama].source, by_path[llama].weights) == (
+        "tiny-3b",
+        "llama.cpp",
+        "I2_S",
+    )
     assert (by_path[ollama].registry_id, by_path[ollama].source) == ("tiny-3b", "ollama")
 
 

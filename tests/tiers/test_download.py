@@ -46,13 +46,32 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 def registry(tmp: Path, **extra: object) -> Registry:
     shape = {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320}
-    tiny = {"id": "tiny-gguf", "name": "tiny", "format": "gguf", "files": ["tiny-i2.gguf"], "repo": REPO,
-            "url": None, "published_params": 0, "architecture": "bitnet", "tokenizer": "bpe",
-            "context_length": 256, "shape": shape} | extra
-    st = {"id": "tiny-st", "name": "tiny checkpoint", "format": "safetensors",
-          "files": ["config.json", "tokenizer.json", "*.safetensors"], "repo": ST_REPO, "url": None,
-          "published_params": 0, "architecture": "llama", "tokenizer": "bpe", "context_length": 256,
-          "shape": shape | {"n_ff": 1024}}
+    tiny = {
+        "id": "tiny-gguf",
+        "name": "tiny",
+        "format": "gguf",
+        "files": ["tiny-i2.gguf"],
+        "repo": REPO,
+        "url": None,
+        "published_params": 0,
+        "architecture": "bitnet",
+        "tokenizer": "bpe",
+        "context_length": 256,
+        "shape": shape,
+    } | extra
+    st = {
+        "id": "tiny-st",
+        "name": "tiny checkpoint",
+        "format": "safetensors",
+        "files": ["config.json", "tokenizer.json", "*.safetensors"],
+        "repo": ST_REPO,
+        "url": None,
+        "published_params": 0,
+        "architecture": "llama",
+        "tokenizer": "bpe",
+        "context_length": 256,
+        "shape": shape | {"n_ff": 1024},
+    }
     path = tmp / "registry.json"
     path.write_text(json.dumps({"version": 1, "tiers": {"3B": [tiny], "7B": [st]}}))
     return Registry.load(path)
@@ -64,8 +83,7 @@ def hub(files: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     fake.add(REPO, {"tiny-i2.gguf": files["gguf"], "README.md": b"# tiny\n"})
     fake.add(ST_REPO, {k.removeprefix("st/"): v for k, v in files.items() if k.startswith("st/")})
     httpd, _ = fake.start()
-    for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "LLAMA_CACHE",
-                "OLLAMA_MODELS"):
+    for var in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN", "LLAMA_CACHE", "OLLAMA_MODELS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
@@ -96,8 +114,9 @@ def blobs(tmp: Path, repo: str = REPO) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
-def test_downloads_into_the_shared_cache(hub: FakeHub, files: dict[str, bytes], tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloads_into_the_shared_cache(
+    hub: FakeHub, files: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_TOKEN", "hf_secret_for_test")
     seen: list[tuple[int, int]] = []
     path = download_model(spec(tmp_path), progress=lambda d, t: seen.append((d, t)))
@@ -130,8 +149,7 @@ def test_a_cut_connection_is_resumed(hub: FakeHub, files: dict[str, bytes], tmp_
     assert 0 < start <= 200_000
 
 
-def test_a_cancelled_download_resumes_on_the_next_call(hub: FakeHub, files: dict[str, bytes],
-                                                       tmp_path: Path) -> None:
+def test_a_cancelled_download_resumes_on_the_next_call(hub: FakeHub, files: dict[str, bytes], tmp_path: Path) -> None:
     seen: list[int] = []
     with pytest.raises(DownloadCancelled, match="resume"):
         download_model(spec(tmp_path), progress=lambda d, t: seen.append(d), cancelled=lambda: len(seen) > 4)
@@ -154,8 +172,7 @@ def test_a_part_left_by_a_killed_process_is_resumed(hub: FakeHub, files: dict[st
     assert [r.range for r in hub.gets("tiny-i2.gguf")] == ["bytes=100000-"]
 
 
-def test_a_server_that_ignores_ranges_sends_it_all_again(hub: FakeHub, files: dict[str, bytes],
-                                                         tmp_path: Path) -> None:
+def test_a_server_that_ignores_ranges_sends_it_all_again(hub: FakeHub, files: dict[str, bytes], tmp_path: Path) -> None:
     folder = tmp_path / "hf" / "hub" / "models--tiny-org--tiny-ternary-gguf" / "blobs"
     folder.mkdir(parents=True)
     (folder / (hashlib.sha256(files["gguf"]).hexdigest() + ".incomplete")).write_bytes(files["gguf"][:100_000])
@@ -165,8 +182,9 @@ def test_a_server_that_ignores_ranges_sends_it_all_again(hub: FakeHub, files: di
     assert path.read_bytes() == files["gguf"] and seen[-1] == (len(files["gguf"]),) * 2
 
 
-def test_corrupt_bytes_are_refused_and_nothing_is_installed(hub: FakeHub, files: dict[str, bytes],
-                                                            tmp_path: Path) -> None:
+def test_corrupt_bytes_are_refused_and_nothing_is_installed(
+    hub: FakeHub, files: dict[str, bytes], tmp_path: Path
+) -> None:
     bad = bytearray(files["gguf"])
     bad[len(bad) // 2] ^= 0xFF
     hub.serve_instead["tiny-i2.gguf"] = bytes(bad)  # the hub lists the good file's SHA-256
@@ -211,8 +229,9 @@ def test_offline_says_what_to_place_where(hub: FakeHub, tmp_path: Path, monkeypa
     assert download_model(spec(tmp_path)) == path and len(hub.requests) == n
 
 
-def test_an_unreachable_hub_says_what_to_place_where(hub: FakeHub, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_hub_says_what_to_place_where(
+    hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(DownloadOffline, match="cannot be reached.*ryzanstein.modelFolders"):
         download_model(spec(tmp_path))

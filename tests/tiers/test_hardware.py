@@ -139,7 +139,8 @@ def test_the_measurement_repeats() -> None:
         "shape = ModelConfig.for_arch('bitnet-b1.58', n_embd=1024, n_ff=2816, n_layer=2, n_head=8, n_head_kv=4,\n"
         "                             vocab=4096)\n"
         "print(json.dumps([measure_decode(1, shape, fmt='I2_S', runs=7, tokens=16)[0]\n"
-        "                  for _ in range(3)]))\n")
+        "                  for _ in range(3)]))\n"
+    )
     tries = []
     for _ in range(2):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)

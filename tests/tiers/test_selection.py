@@ -8,8 +8,13 @@ from pyserver.tiers.hardware import DEFAULT_EFFICIENCY, GIB, HardwareProfile
 from pyserver.tiers.registry import Registry
 from pyserver.tiers.selection import choose, predicted_tps, ram_budget
 
-ALL = ("bitnet-b1.58-2b4t", "falcon3-3b-instruct-1.58bit", "falcon3-7b-instruct-1.58bit",
-       "llama3-8b-1.58-100b-tokens", "falcon3-10b-instruct-1.58bit")
+ALL = (
+    "bitnet-b1.58-2b4t",
+    "falcon3-3b-instruct-1.58bit",
+    "falcon3-7b-instruct-1.58bit",
+    "llama3-8b-1.58-100b-tokens",
+    "falcon3-10b-instruct-1.58bit",
+)
 
 
 def machine(total_gib: float, available_gib: float, cores: int, bandwidth: float) -> HardwareProfile:
@@ -30,17 +35,19 @@ def test_registry_shapes_give_the_published_sizes(registry: Registry) -> None:
     assert registry.by_id("bitnet-b1.58-2b4t").shape.bytes_per_token() == pytest.approx(686e6, rel=0.01)  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("total,avail,cores,bw,tier,model", [
-    (4, 3, 2, 20.0, "shipped", "ryzanstein-code"),  # budget 1 GiB: even 2B4T (1.7 GiB) does not fit
-    (8, 6, 2, 25.0, "3B", "bitnet-b1.58-2b4t"),  # budget 4 GiB; 0.55 x 25 / 0.686 = 20.0 tokens/s
-    (8, 6, 4, 20.0, "shipped", "ryzanstein-code"),  # fits, but 16 tokens/s is too slow for completions
-    (16, 12, 8, 40.0, "3B", "bitnet-b1.58-2b4t"),  # 7B: 0.55 x 40 / 1.864 = 11.8 tokens/s
-    (32, 28, 16, 80.0, "7B", "falcon3-7b-instruct-1.58bit"),  # 23.6 tokens/s; 10B: 17.1
-    (64, 60, 16, 120.0, "13B", "falcon3-10b-instruct-1.58bit"),  # 25.6 tokens/s, 4.3 GiB of a 38 GiB budget
-    (64, 3, 16, 120.0, "shipped", "ryzanstein-code"),  # a busy machine: only 1 GiB to spare now
-])
-def test_choice(registry: Registry, total: float, avail: float, cores: int, bw: float, tier: str,
-                model: str) -> None:
+@pytest.mark.parametrize(
+    "total,avail,cores,bw,tier,model",
+    [
+        (4, 3, 2, 20.0, "shipped", "ryzanstein-code"),  # budget 1 GiB: even 2B4T (1.7 GiB) does not fit
+        (8, 6, 2, 25.0, "3B", "bitnet-b1.58-2b4t"),  # budget 4 GiB; 0.55 x 25 / 0.686 = 20.0 tokens/s
+        (8, 6, 4, 20.0, "shipped", "ryzanstein-code"),  # fits, but 16 tokens/s is too slow for completions
+        (16, 12, 8, 40.0, "3B", "bitnet-b1.58-2b4t"),  # 7B: 0.55 x 40 / 1.864 = 11.8 tokens/s
+        (32, 28, 16, 80.0, "7B", "falcon3-7b-instruct-1.58bit"),  # 23.6 tokens/s; 10B: 17.1
+        (64, 60, 16, 120.0, "13B", "falcon3-10b-instruct-1.58bit"),  # 25.6 tokens/s, 4.3 GiB of a 38 GiB budget
+        (64, 3, 16, 120.0, "shipped", "ryzanstein-code"),  # a busy machine: only 1 GiB to spare now
+    ],
+)
+def test_choice(registry: Registry, total: float, avail: float, cores: int, bw: float, tier: str, model: str) -> None:
     d = choose(registry, machine(total, avail, cores, bw), present=ALL)
     assert (d.tier, d.model, d.use_now) == (tier, model, model)
     assert any("RAM budget" in r for r in d.reasons)

@@ -16,8 +16,10 @@ from pyserver.server.tier_host import TierHost
 from pyserver.tiers.plan import serving_plan
 from tests.support.builders import random_model, write_gguf
 
-CONFIG = {"model_paths": {"bitnet-b1.58-2b4t": "/m/2b4t.gguf", "falcon3-10b-instruct-1.58bit": "/m/f10b"},
-          "decision": {"completion_model": "bitnet-b1.58-2b4t", "refactor_model": "falcon3-10b-instruct-1.58bit"}}
+CONFIG = {
+    "model_paths": {"bitnet-b1.58-2b4t": "/m/2b4t.gguf", "falcon3-10b-instruct-1.58bit": "/m/f10b"},
+    "decision": {"completion_model": "bitnet-b1.58-2b4t", "refactor_model": "falcon3-10b-instruct-1.58bit"},
+}
 
 
 def test_plan_from_settings_and_setup() -> None:
@@ -84,8 +86,9 @@ def test_the_completion_model_unloads_when_idle_and_not_in_use(larger: Path) -> 
     assert host.ready
 
 
-def test_refactors_on_the_larger_tier_draft_with_the_completion_model(larger: Path,
-                                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_refactors_on_the_larger_tier_draft_with_the_completion_model(
+    larger: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     small = random_model(np.random.default_rng(6), "bitnet", "TQ2_0", n_layer=1)
     completion = ModelHost()
     completion.load(str(write_gguf(small, tmp_path_factory.mktemp("small") / "small.gguf")))

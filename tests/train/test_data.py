@@ -55,7 +55,7 @@ def test_fim_layouts(batcher: D.Batcher) -> None:
     toks = batcher.layout(long_pre, mid, long_suf, False, 64)
     assert len(toks) == 64 and toks[-3:] == [4, 5, E]
     s_at, m_at = toks.index(S), toks.index(M)
-    assert toks[1:s_at] == long_pre[-(s_at - 1):] and toks[s_at + 1:m_at] == long_suf[:m_at - s_at - 1]
+    assert toks[1:s_at] == long_pre[-(s_at - 1) :] and toks[s_at + 1 : m_at] == long_suf[: m_at - s_at - 1]
 
 
 def test_fim_rows_decode_to_the_cut_text(batcher: D.Batcher) -> None:
@@ -70,7 +70,7 @@ def test_fim_rows_decode_to_the_cut_text(batcher: D.Batcher) -> None:
             end = toks.index(batcher.eot)
             s_at, m_at = toks.index(batcher.suf), toks.index(batcher.mid)
             if s_at == 1:  # SPM: suffix, then prefix + middle
-                assert batcher.decode(np.array(toks[m_at + 1:end]))
+                assert batcher.decode(np.array(toks[m_at + 1 : end]))
             else:
                 assert batcher.decode(np.array(toks[1:s_at])) is not None
     assert n_fim >= 30

@@ -73,7 +73,7 @@ def test_line_starts_are_token_boundaries(trained) -> None:
     encoding (a run of blank lines is one token, so a cut inside the run is not a boundary)."""
     for text in held_out_texts()[:10]:
         ids = trained.encode(text, add_special_tokens=False).ids
-        starts = [i + 1 for i, c in enumerate(text) if c == "\n" and text[i + 1:].split("\n", 1)[0].strip()]
+        starts = [i + 1 for i, c in enumerate(text) if c == "\n" and text[i + 1 :].split("\n", 1)[0].strip()]
         for cut in starts[:: max(1, len(starts) // 5)]:
             head = trained.encode(text[:cut], add_special_tokens=False).ids
             tail = trained.encode(text[cut:], add_special_tokens=False).ids

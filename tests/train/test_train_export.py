@@ -19,8 +19,30 @@ from pyserver.engine import Model  # noqa: E402
 from pyserver.engine.generate import generate  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-SHAPE = ["--layers", "2", "--embd", "256", "--ff", "512", "--heads", "4", "--kv-heads", "2", "--seq", "128",
-         "--batch-tokens", "512", "--micro-batch", "4", "--eval-windows", "4", "--eval-fim", "4", "--threads", "1"]
+SHAPE = [
+    "--layers",
+    "2",
+    "--embd",
+    "256",
+    "--ff",
+    "512",
+    "--heads",
+    "4",
+    "--kv-heads",
+    "2",
+    "--seq",
+    "128",
+    "--batch-tokens",
+    "512",
+    "--micro-batch",
+    "4",
+    "--eval-windows",
+    "4",
+    "--eval-fim",
+    "4",
+    "--threads",
+    "1",
+]
 
 
 def run(*args: str) -> None:
@@ -32,8 +54,16 @@ def run(*args: str) -> None:
 def trained(small_corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train")
     run("-m", "models.train.train", "--out", str(out), "--corpus", str(small_corpus), "--steps", "6", *SHAPE)
-    run("-m", "models.train.export", "--ckpt", str(out / "checkpoint.pt"), "--out", str(out / "m.gguf"),
-        "--corpus", str(small_corpus))
+    run(
+        "-m",
+        "models.train.export",
+        "--ckpt",
+        str(out / "checkpoint.pt"),
+        "--out",
+        str(out / "m.gguf"),
+        "--corpus",
+        str(small_corpus),
+    )
     return out
 
 
@@ -68,8 +98,18 @@ def test_engine_matches_pytorch(trained: Path) -> None:
 
 
 def test_resume_continues(trained: Path, small_corpus: Path) -> None:
-    run("-m", "models.train.train", "--out", str(trained), "--corpus", str(small_corpus), "--resume", "--steps", "8",
-        *SHAPE)
+    run(
+        "-m",
+        "models.train.train",
+        "--out",
+        str(trained),
+        "--corpus",
+        str(small_corpus),
+        "--resume",
+        "--steps",
+        "8",
+        *SHAPE,
+    )
     starts = [e for e in events(trained) if e.get("event") == "start"]
     assert [s["step"] for s in starts] == [0, 6]
     assert [e for e in events(trained) if e.get("event") == "done"][-1]["step"] == 8

@@ -25,7 +25,7 @@ class CursorContext:
 
     @property
     def line_prefix(self) -> str:
-        return self.prefix[self.prefix.rfind("\n") + 1:]
+        return self.prefix[self.prefix.rfind("\n") + 1 :]
 
     @property
     def line_suffix(self) -> str:

@@ -27,8 +27,11 @@ def no_suffix_repeat(suggestion: str, ctx: CursorContext) -> str:
         # bracket the suggestion opened (`len(items)` before `)`: its `)` is its own)
         for n in range(min(len(first), len(rest)), 0, -1):
             end = first[-n:]
-            if (rest.startswith(end.lstrip()) and end.strip()
-                    and not (open_stack(first[:-n]) and any(ch in PAIRS for ch in end))):
+            if (
+                rest.startswith(end.lstrip())
+                and end.strip()
+                and not (open_stack(first[:-n]) and any(ch in PAIRS for ch in end))
+            ):
                 first = first[:-n]
                 break
         suggestion = first + sep + more

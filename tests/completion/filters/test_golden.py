@@ -64,9 +64,12 @@ def parse_case(text: str) -> Case:
     if document.count(CURSOR) != 1:
         raise ValueError(f"the document needs exactly one {CURSOR}")
     prefix, suffix = document.split(CURSOR)
-    return Case(CursorContext(prefix, suffix), _visible("\n".join(sections["raw"])),
-                _visible("\n".join(sections.get("shown", []))),
-                int(options.get("max_lines", ServerSettings().max_lines)))
+    return Case(
+        CursorContext(prefix, suffix),
+        _visible("\n".join(sections["raw"])),
+        _visible("\n".join(sections.get("shown", []))),
+        int(options.get("max_lines", ServerSettings().max_lines)),
+    )
 
 
 CASES = sorted(GOLDEN.glob("*.txt"))
@@ -83,8 +86,9 @@ def test_golden(path: Path) -> None:
 
 
 def test_format() -> None:
-    case = parse_case("# a comment\nmax_lines: 2\n=== document\ndef f():\n␣␣␣␣║\n\n"
-                      "=== raw\nx = 1⇥\n=== nothing shown\n")
+    case = parse_case(
+        "# a comment\nmax_lines: 2\n=== document\ndef f():\n␣␣␣␣║\n\n=== raw\nx = 1⇥\n=== nothing shown\n"
+    )
     assert case.ctx == CursorContext("def f():\n    ", "\n")
     assert (case.raw, case.shown, case.max_lines) == ("x = 1\t", "", 2)
     with pytest.raises(ValueError):
