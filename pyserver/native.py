@@ -13,6 +13,7 @@ except ImportError as exc:  # pragma: no cover - exercised only on a broken inst
 TernaryMatrix = _native.TernaryMatrix
 pack = _native.pack
 unpack = _native.unpack
+repack_i2s4 = _native.repack_i2s4
 packed_nbytes = _native.packed_nbytes
 scale_count = _native.scale_count
 quantize_activations = _native.quantize_activations
@@ -31,7 +32,8 @@ quantize_weight_rows_i4 = _native.quantize_weight_rows_i4
 hamming_topk = _native.hamming_topk
 hamming_nearest = _native.hamming_nearest
 
-FORMATS = ("TQ2_0", "TQ1_0", "I2_S")
+# The file packings, and I2_S4: the layout the engine repacks 2-bit and TQ1_0 projections into for decode.
+FORMATS = ("TQ2_0", "TQ1_0", "I2_S", "I2_S4")
 
 __all__ = [
     "FORMATS",
@@ -51,6 +53,7 @@ __all__ = [
     "pack",
     "packed_nbytes",
     "quantize_activations",
+    "repack_i2s4",
     "scale_count",
     "set_isa_cap",
     "set_num_threads",

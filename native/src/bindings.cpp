@@ -159,11 +159,23 @@ py::array_t<uint8_t> py_pack(const std::string& fmt, const py::handle& w_obj, co
     return out;
 }
 
+bool py_repack_i2s4(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols,
+                    const py::handle& out_obj) {
+    auto pm = make_matrix(fmt, data, rows, cols);
+    auto out = py::reinterpret_borrow<py::array>(out_obj);
+    if (!py::isinstance<py::array_t<uint8_t>>(out_obj) || !(out.flags() & py::array::c_style) || !out.writeable() ||
+        out.nbytes() != packed_bytes(Format::I2_S4, rows, cols))
+        throw py::value_error("out must be a writable contiguous uint8 array of packed_nbytes('I2_S4', rows, cols) bytes");
+    const MatView& v = pm->m->view();
+    py::gil_scoped_release release;
+    return repack_i2s4(v.fmt, v.data, rows, cols, static_cast<uint8_t*>(out.mutable_data()));
+}
+
 auto py_unpack(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
     auto pm = make_matrix(fmt, data, rows, cols);
     const Format f = pm->m->view().fmt;
     py::array_t<int8_t> w({rows, cols});
-    py::array_t<float> s(f == Format::I2_S ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, cols / kTQBlock});
+    py::array_t<float> s(is_i2(f) ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, cols / kTQBlock});
     unpack(f, pm->m->view().data, rows, cols, w.mutable_data(), s.mutable_data());
     return py::make_tuple(w, s);
 }
@@ -217,6 +229,10 @@ void bind_kernels(py::module_& m) {
     m.def("pack", &py_pack, py::arg("fmt"), py::arg("weights"), py::arg("scales"),
           "Packs an int8 {-1,0,1} matrix. scales: one per 256-block (TQ1_0/TQ2_0, shape [rows, cols/256]) or one "
           "(I2_S).");
+    m.def("repack_i2s4", &py_repack_i2s4, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
+          py::arg("out"),
+          "Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale; returns "
+          "whether it did.");
     m.def("unpack", &py_unpack, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
           "Returns (int8 weights [rows, cols], float32 scales).");
     m.def("quantize_activations", &py_quantize_activations, py::arg("x"),

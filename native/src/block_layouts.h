@@ -83,6 +83,15 @@ constexpr int64_t kI2Tail = sizeof(I2STail);
 static_assert(sizeof(BlockI2S) == kUnitBytes && kI2Group == kUnitCodes2, "an I2_S group is one unit");
 static_assert(sizeof(I2STail) == 32 && offsetof(I2STail, scale) == 0, "I2_S tail: fp32 scale, then zeros");
 
+// ---- I2_S4 (this engine's decode layout; never in a file) --------------------------------------------------
+// I2_S units with rows interleaved in groups of four: unit u of row r sits at
+// (r / 4) * 4 * row_bytes + u * 128 + (r % 4) * 32, so a GEMV over a group of rows reads one sequential stream of
+// whole cache lines (a 64-byte load holds two rows' units). Rows are padded to a multiple of four with zero
+// weights (code 1); then the I2_S tail with the scale.
+constexpr int kI2S4Rows = 4;
+constexpr int64_t kI2S4UnitStride = kI2S4Rows * kI2Bytes;
+static_assert(kI2S4UnitStride == 128, "a group's unit is two cache lines");
+
 // ---- 4-bit output-head rows (output_head.h) -----------------------------------------------------------------
 // Weight w in [-7, 7] stored as the nibble u = w + 8, 64 weights per 32-byte block: byte j holds element j in its
 // low nibble and element 32 + j in its high nibble, so one AND and one shift give 32 consecutive elements each.

@@ -11,6 +11,7 @@ const char* format_name(Format f) {
         case Format::TQ1_0: return "TQ1_0";
         case Format::TQ2_0: return "TQ2_0";
         case Format::I2_S: return "I2_S";
+        case Format::I2_S4: return "I2_S4";
     }
     return "?";
 }
@@ -19,10 +20,11 @@ Format format_from_name(const std::string& name) {
     if (name == "TQ1_0" || name == "tq1_0") return Format::TQ1_0;
     if (name == "TQ2_0" || name == "tq2_0") return Format::TQ2_0;
     if (name == "I2_S" || name == "i2_s") return Format::I2_S;
-    throw std::invalid_argument("unknown ternary packing '" + name + "' (expected TQ1_0, TQ2_0 or I2_S)");
+    if (name == "I2_S4" || name == "i2_s4") return Format::I2_S4;
+    throw std::invalid_argument("unknown ternary packing '" + name + "' (expected TQ1_0, TQ2_0, I2_S or I2_S4)");
 }
 
-int col_multiple(Format f) { return f == Format::I2_S ? kI2Group : kTQBlock; }
+int col_multiple(Format f) { return is_i2(f) ? kI2Group : kTQBlock; }
 
 void check_shape(Format f, int64_t rows, int64_t cols) {
     if (rows <= 0 || cols <= 0)
@@ -37,17 +39,19 @@ int64_t row_bytes(Format f, int64_t cols) {
     switch (f) {
         case Format::TQ1_0: return cols / kTQBlock * kTQ1Bytes;
         case Format::TQ2_0: return cols / kTQBlock * kTQ2Bytes;
-        case Format::I2_S: return cols / kI2Group * kI2Bytes;
+        case Format::I2_S:
+        case Format::I2_S4: return cols / kI2Group * kI2Bytes;
     }
     return 0;
 }
 
 int64_t packed_bytes(Format f, int64_t rows, int64_t cols) {
-    return rows * row_bytes(f, cols) + (f == Format::I2_S ? kI2Tail : 0);
+    const int64_t g = rows_per_group(f);
+    return (rows + g - 1) / g * g * row_bytes(f, cols) + (is_i2(f) ? kI2Tail : 0);
 }
 
 int64_t scale_count(Format f, int64_t rows, int64_t cols) {
-    return f == Format::I2_S ? 1 : rows * (cols / kTQBlock);
+    return is_i2(f) ? 1 : rows * (cols / kTQBlock);
 }
 
 uint16_t tq_scale_bits(Format f, const uint8_t* row, int64_t b) {
@@ -163,7 +167,7 @@ static void pack_i2_group(const uint8_t* c, uint8_t* out) {
     }
 }
 
-static void decode_i2_group(const uint8_t* in, uint8_t* c) {
+static void decode_i2_unit(const uint8_t* in, uint8_t* c) {
     for (int m = 0; m < kUnitBytes; ++m)
         for (int n = 0; n < 4; ++n) c[kUnitBytes * n + m] = (in[m] >> (6 - 2 * n)) & 3;
 }
@@ -177,18 +181,28 @@ void decode_row_codes(Format f, const uint8_t* row, int64_t cols, uint8_t* codes
             for (int64_t b = 0; b < cols / kTQBlock; ++b) decode_tq2_block(row + b * kTQ2Bytes, codes + b * kTQBlock);
             break;
         case Format::I2_S:
-            for (int64_t g = 0; g < cols / kI2Group; ++g) decode_i2_group(row + g * kI2Bytes, codes + g * kI2Group);
+        case Format::I2_S4: {
+            const int64_t stride = f == Format::I2_S4 ? kI2S4UnitStride : kI2Bytes;
+            for (int64_t g = 0; g < cols / kI2Group; ++g) decode_i2_unit(row + g * stride, codes + g * kI2Group);
             break;
+        }
     }
+}
+
+// Row r of a packed tensor (see row_at in kernel_api.h).
+static int64_t row_offset(Format f, int64_t r, int64_t rb) {
+    if (f != Format::I2_S4) return r * rb;
+    return (r / kI2S4Rows) * kI2S4Rows * rb + (r % kI2S4Rows) * kUnitBytes;
 }
 
 void pack(Format f, const int8_t* w, const float* scales, int64_t rows, int64_t cols, uint8_t* out) {
     check_shape(f, rows, cols);
     std::vector<uint8_t> c(static_cast<size_t>(cols));
-    const int64_t rb = row_bytes(f, cols);
+    const int64_t rb = row_bytes(f, cols), body = packed_bytes(f, rows, cols) - (is_i2(f) ? kI2Tail : 0);
+    if (f == Format::I2_S4) std::memset(out, 0x55, static_cast<size_t>(body));  // padding rows: all codes 1 (zero)
     for (int64_t r = 0; r < rows; ++r) {
         for (int64_t k = 0; k < cols; ++k) c[k] = code_of(w[r * cols + k]);
-        uint8_t* dst = out + r * rb;
+        uint8_t* dst = out + row_offset(f, r, rb);
         switch (f) {
             case Format::TQ1_0:
             case Format::TQ2_0: {
@@ -203,13 +217,16 @@ void pack(Format f, const int8_t* w, const float* scales, int64_t rows, int64_t 
                 break;
             }
             case Format::I2_S:
+            case Format::I2_S4: {
+                const int64_t stride = f == Format::I2_S4 ? kI2S4UnitStride : kI2Bytes;
                 for (int64_t g = 0; g < cols / kI2Group; ++g)
-                    pack_i2_group(c.data() + g * kI2Group, dst + g * kI2Bytes);
+                    pack_i2_group(c.data() + g * kI2Group, dst + g * stride);
                 break;
+            }
         }
     }
-    if (f == Format::I2_S) {
-        uint8_t* tail = out + rows * rb;
+    if (is_i2(f)) {
+        uint8_t* tail = out + body;
         std::memset(tail, 0, kI2Tail);
         std::memcpy(tail + offsetof(I2STail, scale), scales, sizeof(I2STail::scale));
     }
@@ -220,19 +237,49 @@ void unpack(Format f, const uint8_t* data, int64_t rows, int64_t cols, int8_t* w
     std::vector<uint8_t> c(static_cast<size_t>(cols));
     const int64_t rb = row_bytes(f, cols);
     for (int64_t r = 0; r < rows; ++r) {
-        const uint8_t* src = data + r * rb;
+        const uint8_t* src = data + row_offset(f, r, rb);
         decode_row_codes(f, src, cols, c.data());
         for (int64_t k = 0; k < cols; ++k) {
             // Codes are 0..2 in a well-formed file; a 2-bit code 3 reads as +2, as the kernels
             // (and llama.cpp's) compute it, so unpack and matmul always agree.
             w[r * cols + k] = static_cast<int8_t>(c[k] - 1);
         }
-        if (f != Format::I2_S) {
+        if (!is_i2(f)) {
             const int64_t nb = cols / kTQBlock;
             for (int64_t b = 0; b < nb; ++b) scales[r * nb + b] = f16_to_f32(tq_scale_bits(f, src, b));
         }
     }
-    if (f == Format::I2_S) std::memcpy(scales, data + rows * rb + offsetof(I2STail, scale), sizeof(I2STail::scale));
+    if (is_i2(f))
+        std::memcpy(scales, data + packed_bytes(f, rows, cols) - kI2Tail + offsetof(I2STail, scale),
+                    sizeof(I2STail::scale));
+}
+
+bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint8_t* out) {
+    check_shape(f, rows, cols);
+    if (f == Format::I2_S4) return false;
+    const int64_t rb = row_bytes(f, cols);
+    float scale;
+    if (is_i2(f)) {
+        std::memcpy(&scale, data + rows * rb + offsetof(I2STail, scale), sizeof scale);
+    } else {
+        const uint16_t first = tq_scale_bits(f, data, 0);
+        for (int64_t b = 0; b < rows * (cols / kTQBlock); ++b)  // a tensor's blocks are contiguous across rows
+            if (tq_scale_bits(f, data, b) != first) return false;
+        scale = f16_to_f32(first);
+    }
+    if (scale == 0.0f) return false;
+    const int64_t orb = row_bytes(Format::I2_S4, cols), body = packed_bytes(Format::I2_S4, rows, cols) - kI2Tail;
+    std::memset(out, 0x55, static_cast<size_t>(body));  // padding rows: all codes 1 (zero)
+    std::vector<uint8_t> c(static_cast<size_t>(cols));
+    for (int64_t r = 0; r < rows; ++r) {
+        decode_row_codes(f, data + r * rb, cols, c.data());
+        uint8_t* dst = out + row_offset(Format::I2_S4, r, orb);
+        for (int64_t g = 0; g < cols / kI2Group; ++g) pack_i2_group(c.data() + g * kI2Group, dst + g * kI2S4UnitStride);
+    }
+    uint8_t* tail = out + body;
+    std::memset(tail, 0, kI2Tail);
+    std::memcpy(tail + offsetof(I2STail, scale), &scale, sizeof scale);
+    return true;
 }
 
 // ---- kernel order -------------------------------------------------------------
@@ -249,6 +296,7 @@ static KernelOrder make_order(Format f) {
                         o.slots.push_back(static_cast<int16_t>(kUnitCodes2 * h + kUnitBytes * k + m));
             break;
         case Format::I2_S:
+        case Format::I2_S4:
             // one unit per group; extract k (shift 2k) -> 32(3-k) + m
             o.block = kI2Group;
             for (int k = 0; k < 4; ++k)
@@ -284,8 +332,8 @@ static KernelOrder make_order(Format f) {
 }
 
 const KernelOrder& kernel_order(Format f) {
-    static const KernelOrder orders[3] = {make_order(Format::TQ1_0), make_order(Format::TQ2_0),
-                                          make_order(Format::I2_S)};
+    static const KernelOrder orders[4] = {make_order(Format::TQ1_0), make_order(Format::TQ2_0),
+                                          make_order(Format::I2_S), make_order(Format::I2_S4)};
     return orders[static_cast<int>(f)];
 }
 

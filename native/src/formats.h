@@ -18,8 +18,8 @@ int col_multiple(Format f);
 // Throws std::invalid_argument naming the problem if rows/cols do not fit the packing.
 void check_shape(Format f, int64_t rows, int64_t cols);
 int64_t row_bytes(Format f, int64_t cols);            // bytes of one packed row (I2_S: codes only)
-int64_t packed_bytes(Format f, int64_t rows, int64_t cols);  // whole tensor, tail included
-// Scales the packing carries: TQ: one per block (rows * cols/256); I2_S: one.
+int64_t packed_bytes(Format f, int64_t rows, int64_t cols);  // whole tensor, padding rows (I2_S4) and tail included
+// Scales the packing carries: TQ: one per block (rows * cols/256); I2_S, I2_S4: one.
 int64_t scale_count(Format f, int64_t rows, int64_t cols);
 // The f16 bits of block b's scale in a TQ1_0 / TQ2_0 row (b counts on across rows: the blocks are contiguous).
 uint16_t tq_scale_bits(Format f, const uint8_t* row, int64_t b);
@@ -29,7 +29,13 @@ uint16_t tq_scale_bits(Format f, const uint8_t* row, int64_t b);
 void pack(Format f, const int8_t* w, const float* scales, int64_t rows, int64_t cols, uint8_t* out);
 void unpack(Format f, const uint8_t* data, int64_t rows, int64_t cols, int8_t* w, float* scales);
 
-// Decodes one packed row into codes (w+1) in natural element order.
+// The decode layout: a TQ1_0 / TQ2_0 / I2_S tensor whose blocks all share one nonzero scale (every BitNet
+// checkpoint's do) written to out (packed_bytes(I2_S4, rows, cols) bytes) as I2_S4 with that scale. Returns false,
+// leaving out untouched, when the scales differ (the tensor keeps its own packing).
+bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint8_t* out);
+
+// Decodes one packed row (starting at row_at: an I2_S4 row's units are kI2S4UnitStride apart) into codes (w+1) in
+// natural element order.
 void decode_row_codes(Format f, const uint8_t* row, int64_t cols, uint8_t* codes);
 
 // Kernel order: the SIMD kernels walk a row in 32-byte units and extract 32

@@ -33,6 +33,7 @@ struct T {
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[0] + off));
     }
     static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) { return load_tq1_tail(p[0] + off); }
+    static V load_adjacent(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
     static Acc dot(Acc acc, V c, V x) { return _mm256_add_epi16(_mm256_maddubs_epi16(c, x), acc); }
     static V widen(Acc a) { return _mm256_madd_epi16(a, _mm256_set1_epi16(1)); }
     // acc holds 4x the true sums (codes masked in place by 0x0C): widen, then divide exactly.

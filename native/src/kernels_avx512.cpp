@@ -37,6 +37,7 @@ struct T {
         return pair(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[0] + off)),
                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p[1] + off)));
     }
+    static V load_adjacent(const uint8_t* p) { return _mm512_loadu_si512(p); }  // two neighbouring rows' units
     static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) {
         return pair(load_tq1_tail(p[0] + off), load_tq1_tail(p[1] + off));
     }

@@ -9,7 +9,7 @@ namespace {
 
 // Row r's dot product with one token: integer sums per scale block, then scaled.
 float row_dot(const MatView& m, const uint8_t* row, const uint8_t* codes, const int8_t* q) {
-    if (m.fmt == Format::I2_S) {
+    if (is_i2(m.fmt)) {
         int64_t s = 0;
         for (int64_t k = 0; k < m.cols; ++k) s += (static_cast<int32_t>(codes[k]) - 1) * q[k];
         return m.tensor_scale * static_cast<float>(s);
@@ -27,7 +27,7 @@ float row_dot(const MatView& m, const uint8_t* row, const uint8_t* codes, const 
 void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     std::vector<uint8_t> codes(static_cast<size_t>(m.cols));
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = m.data + r * m.row_bytes;
+        const uint8_t* row = row_at(m, r);
         decode_row_codes(m.fmt, row, m.cols, codes.data());
         y[r] = row_dot(m, row, codes.data(), a.q);
     }
@@ -36,7 +36,7 @@ void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
 void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
     std::vector<uint8_t> codes(static_cast<size_t>(m.cols));
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* row = m.data + r * m.row_bytes;
+        const uint8_t* row = row_at(m, r);
         decode_row_codes(m.fmt, row, m.cols, codes.data());
         for (int64_t t = 0; t < a.n; ++t) Y[t * ldy + r] = row_dot(m, row, codes.data(), a.q + t * m.cols);
     }

@@ -19,18 +19,40 @@ using Acc = typename T::Acc;
 inline uint16_t load_u16(const uint8_t* p) { uint16_t v; __builtin_memcpy(&v, p, 2); return v; }
 inline float half_at(const uint8_t* p) { return _cvtsh_ss(load_u16(p)); }
 
-// Byte offset of 2-bit unit u in a row: a TQ2_0 block holds two units of codes, then its scale; an I2_S group is
-// one unit.
-inline int64_t unit_offset(bool tq2, int64_t u) {
-    return tq2 ? (u >> 1) * kTQ2Bytes + (u & 1) * kUnitBytes : u * kI2Bytes;
+// Byte offset of 2-bit unit u from its row's start (row_at): a TQ2_0 block holds two units of codes, then its
+// scale; an I2_S group is one unit; an I2_S4 row's units are a group of four rows' units apart.
+template <Format F>
+inline int64_t unit_offset(int64_t u) {
+    static_assert(F != Format::TQ1_0, "TQ1_0 has no 2-bit units");
+    if (F == Format::TQ2_0) return (u >> 1) * kTQ2Bytes + (u & 1) * kUnitBytes;
+    return u * (F == Format::I2_S4 ? kI2S4UnitStride : kI2Bytes);
+}
+inline int64_t unit_offset(Format f, int64_t u) {
+    if (f == Format::TQ2_0) return unit_offset<Format::TQ2_0>(u);
+    return f == Format::I2_S4 ? unit_offset<Format::I2_S4>(u) : unit_offset<Format::I2_S>(u);
 }
 
 // -------------------------------------------------------------------- GEMV
 
-// Rows r .. r+n-1 of the group; rows past r1 repeat the last one (results discarded).
+// Rows r .. r+n-1 of the group; rows past r1 repeat the last one (results discarded). I2_S4 groups start at a
+// multiple of four (see first_row) and take the padding rows as they are, so R neighbours share one load.
 template <int NR>
 inline void group_rows(const MatView& m, int64_t r, int64_t r1, const uint8_t* (&p)[NR]) {
-    for (int i = 0; i < NR; ++i) p[i] = m.data + ((r + i < r1) ? r + i : r1 - 1) * m.row_bytes;
+    if (m.fmt == Format::I2_S4)
+        for (int i = 0; i < NR; ++i) p[i] = row_at(m, r + i);
+    else
+        for (int i = 0; i < NR; ++i) p[i] = row_at(m, (r + i < r1) ? r + i : r1 - 1);
+}
+// Where a walk over rows [r0, r1) starts: I2_S4 at its group's first row (rows before r0 are computed, not stored).
+inline int64_t first_row(const MatView& m, int64_t r0) {
+    return m.fmt == Format::I2_S4 ? r0 - r0 % kI2S4Rows : r0;
+}
+// R rows' units at off: I2_S4 rows of a group are neighbours, one load; else one load per row.
+template <Format F>
+inline V load_rows(const uint8_t* const* p, int64_t off) {
+    static_assert(F != Format::I2_S4 || kI2S4Rows % T::kRows == 0, "a vector's rows lie in one group");
+    if (F == Format::I2_S4) return T::load_adjacent(p[0] + off);
+    return T::load_unit(p, off);
 }
 
 // Weights stream from memory once per token: prefetch this far ahead in every row.
@@ -38,6 +60,11 @@ inline void group_rows(const MatView& m, int64_t r, int64_t r1, const uint8_t* (
 #define RYZ_PREFETCH 1024
 #endif
 constexpr int64_t kPrefetch = RYZ_PREFETCH;
+// I2_S4: bytes ahead in the group's one stream.
+#ifndef RYZ_PREFETCH_I2S4
+#define RYZ_PREFETCH_I2S4 2048
+#endif
+constexpr int64_t kPrefetchI2S4 = RYZ_PREFETCH_I2S4;
 
 // TQ2_0 (kBlockScales) and I2_S: 128 weights per 32-byte unit.
 // Codes are extracted with 5 operations per unit instead of 7: masks 0x03 and
@@ -45,15 +72,16 @@ constexpr int64_t kPrefetch = RYZ_PREFETCH;
 // large, so they feed a second accumulator that is divided by 4 (exactly) when widened.
 // Int16 bounds: per unit each lane gains at most 2 * 2*(3*4)*128 = 6144, so
 // four units (one flush period) stay below 32767.
-// kTQ2: TQ2_0 rows (BlockTQ2); else I2_S rows (BlockI2S).
-// kBlockScales: apply each block's f16 scale; else one scale (m.tensor_scale) at the end.
-template <int NV, bool kTQ2, bool kBlockScales>
+// F: TQ2_0 rows (BlockTQ2), I2_S rows (BlockI2S) or I2_S4 groups.
+// kBlockScales: apply each block's f16 scale (TQ2_0); else one scale (m.tensor_scale) at the end.
+template <int NV, Format F, bool kBlockScales>
 void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     constexpr int R = T::kRows, NR = NV * R;
+    static_assert(F != Format::I2_S4 || kI2S4Rows % NR == 0 || NR % kI2S4Rows == 0, "row groups align");
     constexpr int64_t kFlushUnits = kBlockScales ? 2 : 4;
     const int64_t units = m.cols / kUnitCodes2;
     const V lo2 = T::set1_8(0x03), hi2 = T::set1_8(0x0c);
-    for (int64_t r = r0; r < r1; r += NR) {
+    for (int64_t r = first_row(m, r0); r < r1; r += NR) {
         const uint8_t* p[NR];
         group_rows<NR>(m, r, r1, p);
         Acc acc1[NV], acc4[NV];
@@ -64,14 +92,18 @@ void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t 
             acc1[v] = T::acc_zero(); acc4[v] = T::acc_zero(); iacc[v] = T::zero(); facc[v] = T::fzero();
         }
         for (int64_t u = 0; u < units; ++u) {
-            const int64_t off = unit_offset(kTQ2, u);
+            const int64_t off = unit_offset<F>(u);
             const int8_t* xk = a.qk + u * kUnitCodes2;
             const V x0 = T::bcast_x(xk), x1 = T::bcast_x(xk + kUnitBytes), x2 = T::bcast_x(xk + 2 * kUnitBytes),
                     x3 = T::bcast_x(xk + 3 * kUnitBytes);
-            if ((u & 1) == 0)
+            if (F == Format::I2_S4) {  // one stream: the group's next lines
+                for (int i = 0; i < NR; i += 2)
+                    _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetchI2S4), _MM_HINT_T0);
+            } else if ((u & 1) == 0) {
                 for (int i = 0; i < NR; ++i) _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
+            }
             for (int v = 0; v < NV; ++v) {
-                const V w = T::load_unit(p + v * R, off);
+                const V w = load_rows<F>(p + v * R, off);
                 const V w4 = T::template srli16<4>(w);
                 acc1[v] = T::dot(acc1[v], T::and_(w, lo2), x0);
                 acc4[v] = T::dot(acc4[v], T::and_(w, hi2), x1);
@@ -105,8 +137,10 @@ void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t 
             } else {
                 int32_t s[R];
                 T::hsum32(iacc[v], s);
-                for (int i = 0; i < R; ++i)
-                    if (r + v * R + i < r1) y[r + v * R + i] = m.tensor_scale * static_cast<float>(s[i] - a.total);
+                for (int i = 0; i < R; ++i) {
+                    const int64_t row = r + v * R + i;
+                    if (row >= r0 && row < r1) y[row] = m.tensor_scale * static_cast<float>(s[i] - a.total);
+                }
             }
         }
     }
@@ -177,10 +211,11 @@ void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r
 void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     switch (m.fmt) {
         case Format::TQ2_0:
-            if (m.uniform_scale) gemv_2bit<T::kGemvVecs, true, false>(m, a, y, r0, r1);
-            else gemv_2bit<T::kGemvVecs, true, true>(m, a, y, r0, r1);
+            if (m.uniform_scale) gemv_2bit<T::kGemvVecs, Format::TQ2_0, false>(m, a, y, r0, r1);
+            else gemv_2bit<T::kGemvVecs, Format::TQ2_0, true>(m, a, y, r0, r1);
             break;
-        case Format::I2_S: gemv_2bit<T::kGemvVecs, false, false>(m, a, y, r0, r1); break;
+        case Format::I2_S: gemv_2bit<T::kGemvVecs, Format::I2_S, false>(m, a, y, r0, r1); break;
+        case Format::I2_S4: gemv_2bit<T::kGemvVecs, Format::I2_S4, false>(m, a, y, r0, r1); break;
         case Format::TQ1_0: gemv_tq1<T::kGemvVecs>(m, a, y, r0, r1); break;
     }
 }
@@ -193,17 +228,17 @@ void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
 constexpr int kMultiGroup = T::kMultiGroup;
 
 // The int32 lane sums of rows p[0..R) against NT tokens.
-template <int NT, bool kTQ2>
+template <int NT, Format F>
 inline void multi_rows_dot(const uint8_t* const* p, int64_t units, const ActRow* a, bool prefetch, V* out) {
     const V lo2 = T::set1_8(0x03), hi2 = T::set1_8(0x0c);
     Acc acc1[NT], acc4[NT];
     for (int j = 0; j < NT; ++j) { acc1[j] = T::acc_zero(); acc4[j] = T::acc_zero(); out[j] = T::zero(); }
     for (int64_t u = 0; u < units; ++u) {
-        const int64_t off = unit_offset(kTQ2, u);
+        const int64_t off = unit_offset<F>(u);
         if (prefetch && (u & 1) == 0)
             for (int i = 0; i < T::kRows; ++i)
                 _mm_prefetch(reinterpret_cast<const char*>(p[i] + off + kPrefetch), _MM_HINT_T0);
-        const V w = T::load_unit(p, off);
+        const V w = load_rows<F>(p, off);
         const V w4 = T::template srli16<4>(w);
         const V c0 = T::and_(w, lo2), c1 = T::and_(w, hi2), c2 = T::and_(w4, lo2), c3 = T::and_(w4, hi2);
         for (int j = 0; j < NT; ++j) {
@@ -222,11 +257,11 @@ inline void multi_rows_dot(const uint8_t* const* p, int64_t units, const ActRow*
     }
 }
 
-template <bool kTQ2>
+template <Format F>
 void gemv_multi_2bit(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
     constexpr int R = T::kRows, G = kMultiGroup;
     const int64_t units = m.cols / kUnitCodes2;
-    for (int64_t r = r0; r < r1; r += R) {
+    for (int64_t r = first_row(m, r0); r < r1; r += R) {
         const uint8_t* p[R];
         group_rows<R>(m, r, r1, p);
         for (int j0 = 0; j0 < nt; j0 += G) {
@@ -234,24 +269,26 @@ void gemv_multi_2bit(const MatView& m, const ActRow* a, int nt, float* const* y,
             const int g = nt - j0 < G ? nt - j0 : G;
             const bool first = j0 == 0;  // the first group reads the rows from memory (and prefetches ahead)
             switch (g) {
-                case 1: multi_rows_dot<1, kTQ2>(p, units, a + j0, first, sums); break;
-                case 2: multi_rows_dot<2, kTQ2>(p, units, a + j0, first, sums); break;
-                case 3: multi_rows_dot<3, kTQ2>(p, units, a + j0, first, sums); break;
-                default: multi_rows_dot<G < 4 ? G : 4, kTQ2>(p, units, a + j0, first, sums); break;
+                case 1: multi_rows_dot<1, F>(p, units, a + j0, first, sums); break;
+                case 2: multi_rows_dot<2, F>(p, units, a + j0, first, sums); break;
+                case 3: multi_rows_dot<3, F>(p, units, a + j0, first, sums); break;
+                default: multi_rows_dot<G < 4 ? G : 4, F>(p, units, a + j0, first, sums); break;
             }
             for (int j = 0; j < g; ++j) {
                 int32_t s[R];
                 T::hsum32(sums[j], s);
                 for (int i = 0; i < R; ++i)
-                    if (r + i < r1) y[j0 + j][r + i] = m.tensor_scale * static_cast<float>(s[i] - a[j0 + j].total);
+                    if (r + i >= r0 && r + i < r1)
+                        y[j0 + j][r + i] = m.tensor_scale * static_cast<float>(s[i] - a[j0 + j].total);
             }
         }
     }
 }
 
 void gemv_multi(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
-    if (m.fmt == Format::I2_S) gemv_multi_2bit<false>(m, a, nt, y, r0, r1);
-    else gemv_multi_2bit<true>(m, a, nt, y, r0, r1);  // TQ2_0 with uniform scales (the driver checks)
+    if (m.fmt == Format::I2_S) gemv_multi_2bit<Format::I2_S>(m, a, nt, y, r0, r1);
+    else if (m.fmt == Format::I2_S4) gemv_multi_2bit<Format::I2_S4>(m, a, nt, y, r0, r1);
+    else gemv_multi_2bit<Format::TQ2_0>(m, a, nt, y, r0, r1);  // with uniform scales (the driver checks)
 }
 
 // -------------------------------------------------------------------- GEMM
@@ -290,7 +327,7 @@ void unpack_row_codes(const MatView& m, const uint8_t* row, uint8_t* codes) {
     }
     const bool tq2 = m.fmt == Format::TQ2_0;
     for (int64_t u = 0; u < m.cols / kUnitCodes2; ++u) {
-        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + unit_offset(tq2, u)));
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + unit_offset(m.fmt, u)));
         for (int k = 0; k < 4; ++k) {
             const __m256i c = _mm256_and_si256(_mm256_srli_epi16(w, 2 * k), mask3);
             st(codes + u * kUnitCodes2 + kUnitBytes * (tq2 ? k : 3 - k), c);
@@ -427,10 +464,10 @@ void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0
         const int np = static_cast<int>(r1 - p0 < P ? r1 - p0 : P);
         bool uniform = true;
         for (int i = 0; i < np; ++i) {
-            const uint8_t* row = m.data + (p0 + i) * m.row_bytes;
+            const uint8_t* row = row_at(m, p0 + i);
             uint8_t* ci = codes + static_cast<size_t>(i) * K;
             unpack_row_codes(m, row, ci);
-            if (m.fmt == Format::I2_S) { rscale[i] = m.tensor_scale; continue; }
+            if (is_i2(m.fmt)) { rscale[i] = m.tensor_scale; continue; }
             // Rows whose nonzero block scales are all equal run on the integer path;
             // zero-scale blocks contribute nothing, so their codes become zeros (c = 1).
             float common = 0.0f;

@@ -19,9 +19,8 @@ TernaryMatrix::TernaryMatrix(Format fmt, const uint8_t* data, int64_t nbytes, in
                                     std::to_string(cols) + " needs " + std::to_string(need) +
                                     " bytes, buffer has " + std::to_string(nbytes) + " (truncated?)");
     view_ = MatView{fmt, data, rows, cols, row_bytes(fmt, cols), 1.0f, false};
-    if (fmt == Format::I2_S) {
-        std::memcpy(&view_.tensor_scale, data + rows * view_.row_bytes + offsetof(I2STail, scale),
-                    sizeof view_.tensor_scale);
+    if (is_i2(fmt)) {
+        std::memcpy(&view_.tensor_scale, data + need - kI2Tail + offsetof(I2STail, scale), sizeof view_.tensor_scale);
     } else {
         // Real BitNet checkpoints give every block the tensor's scale; then the kernels can
         // accumulate in integers across blocks. A zero scale never qualifies (its codes must not count).
@@ -66,11 +65,11 @@ CheckState g_check[3];
 std::string run_self_check(Isa isa) {
     std::mt19937 rng(1234);
     std::uniform_int_distribution<int> wdist(-1, 1), xdist(-128, 127);
-    for (Format f : {Format::TQ1_0, Format::TQ2_0, Format::I2_S}) {
+    for (Format f : {Format::TQ1_0, Format::TQ2_0, Format::I2_S, Format::I2_S4}) {
         // Variant 0: unit scales (the integer paths). Variant 1 (TQ): powers of two per block on
         // one row (the per-block paths). Every result is exact whatever the summation order.
-        for (int variant = 0; variant < (f == Format::I2_S ? 1 : 2); ++variant) {
-            const int64_t rows = 11, cols = f == Format::I2_S ? 384 : 512, n = 5;
+        for (int variant = 0; variant < (is_i2(f) ? 1 : 2); ++variant) {
+            const int64_t rows = 11, cols = is_i2(f) ? 384 : 512, n = 5;
             std::vector<int8_t> w(rows * cols), x(n * cols);
             for (auto& v : w) v = static_cast<int8_t>(wdist(rng));
             for (auto& v : x) v = static_cast<int8_t>(xdist(rng));
@@ -129,7 +128,7 @@ static void block_sums(Format f, const int8_t* q, int64_t cols, int32_t* bsum, i
         int32_t s = 0;
         for (int k = 0; k < kI2Group; ++k) s += q[g * kI2Group + k];
         tot += s;
-        if (f != Format::I2_S) {
+        if (!is_i2(f)) {
             if (g % 2 == 0) bsum[g / 2] = s;
             else bsum[g / 2] += s;
         }

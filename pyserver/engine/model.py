@@ -2,7 +2,8 @@
 
 Loading turns any supported file into `ModelWeights` (see the loaders), then hands the packed ternary tensors to the
 native model, copied once into huge-page-backed memory (file mappings get no huge pages on common kernels, and
-the decode loop streams every weight byte per token). The output head is quantized to int8 per row here.
+the decode loop streams every weight byte per token), repacked on the way into the decode layout (I2_S4) where a
+tensor has one scale. The output head is quantized here (4-bit rows where n_embd allows, else int8).
 """
 
 from __future__ import annotations
@@ -41,17 +42,26 @@ class LoadStats:
         return self.weight_bytes + self.head_bytes
 
 
-def _copy_to_weight_memory(tensors: list[TernaryTensor]) -> np.ndarray:
-    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them."""
-    offsets, total = [], 0
+def _copy_to_weight_memory(tensors: list[TernaryTensor], repack: bool) -> np.ndarray:
+    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them. With
+    `repack`, tensors whose blocks share one scale are written in the decode layout (I2_S4: rows interleaved in
+    fours, read as one sequential stream per group) instead of their file's packing."""
+    sizes = []
     for t in tensors:
-        offsets.append(total)
-        total += (t.data.nbytes + 63) // 64 * 64
-    buf = native.alloc_weights(max(total, 1))
-    for t, off in zip(tensors, offsets):
-        dst = buf[off : off + t.data.nbytes]
-        dst[:] = t.data
-        t.data = dst
+        size = t.data.nbytes
+        if repack and t.fmt != "I2_S4":
+            size = max(size, native.packed_nbytes("I2_S4", t.rows, t.cols))
+        sizes.append(size)
+    offsets = np.concatenate([[0], np.cumsum([(n + 63) // 64 * 64 for n in sizes])]).astype(int)
+    buf = native.alloc_weights(max(int(offsets[-1]), 1))
+    for t, off in zip(tensors, offsets[:-1]):
+        i2s4 = native.packed_nbytes("I2_S4", t.rows, t.cols)
+        if repack and t.fmt != "I2_S4" and native.repack_i2s4(t.fmt, t.data, t.rows, t.cols, buf[off : off + i2s4]):
+            t.fmt, t.data = "I2_S4", buf[off : off + i2s4]
+        else:
+            dst = buf[off : off + t.data.nbytes]
+            dst[:] = t.data
+            t.data = dst
     return buf
 
 
@@ -93,6 +103,7 @@ class Model:
         path: Path,
         head: str = "auto",
         copy_weights: bool = True,
+        repack: bool = True,
     ) -> None:
         if head not in HEAD_KINDS:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
@@ -105,7 +116,7 @@ class Model:
             head = "int4" if self.config.n_embd % 64 == 0 else "int8"
         self._weights = weights
         linears = [t for layer in weights.layers for t in layer.linears.values()]
-        self._weight_buffer = _copy_to_weight_memory(linears) if copy_weights else None
+        self._weight_buffer = _copy_to_weight_memory(linears, repack) if copy_weights else None
         try:
             nm = native.Model(self.config.native())
             _set_layers(nm, weights)
@@ -122,14 +133,16 @@ class Model:
         )
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], head: str = "auto", copy_weights: bool = True) -> Model:
+    def load(
+        cls, path: str | os.PathLike[str], head: str = "auto", copy_weights: bool = True, repack: bool = True
+    ) -> Model:
         """Loads a GGUF file or a Hugging Face safetensors directory."""
         from pyserver.engine.loaders import load_weights
 
         t0 = time.perf_counter()
         p = Path(path)
         weights, tokenizer = load_weights(p)
-        model = cls(weights, tokenizer, p, head=head, copy_weights=copy_weights)
+        model = cls(weights, tokenizer, p, head=head, copy_weights=copy_weights, repack=repack)
         model.stats = LoadStats(
             time.perf_counter() - t0, model.stats.weight_bytes, model.stats.head_bytes, model.stats.embedding_bytes
         )

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from pyserver import native
+from tests.support import reference_kernels as ref
 
 
 def packed(fmt: str = "TQ2_0", rows: int = 4, cols: int = 512) -> np.ndarray:
     w = np.ones((rows, cols), dtype=np.int8)
     n = native.scale_count(fmt, rows, cols)
-    s = np.ones(n, np.float32) if fmt == "I2_S" else np.ones((rows, cols // 256), np.float32)
+    s = np.ones(n, np.float32) if fmt in ref.ONE_SCALE else np.ones((rows, cols // 256), np.float32)
     return native.pack(fmt, w, s)
 
 
@@ -72,10 +73,10 @@ def test_unknown_format_and_isa() -> None:
 @pytest.mark.parametrize("fmt", native.FORMATS)
 def test_misaligned_packed_buffer_is_used_correctly(fmt: str, rng: np.random.Generator) -> None:
     """GGUF tensors need not be aligned: the kernels use unaligned loads."""
-    rows, cols = 9, 768 if fmt != "I2_S" else 384
+    rows, cols = 9, 768 if fmt not in ref.ONE_SCALE else 384
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
     n = native.scale_count(fmt, rows, cols)
-    s = np.ones(n, np.float32) if fmt == "I2_S" else np.ones((rows, cols // 256), np.float32)
+    s = np.ones(n, np.float32) if fmt in ref.ONE_SCALE else np.ones((rows, cols // 256), np.float32)
     data = native.pack(fmt, w, s)
     shifted = np.zeros(data.nbytes + 3, np.uint8)
     shifted[3:] = data

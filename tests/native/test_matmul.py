@@ -9,13 +9,13 @@ from pyserver import native
 from tests.support import reference_kernels as ref
 
 ISAS = native.available_isas()
-COLS = {"TQ2_0": [256, 768, 2560], "TQ1_0": [256, 768, 2560], "I2_S": [128, 384, 2560]}
+COLS = {"TQ2_0": [256, 768, 2560], "TQ1_0": [256, 768, 2560], "I2_S": [128, 384, 2560], "I2_S4": [128, 384, 2560]}
 ROWS = [1, 3, 8, 13, 67]
 
 
 def unit_scales(fmt: str, rows: int, cols: int) -> np.ndarray:
     n = native.scale_count(fmt, rows, cols)
-    return np.ones(n, dtype=np.float32) if fmt == "I2_S" else np.ones((rows, cols // 256), np.float32)
+    return np.ones(n, dtype=np.float32) if fmt in ref.ONE_SCALE else np.ones((rows, cols // 256), np.float32)
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,7 @@ def test_scaled_results(fmt: str, isa: str, rng: np.random.Generator) -> None:
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
     n = native.scale_count(fmt, rows, cols)
     scales = rng.uniform(0.1, 2.0, size=n).astype(np.float32)
-    if fmt != "I2_S":
+    if fmt not in ref.ONE_SCALE:
         scales = scales.reshape(rows, -1)
     m = native.TernaryMatrix(fmt, native.pack(fmt, w, scales), rows, cols)
     x = rng.integers(-127, 128, size=(9, cols), dtype=np.int8)
@@ -140,7 +140,7 @@ def test_uniform_non_unit_block_scale(fmt: str, isa: str, rng: np.random.Generat
 
 
 @pytest.mark.parametrize("isa", ISAS)
-@pytest.mark.parametrize("fmt", ["I2_S", "TQ2_0"])
+@pytest.mark.parametrize("fmt", ["I2_S", "I2_S4", "TQ2_0"])
 @pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8])
 def test_small_batches_walk_the_packed_weights(fmt: str, isa: str, n: int, rng: np.random.Generator) -> None:
     """2-8 tokens take the multi-token GEMV (groups of up to 4 tokens): exact against numpy, random weights and

@@ -14,6 +14,7 @@ SHAPES = {
     "TQ2_0": [(1, 256), (3, 512), (7, 1280)],
     "TQ1_0": [(1, 256), (3, 512), (7, 1280)],
     "I2_S": [(1, 128), (3, 384), (5, 640)],
+    "I2_S4": [(1, 128), (3, 384), (5, 640), (8, 256)],
 }
 
 
@@ -21,7 +22,7 @@ def random_case(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> tup
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
     n = native.scale_count(fmt, rows, cols)
     scales = rng.uniform(0.01, 2.0, size=n).astype(np.float32)
-    if fmt != "I2_S":
+    if fmt not in ref.ONE_SCALE:
         scales = scales.reshape(rows, cols // 256)
     return w, scales
 
@@ -44,7 +45,7 @@ def test_round_trip_both_ways(fmt: str, rng: np.random.Generator) -> None:
         np.testing.assert_array_equal(w2, w)
         w3, s3 = ref.UNPACK[fmt](packed, rows, cols)
         np.testing.assert_array_equal(w3, w)
-        if fmt == "I2_S":
+        if fmt in ref.ONE_SCALE:
             assert s2[0] == scales[0] == s3[0]
         else:  # scales are stored as f16
             np.testing.assert_array_equal(s2, scales.astype(np.float16).astype(np.float32))

@@ -88,20 +88,39 @@ def unpack_i2_s(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.
     return w, data[n // 4 : n // 4 + 4].copy().view(np.float32)
 
 
-PACK = {"TQ2_0": pack_tq2_0, "TQ1_0": pack_tq1_0, "I2_S": pack_i2_s}
-UNPACK = {"TQ2_0": unpack_tq2_0, "TQ1_0": unpack_tq1_0, "I2_S": unpack_i2_s}
+def pack_i2_s4(w: np.ndarray, scale: float) -> np.ndarray:
+    """I2_S units with rows interleaved in fours: group g, unit u, row i of the group at ((g * units + u) * 4 + i)
+    * 32; rows padded to a multiple of four with zero weights."""
+    rows, cols = w.shape
+    padded = np.zeros((-(-rows // 4) * 4, cols), np.int8)
+    padded[:rows] = w
+    i2 = pack_i2_s(padded, scale)
+    units = i2[:-32].reshape(-1, 4, cols // 128, 32)  # [group, row in group, unit, byte]
+    return np.concatenate([units.transpose(0, 2, 1, 3).reshape(-1), i2[-32:]])
+
+
+def unpack_i2_s4(data: np.ndarray, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    groups = -(-rows // 4)
+    units = data[:-32].reshape(groups, cols // 128, 4, 32).transpose(0, 2, 1, 3).reshape(-1)
+    w, scale = unpack_i2_s(np.concatenate([units, data[-32:]]), groups * 4, cols)
+    return w[:rows], scale
+
+
+PACK = {"TQ2_0": pack_tq2_0, "TQ1_0": pack_tq1_0, "I2_S": pack_i2_s, "I2_S4": pack_i2_s4}
+UNPACK = {"TQ2_0": unpack_tq2_0, "TQ1_0": unpack_tq1_0, "I2_S": unpack_i2_s, "I2_S4": unpack_i2_s4}
+ONE_SCALE = ("I2_S", "I2_S4")  # one tensor scale; the TQ packings have one per 256-block
 
 
 def pack(fmt: str, w: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    if fmt == "I2_S":
-        return pack_i2_s(w, float(scales.reshape(-1)[0]))
+    if fmt in ONE_SCALE:
+        return PACK[fmt](w, float(scales.reshape(-1)[0]))
     return PACK[fmt](w, scales.reshape(w.shape[0], -1))
 
 
 def matmul(fmt: str, w: np.ndarray, scales: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Y[t, r] = sum over blocks of scale * integer dot, in float64. x: int8 [n, cols]."""
     xi = x.astype(np.int64)
-    if fmt == "I2_S":
+    if fmt in ONE_SCALE:
         return (xi @ w.T.astype(np.int64)).astype(np.float64) * float(scales.reshape(-1)[0])
     rows, cols = w.shape
     nb = cols // BLOCK
