@@ -56,7 +56,8 @@ inline void hamming_rows(const uint8_t* sigs, int64_t bytes, const uint8_t* q, c
 
 const VecOps& scalar_vec_ops();
 const VecOps& avx2_vec_ops();
-// The set for an ISA level (AVX-512 machines use the AVX2 set: these loops are not where time goes).
+const VecOps& avx512_vec_ops();  // the AVX2 set with a VNNI 4-bit head (vec_avx512.cpp)
+// The set for an ISA level.
 const VecOps& vec_ops_for(Isa isa);
 
 }  // namespace ryz

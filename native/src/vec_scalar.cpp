@@ -64,7 +64,8 @@ const VecOps& scalar_vec_ops() {
 
 const VecOps& vec_ops_for(Isa isa) {
 #if defined(RYZ_X86)
-    if (isa != Isa::Scalar) return avx2_vec_ops();
+    if (isa == Isa::Avx512) return avx512_vec_ops();
+    if (isa == Isa::Avx2) return avx2_vec_ops();
 #endif
     (void)isa;
     return scalar_vec_ops();
