@@ -47,9 +47,12 @@ def pack(fmt: str, weights: NDArray[np.int8], scales: NDArray[np.float32]) -> ND
     """Packs an int8 {-1,0,1} matrix. scales: one per 256-block (TQ1_0/TQ2_0, shape [rows, cols/256]) or one
     (I2_S)."""
 
-def repack_i2s4(fmt: str, data: _Bytes, rows: int, cols: int, out: NDArray[np.uint8]) -> bool:
-    """Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale; returns
-    whether it did."""
+def repack_i2s4(fmt: str, data: _Bytes, rows: int, cols: int, out: NDArray[np.uint8]) -> tuple[int, int, int] | None:
+    """Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale and returns
+    its weights' counts (-1, 0, +1); None (out untouched) when the scales differ."""
+
+def trit_counts(fmt: str, data: _Bytes, rows: int, cols: int) -> tuple[int, int, int]:
+    """The number of weights -1, 0 and +1 in a packed tensor."""
 
 def unpack(fmt: str, data: _Bytes, rows: int, cols: int) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
     """Returns (int8 weights [rows, cols], float32 scales)."""

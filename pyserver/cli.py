@@ -57,7 +57,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.peers import run_peers_bench
 
         report = run_peers_bench(
-            args.shape, variants=args.variant, threads=args.threads, reps=1 if args.quick else 3, isas=args.isa
+            args.shape,
+            variants=args.variant,
+            threads=args.threads,
+            reps=1 if args.quick else 3,
+            isas=args.isa,
+            layouts=args.layout,
         )
     elif args.what == "speculative":
         from pyserver.bench.speculative import run_speculative_bench
@@ -264,9 +269,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_cpu(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from pyserver.engine.autotune import cache_path, cached_choices
     from pyserver.native import cpu_info
 
-    _emit(cpu_info(), args)
+    report = dict(cpu_info())
+    # The meta-backend's table: per shape x packing, the layout picked and each candidate's decode speed.
+    report["kernel_choices"] = [asdict(c) for c in cached_choices()] or f"none measured yet ({cache_path()})"
+    _emit(report, args)
     return 0
 
 
@@ -332,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="peers: which files (tq2_0-f16 tq2_0-q6_k tq1_0-f16 tq1_0-q6_k; default all)",
+    )
+    bench.add_argument(
+        "--layout",
+        nargs="+",
+        default=None,
+        choices=["auto", "decode", "file"],
+        help="peers: this engine's weight layouts to time (default: auto, the autotuner's choice)",
     )
     bench.add_argument(
         "--isa",

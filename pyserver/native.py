@@ -14,6 +14,7 @@ TernaryMatrix = _native.TernaryMatrix
 pack = _native.pack
 unpack = _native.unpack
 repack_i2s4 = _native.repack_i2s4
+trit_counts = _native.trit_counts
 packed_nbytes = _native.packed_nbytes
 scale_count = _native.scale_count
 quantize_activations = _native.quantize_activations
@@ -54,6 +55,7 @@ __all__ = [
     "packed_nbytes",
     "quantize_activations",
     "repack_i2s4",
+    "trit_counts",
     "scale_count",
     "set_isa_cap",
     "set_num_threads",

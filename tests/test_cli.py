@@ -18,7 +18,7 @@ def test_bench_kernels_quick_prints_json_report() -> None:
     report = json.loads(out)
     assert report["machine"]["read_bandwidth_gbs"]["1"] > 0
     fmts = {r["fmt"] for r in report["gemv"]}
-    assert fmts == {"TQ2_0", "TQ1_0", "I2_S"}
+    assert fmts == {"TQ2_0", "TQ1_0", "I2_S", "I2_S4"}
     for r in report["gemv"]:
         assert r["shape"] == [2560, 2560] and r["median_us"] > 0
         # effective bandwidth is bytes / time: recompute it from the row

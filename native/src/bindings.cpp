@@ -159,16 +159,33 @@ py::array_t<uint8_t> py_pack(const std::string& fmt, const py::handle& w_obj, co
     return out;
 }
 
-bool py_repack_i2s4(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols,
-                    const py::handle& out_obj) {
+py::object py_repack_i2s4(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols,
+                          const py::handle& out_obj) {
     auto pm = make_matrix(fmt, data, rows, cols);
     auto out = py::reinterpret_borrow<py::array>(out_obj);
     if (!py::isinstance<py::array_t<uint8_t>>(out_obj) || !(out.flags() & py::array::c_style) || !out.writeable() ||
         out.nbytes() != packed_bytes(Format::I2_S4, rows, cols))
         throw py::value_error("out must be a writable contiguous uint8 array of packed_nbytes('I2_S4', rows, cols) bytes");
     const MatView& v = pm->m->view();
-    py::gil_scoped_release release;
-    return repack_i2s4(v.fmt, v.data, rows, cols, static_cast<uint8_t*>(out.mutable_data()));
+    int64_t counts[3];
+    bool done;
+    {
+        py::gil_scoped_release release;
+        done = repack_i2s4(v.fmt, v.data, rows, cols, static_cast<uint8_t*>(out.mutable_data()), counts);
+    }
+    if (!done) return py::none();
+    return py::make_tuple(counts[0], counts[1], counts[2]);
+}
+
+py::tuple py_trit_counts(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
+    auto pm = make_matrix(fmt, data, rows, cols);
+    const MatView& v = pm->m->view();
+    int64_t counts[3];
+    {
+        py::gil_scoped_release release;
+        trit_counts(v.fmt, v.data, rows, cols, counts);
+    }
+    return py::make_tuple(counts[0], counts[1], counts[2]);
 }
 
 auto py_unpack(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
@@ -231,8 +248,10 @@ void bind_kernels(py::module_& m) {
           "(I2_S).");
     m.def("repack_i2s4", &py_repack_i2s4, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
           py::arg("out"),
-          "Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale; returns "
-          "whether it did.");
+          "Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale and "
+          "returns its weights' counts (-1, 0, +1); None (out untouched) when the scales differ.");
+    m.def("trit_counts", &py_trit_counts, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
+          "The number of weights -1, 0 and +1 in a packed tensor.");
     m.def("unpack", &py_unpack, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
           "Returns (int8 weights [rows, cols], float32 scales).");
     m.def("quantize_activations", &py_quantize_activations, py::arg("x"),

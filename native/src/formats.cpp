@@ -254,7 +254,26 @@ void unpack(Format f, const uint8_t* data, int64_t rows, int64_t cols, int8_t* w
                     sizeof(I2STail::scale));
 }
 
-bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint8_t* out) {
+static void count_codes(const uint8_t* c, int64_t n, int64_t* counts) {
+    int64_t k[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < n; ++i) ++k[c[i] & 3];
+    counts[0] += k[0];
+    counts[1] += k[1];
+    counts[2] += k[2] + k[3];
+}
+
+void trit_counts(Format f, const uint8_t* data, int64_t rows, int64_t cols, int64_t* counts) {
+    check_shape(f, rows, cols);
+    counts[0] = counts[1] = counts[2] = 0;
+    std::vector<uint8_t> c(static_cast<size_t>(cols));
+    const int64_t rb = row_bytes(f, cols);
+    for (int64_t r = 0; r < rows; ++r) {
+        decode_row_codes(f, data + row_offset(f, r, rb), cols, c.data());
+        count_codes(c.data(), cols, counts);
+    }
+}
+
+bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint8_t* out, int64_t* counts) {
     check_shape(f, rows, cols);
     if (f == Format::I2_S4) return false;
     const int64_t rb = row_bytes(f, cols);
@@ -271,8 +290,10 @@ bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint
     const int64_t orb = row_bytes(Format::I2_S4, cols), body = packed_bytes(Format::I2_S4, rows, cols) - kI2Tail;
     std::memset(out, 0x55, static_cast<size_t>(body));  // padding rows: all codes 1 (zero)
     std::vector<uint8_t> c(static_cast<size_t>(cols));
+    if (counts != nullptr) counts[0] = counts[1] = counts[2] = 0;
     for (int64_t r = 0; r < rows; ++r) {
         decode_row_codes(f, data + r * rb, cols, c.data());
+        if (counts != nullptr) count_codes(c.data(), cols, counts);
         uint8_t* dst = out + row_offset(Format::I2_S4, r, orb);
         for (int64_t g = 0; g < cols / kI2Group; ++g) pack_i2_group(c.data() + g * kI2Group, dst + g * kI2S4UnitStride);
     }

@@ -31,8 +31,11 @@ void unpack(Format f, const uint8_t* data, int64_t rows, int64_t cols, int8_t* w
 
 // The decode layout: a TQ1_0 / TQ2_0 / I2_S tensor whose blocks all share one nonzero scale (every BitNet
 // checkpoint's do) written to out (packed_bytes(I2_S4, rows, cols) bytes) as I2_S4 with that scale. Returns false,
-// leaving out untouched, when the scales differ (the tensor keeps its own packing).
-bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint8_t* out);
+// leaving out untouched, when the scales differ (the tensor keeps its own packing). counts (if not null) gets the
+// number of weights -1, 0 and +1 (a 2-bit code 3, never in a well-formed file, counts as +1).
+bool repack_i2s4(Format f, const uint8_t* data, int64_t rows, int64_t cols, uint8_t* out, int64_t* counts);
+// The number of weights -1, 0 and +1 in a packed tensor.
+void trit_counts(Format f, const uint8_t* data, int64_t rows, int64_t cols, int64_t* counts);
 
 // Decodes one packed row (starting at row_at: an I2_S4 row's units are kI2S4UnitStride apart) into codes (w+1) in
 // natural element order.

@@ -47,6 +47,7 @@ struct T {
 
     // GEMM: natural-order vectors of 32 codes / activations.
     static constexpr int kGW = 32, kGemmRows = 2, kGemmToks = 4;
+    static constexpr bool kGAccInt32 = false;  // GEMM accumulators are int32 lanes (no int16 flush needed)
     using GV = __m256i;
     using GVF = __m256;
     using GAcc = __m256i;

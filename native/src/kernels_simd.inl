@@ -359,12 +359,30 @@ template <int R, int NT, bool kBlock>
 inline void micro(const uint8_t* const* c, const int8_t* const* x, int64_t K, const float* const* dsc,
                   typename T::GV* const* vs) {
     constexpr int W = T::kGW;
+    const int64_t steps = K / W;
+    if constexpr (!kBlock && T::kGAccInt32) {
+        // Integer lanes that cannot overflow within a slice (|sum| <= 2 * 128 * kKc): accumulate straight into
+        // them. Half the registers of the flushing loop below, so the 4 x 4 block stays in registers.
+        typename T::GAcc acc[R][NT];
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < NT; ++j) acc[i][j] = T::gacc_zero();
+        for (int64_t s = 0; s < steps; ++s) {
+            typename T::GV w[R];
+            for (int i = 0; i < R; ++i) w[i] = T::gload(c[i] + s * W);
+            for (int j = 0; j < NT; ++j) {
+                const typename T::GV xv = T::gload(x[j] + s * W);
+                for (int i = 0; i < R; ++i) acc[i][j] = T::gdot(acc[i][j], w[i], xv);
+            }
+        }
+        for (int i = 0; i < R; ++i)
+            for (int j = 0; j < NT; ++j) vs[j][i] = T::gadd32(vs[j][i], acc[i][j]);
+        return;
+    }
     constexpr int kFlush = kBlock ? kTQBlock / W : 1024 / W;
     typename T::GV i32[R][NT];
     typename T::GVF f32[R][NT];
     for (int i = 0; i < R; ++i)
         for (int j = 0; j < NT; ++j) { i32[i][j] = T::gzero(); f32[i][j] = T::gfzero(); }
-    const int64_t steps = K / W;
     for (int64_t s0 = 0; s0 < steps; s0 += kFlush) {
         const int64_t s1 = s0 + kFlush < steps ? s0 + kFlush : steps;
         typename T::GAcc acc[R][NT];

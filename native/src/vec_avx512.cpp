@@ -24,6 +24,12 @@ void arrange(const int8_t* x, int64_t n, int8_t* xp) {
     }
 }
 
+// acc += unsigned a . signed b in place (see kernels_avx512.cpp: GCC copies accumulators around the intrinsic).
+inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+    asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
+
 template <int NR>
 inline void rows_i4(const uint8_t* W, int64_t rb, int64_t n, const int8_t* xp, int64_t r, __m512i* acc) {
     const __m512i m4 = _mm512_set1_epi8(15);
@@ -32,8 +38,8 @@ inline void rows_i4(const uint8_t* W, int64_t rb, int64_t n, const int8_t* xp, i
         const __m512i xl = _mm512_loadu_si512(xp + c), xh = _mm512_loadu_si512(xp + c + 2 * kI4Bytes);
         for (int i = 0; i < NR; ++i) {
             const __m512i w = _mm512_loadu_si512(W + (r + i) * rb + c / 2);
-            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_and_si512(w, m4), xl);
-            acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), xh);
+            acc[i] = dpbusd(acc[i], _mm512_and_si512(w, m4), xl);
+            acc[i] = dpbusd(acc[i], _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), xh);
         }
     }
 }

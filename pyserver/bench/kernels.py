@@ -14,7 +14,7 @@ import numpy as np
 
 from pyserver import native
 from pyserver.bench.timing import median_seconds
-from pyserver.tiers.hardware import cpu_model
+from pyserver.engine.machine import cpu_model
 
 # (rows, cols) of the 2B4T projections: q/o, k/v, gate/up, down.
 SHAPES_2B4T: list[tuple[int, int]] = [(2560, 2560), (640, 2560), (6912, 2560), (2560, 6912)]

@@ -22,8 +22,9 @@ from typing import Any
 from pyserver import native
 from pyserver.bench.model import SHAPES
 from pyserver.bench.peer_files import VARIANTS, peer_file, tensor_types
+from pyserver.engine.machine import cpu_model
 from pyserver.engine.model import Model
-from pyserver.tiers.hardware import cpu_model, measure_bandwidth
+from pyserver.tiers.hardware import measure_bandwidth
 
 # Targets (issue 16), against llama.cpp in the same run, TQ2_0 with a Q6_K embedding unless said.
 TARGETS = {"decode": 1.6, "prefill": 2.7, "tq1_0_decode": 1.5, "decode_bandwidth_fraction": 0.8}
@@ -97,38 +98,52 @@ def _isas(requested: list[str] | None) -> list[str]:
 
 
 def bench_variant(
-    shape_name: str, variant: str, threads: list[int], reps: int, pp: int, tg: int, isas: list[str]
+    shape_name: str,
+    variant: str,
+    threads: list[int],
+    reps: int,
+    pp: int,
+    tg: int,
+    isas: list[str],
+    layouts: list[str],
 ) -> dict[str, Any]:
     cfg = SHAPES[shape_name].config
     path = peer_file(shape_name, cfg, variant)
-    model = Model.load(path)
+    # ours_<isa>, with _<layout> for a layout other than the default one ("auto": the autotuner's choice). A model
+    # runs on the ISA level set when it is built, so each ISA gets its own.
+    names = {(i, lay): f"ours_{i}" + ("" if lay == "auto" else f"_{lay}") for i in isas for lay in layouts}
+    models = {}
+    for isa, layout in names:
+        native.set_isa_cap(isa)
+        models[(isa, layout)] = Model.load(path, layout=layout)
+    native.set_isa_cap(isas[-1])
     out: dict[str, Any] = {
         "variant": variant,
         "file": str(path),
         "tensor_types": tensor_types(path),
-        "bytes_per_token": model.stats.bytes_per_token,
+        "bytes_per_token": {names[k]: m.stats.bytes_per_token for k, m in models.items()},
+        "packings": {names[k]: sorted({s.packing for s in m.tensor_stats}) for k, m in models.items()},
         "runs": [],
     }
     for n in threads:
         bw = measure_bandwidth(n)
-        ours: dict[str, list[dict[str, float]]] = {isa: [] for isa in isas}
+        ours: dict[str, list[dict[str, float]]] = {name: [] for name in names.values()}
         peer: list[dict[str, float]] = []
         for _ in range(reps):  # alternate, so a slow spell of the machine falls on both engines
-            for isa in isas:
-                native.set_isa_cap(isa)
-                ours[isa].append(_time_ours(model, n, pp, tg, cfg.vocab))
+            for key, name in names.items():
+                ours[name].append(_time_ours(models[key], n, pp, tg, cfg.vocab))
             peer.append(_time_llama_cpp(str(path), n, pp, tg, cfg.vocab))
-        native.set_isa_cap(isas[-1])
         theirs = _rates(peer, pp, tg)
         row: dict[str, Any] = {"threads": n, "read_bandwidth_gbs": round(bw, 1), "llama_cpp": theirs}
-        for isa in isas:
-            mine = _rates(ours[isa], pp, tg)
-            mine["decode_bandwidth_fraction"] = round(model.stats.bytes_per_token * mine["decode_tps"] / (bw * 1e9), 3)
+        for key, name in names.items():
+            mine = _rates(ours[name], pp, tg)
+            per_token = models[key].stats.bytes_per_token
+            mine["decode_bandwidth_fraction"] = round(per_token * mine["decode_tps"] / (bw * 1e9), 3)
             mine["prefill_ratio"] = round(mine["prefill_tps"] / theirs["prefill_tps"], 2)
             mine["decode_ratio"] = round(mine["decode_tps"] / theirs["decode_tps"], 2)
-            row[f"ours_{isa}"] = mine
+            row[name] = mine
         out["runs"].append(row)
-    del model
+    models.clear()
     return out
 
 
@@ -140,6 +155,7 @@ def run_peers_bench(
     pp: int = 128,
     tg: int = 64,
     isas: list[str] | None = None,
+    layouts: list[str] | None = None,
 ) -> dict[str, Any]:
     try:
         import llama_cpp
@@ -155,7 +171,10 @@ def run_peers_bench(
     isa_list = _isas(isas)
     before = native.num_threads()
     try:
-        results = [bench_variant(shape_name, v, threads or [1, 2], reps, pp, tg, isa_list) for v in variants]
+        results = [
+            bench_variant(shape_name, v, threads or [1, 2], reps, pp, tg, isa_list, layouts or ["auto"])
+            for v in variants
+        ]
     finally:
         native.set_num_threads(before)
     return {

@@ -23,6 +23,9 @@ from pyserver.engine.tokenizer import Tokenizer
 from pyserver.engine.weights import FLOAT_TABLE_TYPES, FloatTable, ModelWeights, TernaryTensor
 
 HEAD_KINDS = ("auto", "int4", "int8", "f32")
+# Weight layouts: "auto" (the autotuner's measured choice per shape, engine/autotune.py), "decode" (I2_S4 wherever
+# a tensor has one scale), "file" (the file's packing). RYZANSTEIN_LAYOUT sets the default.
+LAYOUTS = ("auto", "decode", "file")
 # Top candidates of a quantized head recomputed from the stored table, per token. Greedy output then follows the
 # full-precision head whenever its best token is among them; the rows cost a few hundred KB per token at most.
 RESCORE_K = {"int4": 32, "int8": 8}
@@ -42,27 +45,72 @@ class LoadStats:
         return self.weight_bytes + self.head_bytes
 
 
-def _copy_to_weight_memory(tensors: list[TernaryTensor], repack: bool) -> np.ndarray:
-    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them. With
-    `repack`, tensors whose blocks share one scale are written in the decode layout (I2_S4: rows interleaved in
-    fours, read as one sequential stream per group) instead of their file's packing."""
+@dataclass(frozen=True)
+class TensorStats:
+    """One projection as loaded: its packing in the file, the layout it runs in, and its trits."""
+
+    name: str  # e.g. blk.3.ffn_up
+    fmt: str  # the file's packing
+    packing: str  # what the kernels read: I2_S4 (the decode layout) or the file's packing
+    minus: int
+    zero: int
+    plus: int
+
+    @property
+    def zero_fraction(self) -> float:
+        return self.zero / max(1, self.minus + self.zero + self.plus)
+
+    @property
+    def trit_entropy(self) -> float:
+        """Entropy of the weights' distribution over {-1, 0, +1}, in bits (at most log2(3) = 1.585)."""
+        p = np.array([self.minus, self.zero, self.plus], np.float64)
+        p = p[p > 0] / max(1.0, p.sum())
+        return float(-(p * np.log2(p)).sum())
+
+
+def _decode_shapes(tensors: list[TernaryTensor], layout: str) -> set[tuple[str, int, int]]:
+    """The (packing, rows, cols) that run in the decode layout: all, none, or what the autotuner measured faster."""
+    shapes = {(t.fmt, t.rows, t.cols) for t in tensors if t.fmt != "I2_S4"}
+    if layout == "file":
+        return set()
+    if layout == "decode":
+        return shapes
+    from pyserver.engine.autotune import choose
+
+    choices = choose(shapes, str(native.cpu_info()["auto"]))
+    return {shape for shape, c in choices.items() if c.layout == "decode"}
+
+
+def _copy_to_weight_memory(
+    tensors: list[TernaryTensor], names: list[str], decode: set[tuple[str, int, int]]
+) -> tuple[np.ndarray, list[TensorStats]]:
+    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them.
+    Tensors of the `decode` shapes whose blocks share one scale are written in the decode layout (I2_S4: rows
+    interleaved in fours, read as one sequential stream per group) instead of their file's packing. Returns the
+    buffer and each tensor's trit counts (counted while repacking, else read from the packed bytes)."""
     sizes = []
     for t in tensors:
         size = t.data.nbytes
-        if repack and t.fmt != "I2_S4":
+        if (t.fmt, t.rows, t.cols) in decode:
             size = max(size, native.packed_nbytes("I2_S4", t.rows, t.cols))
         sizes.append(size)
     offsets = np.concatenate([[0], np.cumsum([(n + 63) // 64 * 64 for n in sizes])]).astype(int)
     buf = native.alloc_weights(max(int(offsets[-1]), 1))
-    for t, off in zip(tensors, offsets[:-1]):
-        i2s4 = native.packed_nbytes("I2_S4", t.rows, t.cols)
-        if repack and t.fmt != "I2_S4" and native.repack_i2s4(t.fmt, t.data, t.rows, t.cols, buf[off : off + i2s4]):
-            t.fmt, t.data = "I2_S4", buf[off : off + i2s4]
-        else:
+    stats = []
+    for t, name, off in zip(tensors, names, offsets[:-1]):
+        fmt, counts = t.fmt, None
+        if (t.fmt, t.rows, t.cols) in decode:
+            out = buf[off : off + native.packed_nbytes("I2_S4", t.rows, t.cols)]
+            counts = native.repack_i2s4(t.fmt, t.data, t.rows, t.cols, out)
+            if counts is not None:
+                t.fmt, t.data = "I2_S4", out
+        if counts is None:
             dst = buf[off : off + t.data.nbytes]
             dst[:] = t.data
             t.data = dst
-    return buf
+            counts = native.trit_counts(t.fmt, t.data, t.rows, t.cols)
+        stats.append(TensorStats(name, fmt, t.fmt, *counts))
+    return buf, stats
 
 
 def _set_layers(nm: native.Model, weights: ModelWeights) -> None:
@@ -103,10 +151,13 @@ class Model:
         path: Path,
         head: str = "auto",
         copy_weights: bool = True,
-        repack: bool = True,
+        layout: str | None = None,
     ) -> None:
         if head not in HEAD_KINDS:
             raise ValueError(f"head must be one of {HEAD_KINDS}, got {head!r}")
+        layout = layout or os.environ.get("RYZANSTEIN_LAYOUT", "auto")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
         t0 = time.perf_counter()
         self.path = path
         self.config: ModelConfig = weights.config
@@ -116,7 +167,12 @@ class Model:
             head = "int4" if self.config.n_embd % 64 == 0 else "int8"
         self._weights = weights
         linears = [t for layer in weights.layers for t in layer.linears.values()]
-        self._weight_buffer = _copy_to_weight_memory(linears, repack) if copy_weights else None
+        names = [f"blk.{i}.{n}" for i, layer in enumerate(weights.layers) for n in layer.linears]
+        self._weight_buffer: np.ndarray | None = None
+        self.tensor_stats: list[TensorStats] = []  # empty when the weights are used in place (copy_weights=False)
+        if copy_weights:
+            decode = _decode_shapes(linears, layout)
+            self._weight_buffer, self.tensor_stats = _copy_to_weight_memory(linears, names, decode)
         try:
             nm = native.Model(self.config.native())
             _set_layers(nm, weights)
@@ -134,7 +190,7 @@ class Model:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], head: str = "auto", copy_weights: bool = True, repack: bool = True
+        cls, path: str | os.PathLike[str], head: str = "auto", copy_weights: bool = True, layout: str | None = None
     ) -> Model:
         """Loads a GGUF file or a Hugging Face safetensors directory."""
         from pyserver.engine.loaders import load_weights
@@ -142,7 +198,7 @@ class Model:
         t0 = time.perf_counter()
         p = Path(path)
         weights, tokenizer = load_weights(p)
-        model = cls(weights, tokenizer, p, head=head, copy_weights=copy_weights, repack=repack)
+        model = cls(weights, tokenizer, p, head=head, copy_weights=copy_weights, layout=layout)
         model.stats = LoadStats(
             time.perf_counter() - t0, model.stats.weight_bytes, model.stats.head_bytes, model.stats.embedding_bytes
         )

@@ -98,3 +98,22 @@ def test_invalid_weight_values_rejected() -> None:
     w[0, 3] = 2
     with pytest.raises(ValueError, match="-1, 0 or 1"):
         native.pack("TQ2_0", w, np.ones((1, 1), dtype=np.float32))
+
+
+@pytest.mark.parametrize("fmt", ["TQ2_0", "TQ1_0", "I2_S"])
+def test_repack_to_the_decode_layout_counts_trits(fmt: str, rng: np.random.Generator) -> None:
+    rows, cols = 7, 768 if fmt != "I2_S" else 384
+    w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
+    want = tuple(int((w == v).sum()) for v in (-1, 0, 1))
+    uniform = np.full(native.scale_count(fmt, rows, cols), 0.5, np.float32)
+    data = native.pack(fmt, w, uniform if fmt == "I2_S" else uniform.reshape(rows, -1))
+    assert native.trit_counts(fmt, data, rows, cols) == want
+    out = np.zeros(native.packed_nbytes("I2_S4", rows, cols), np.uint8)
+    assert native.repack_i2s4(fmt, data, rows, cols, out) == want
+    np.testing.assert_array_equal(out, ref.pack("I2_S4", w, np.array([0.5], np.float32)))
+    if fmt != "I2_S":  # blocks with different scales keep their packing: out is left as it was
+        mixed = uniform.reshape(rows, -1).copy()
+        mixed[3, 1] = 0.25
+        out[:] = 7
+        assert native.repack_i2s4(fmt, native.pack(fmt, w, mixed), rows, cols, out) is None
+        assert (out == 7).all()
