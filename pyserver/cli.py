@@ -31,7 +31,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     elif args.what == "model":
         from pyserver.bench.model import run_model_bench
 
-        report = run_model_bench(args.shape, fmt=args.format, threads=args.threads, reps=1 if args.quick else 3)
+        report = run_model_bench(
+            args.shape or "2b4t", fmt=args.format, threads=args.threads, reps=1 if args.quick else 3
+        )
+    elif args.what == "completion" and (args.shape or args.latency):
+        from pyserver import native
+        from pyserver.bench.completion_latency import run_latency_bench
+
+        native.set_num_threads(max(args.threads))
+        report = run_latency_bench(
+            Path(args.model[0]) if args.model else None, args.shape, files=2 if args.quick else 4, rest_s=args.rest
+        )
     elif args.what == "completion" and args.corpus != "stdlib":
         from pyserver.bench.completion_real import run_real_completion_bench
 
@@ -57,7 +67,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.peers import run_peers_bench
 
         report = run_peers_bench(
-            args.shape,
+            args.shape or "2b4t",
             variants=args.variant,
             threads=args.threads,
             reps=1 if args.quick else 3,
@@ -327,10 +337,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer shapes and repetitions")
     bench.add_argument(
         "--shape",
-        default="2b4t",
+        default=None,
         choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
-        help="model, peers: the real checkpoint shape to build with random weights",
+        help="model, peers (default 2b4t): the real checkpoint shape to build with random weights; completion: "
+        "measure latency on a random model of this shape with a code vocabulary",
     )
+    bench.add_argument(
+        "--latency",
+        action="store_true",
+        help="completion: time to suggestion on --model (cold, after a cursor rest, per keystroke)",
+    )
+    bench.add_argument("--rest", type=float, default=3.0, help="completion --latency: seconds the cursor rests")
     bench.add_argument(
         "--format",
         default="I2_S",

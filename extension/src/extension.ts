@@ -6,6 +6,7 @@ import * as vscode from "vscode";
 
 import { registerAcceptCommands } from "./common/accept";
 import { registerCommands } from "./common/commands";
+import { CURSOR_REST, watchCursorRest } from "./common/cursorRest";
 import { ModelManager } from "./common/models";
 import { findPython } from "./common/python";
 import { Sidecar } from "./common/server";
@@ -71,6 +72,10 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
       c.triggerKind === vscode.InlineCompletionTriggerKind.Automatic, snooze.active()),
   }, (s) => showState(s));
   ctx.subscriptions.push(sidecar);
+  ctx.subscriptions.push(watchCursorRest(
+    (rest) => void sidecar?.client?.sendNotification(CURSOR_REST, rest).catch(() => undefined),
+    (doc) => wantsSuggestion(clientSettings(get), doc.languageId, true, snooze.active()),
+  ));
   const models = new ModelManager(ctx, sidecar);
   registerCommands(ctx, sidecar, () => showStatus(status, output, snooze), snooze, () => showState(),
     models);

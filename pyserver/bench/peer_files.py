@@ -44,9 +44,42 @@ def _add_vocabulary(w: gguf.GGUFWriter, vocab: int) -> None:
     w.add_unk_token_id(0)
 
 
-def write_random_gguf(cfg: ModelConfig, packing: str, path: Path, seed: int = 0) -> Path:
+def _add_real_vocabulary(w: gguf.GGUFWriter, vocab: int, source: Path) -> None:
+    """The vocabulary of a real model (`source`, a byte-level BPE GGUF: the shipped model's), padded with unused
+    tokens to `vocab`: text then tokenizes to as many tokens as a real code model's tokenizer gives, which is what
+    a latency measurement needs (speed does not depend on which tokens)."""
+    meta = GGUFFile(source).metadata
+    tokens = [str(t) for t in meta["tokenizer.ggml.tokens"]]
+    types = [int(t) for t in meta["tokenizer.ggml.token_type"]]
+    if len(tokens) > vocab:
+        raise ValueError(f"{source} has {len(tokens)} tokens, more than the shape's {vocab}")
+    w.add_tokenizer_model(str(meta["tokenizer.ggml.model"]))
+    w.add_tokenizer_pre(str(meta.get("tokenizer.ggml.pre", "default")))
+    w.add_token_list(tokens + [f"<|unused_{i}|>" for i in range(len(tokens), vocab)])
+    w.add_token_merges([str(m) for m in meta["tokenizer.ggml.merges"]])
+    w.add_token_types(types + [5] * (vocab - len(tokens)))  # 5: unused
+    for key in (
+        "bos_token_id",
+        "eos_token_id",
+        "fim_pre_token_id",
+        "fim_suf_token_id",
+        "fim_mid_token_id",
+        "fim_sep_token_id",
+    ):
+        if f"tokenizer.ggml.{key}" in meta:
+            w.add_uint32(f"tokenizer.ggml.{key}", int(meta[f"tokenizer.ggml.{key}"]))
+    w.add_add_bos_token(False)
+    for key in ("ryzanstein.fim.orders", "ryzanstein.languages"):
+        if key in meta:
+            w.add_array(key, [str(v) for v in meta[key]])
+
+
+def write_random_gguf(
+    cfg: ModelConfig, packing: str, path: Path, seed: int = 0, vocabulary_of: Path | None = None
+) -> Path:
     """A `bitnet` GGUF of cfg's shape: random ternary projections in `packing` (TQ1_0 or TQ2_0), random F16
-    token embedding (tied output), unit norms. Written to a temporary name, then renamed."""
+    token embedding (tied output), unit norms, and placeholder tokens (or `vocabulary_of` a real model's). Written
+    to a temporary name, then renamed."""
     rng = np.random.default_rng(seed)
     qtype = GGMLQuantizationType[packing]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +87,10 @@ def write_random_gguf(cfg: ModelConfig, packing: str, path: Path, seed: int = 0)
     w = gguf.GGUFWriter(str(tmp), "bitnet")
     add_hparams(w, cfg.with_(tied_embeddings=True))
     w.add_file_type(gguf.LlamaFileType.MOSTLY_TQ1_0 if packing == "TQ1_0" else gguf.LlamaFileType.MOSTLY_TQ2_0)
-    _add_vocabulary(w, cfg.vocab)
+    if vocabulary_of is not None:
+        _add_real_vocabulary(w, cfg.vocab, vocabulary_of)
+    else:
+        _add_vocabulary(w, cfg.vocab)
     tile = rng.normal(0, 0.02, size=(min(cfg.vocab, 4096), cfg.n_embd)).astype(np.float16)
     w.add_tensor("token_embd.weight", np.tile(tile, (-(-cfg.vocab // tile.shape[0]), 1))[: cfg.vocab])
     w.add_tensor("output_norm.weight", np.ones(cfg.n_embd, np.float32))
@@ -98,6 +134,17 @@ def tensor_types(path: Path) -> dict[str, list[str]]:
         kind = name.split(".", 2)[-1] if name.startswith("blk.") else name
         kinds.setdefault(kind, set()).add(info.type_name)
     return {k: sorted(v) for k, v in sorted(kinds.items())}
+
+
+def latency_proxy_file(shape_name: str, cfg: ModelConfig, vocabulary_of: Path) -> Path:
+    """A tier's cost with a code model's tokenizer: random TQ2_0 weights at `cfg`'s shape, the vocabulary of the
+    shipped model (cached)."""
+    path = peer_dir() / f"{shape_name}-tq2_0-f16-codevocab.gguf"
+    if not path.is_file():
+        write_random_gguf(
+            cfg.with_(context_length=max(cfg.context_length, 2048)), "TQ2_0", path, vocabulary_of=vocabulary_of
+        )
+    return path
 
 
 def peer_file(shape_name: str, cfg: ModelConfig, variant: str, threads: int = 2) -> Path:

@@ -160,6 +160,24 @@ def next_token_scores(
     return out
 
 
+def head_agreement(model: Model, exact: Model, files: list[tuple[list[int], str]]) -> dict[str, Any]:
+    """How often the model's quantized output head (4-bit or int8 rows, its top candidates rescored from the
+    stored table) picks the same greedy token as the float head, at every position of the held-out files."""
+    tok = model.tokenizer
+    assert tok is not None and tok.special.eos is not None
+    ctx = min(model.config.context_length, 1024)
+    same = n = 0
+    for ids, _ in files:
+        for w0 in range(0, len(ids), ctx):
+            seq = [tok.special.eos if w0 == 0 else ids[w0 - 1]] + ids[w0 : w0 + ctx - 1]
+            a = model.session(n_ctx=ctx).append(seq, n_logits=len(seq))
+            b = exact.session(n_ctx=ctx).append(seq, n_logits=len(seq))
+            assert a is not None and b is not None
+            same += int((a.argmax(axis=1) == b.argmax(axis=1)).sum())
+            n += len(seq)
+    return {"positions": n, "greedy_agreement_with_f32_head": round(same / max(1, n), 5)}
+
+
 def corpus_baseline(max_tokens: int | None = None) -> Baseline | None:
     """The 4-gram on the corpus's training split, counted in the corpus tokenizer (None without build/corpus)."""
     if not (CORPUS / "train.u16.xz").exists():
@@ -300,6 +318,7 @@ def run_quality_bench(
     ngram_max_tokens: int | None = None,
 ) -> dict[str, Any]:
     model = Model.load(model_path)
+    exact = Model.load(model_path, head="f32")
     tok = model.tokenizer
     assert tok is not None
     t0 = time.perf_counter()
@@ -322,6 +341,7 @@ def run_quality_bench(
         files = held_out_token_files(model, max_tokens, texts)
         scores = next_token_scores(model, files, baseline)
         r: dict[str, Any] = {"held_out": SET_ABOUT[name], "next_token": scores}
+        r["output_head"] = head_agreement(model, exact, files)
         if baseline is not None:
             r["beats_4gram"] = {"bits_per_byte": scores["model"]["bits_per_byte"] < scores["ngram"]["bits_per_byte"]}
         if n_lines:

@@ -3,6 +3,7 @@ call may be stopped between tokens through `should_stop`."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pyserver.completion.prompt import context_block, split_at_line_start
 from pyserver.completion.settings import CompletionSettings
 from pyserver.completion.window import PrefixWindows, layout
 from pyserver.engine.generate import generate
-from pyserver.engine.host import ModelHost
+from pyserver.engine.host import QUICK_CTX, ModelHost, common_prefix
 from pyserver.engine.token_bytes import matcher_for
 from pyserver.engine.tokenizer import Tokenizer
 
@@ -34,6 +35,19 @@ CONTEXT_REFRESH_LINES = 12
 LOCAL_MIN_TOKENS = 500
 TYPED_RESERVE_TOKENS = 32  # context kept for the typed part of the line, which the generation spells out
 CHARS_PER_TOKEN = 3  # a rough figure for code, to size the extra context's lookup in characters
+# A cold prompt (one the KV cache does not hold) is cut to what the measured prefill speed evaluates within this
+# share of the time budget, after COLD_OUTPUT_TOKENS of decoding (a single-line suggestion); never below
+# COLD_MIN_TOKENS. The warm-up then fills the cache with the whole prompt, and the next request gets all of it.
+COLD_BUDGET_SHARE = 0.8
+COLD_OUTPUT_TOKENS = 12
+COLD_MIN_TOKENS = 64
+COLD_STEP_TOKENS = 64
+
+
+def _cut(affordable: int) -> int:
+    """A cut prompt's size: what the time budget affords, leaving room in the quick cache for the typed part and
+    the generation."""
+    return min(affordable, QUICK_CTX - TYPED_RESERVE_TOKENS - 96)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,8 @@ class Completion:
     candidate: str = ""  # the filtered suggestion before the confidence gate (`text` is "" when the gate held it)
     evidence: Evidence | None = None  # what the model's own probabilities say about the candidate
     confidence: float = 1.0
+    cold: bool = False  # the prompt was cut to fit the time budget: a warm-up of the whole prompt should follow
+    prefill_ms: float = 0.0
 
 
 class CompletionPipeline:
@@ -65,8 +81,10 @@ class CompletionPipeline:
         self.index_context: Callable[[str | None, str, int], list[tuple[str, str]]] | None = None
         self._context_cache: dict[str, tuple[int, str]] = {}
         self.windows = PrefixWindows()
+        self.cold_windows = PrefixWindows()  # the windows of cut prompts (a slow model and a cold cache)
         self.gate = ConfidenceGate()  # the completion model's calibration (`calibration.load_gate`)
         self._gate_for: object = None  # the model the gate was loaded for
+        self._prompt_lock = threading.Lock()  # completions and warm-ups build prompts on their own threads
 
     def _stable_extra_context(self, uri: str, prefix: str, suffix: str, budget: int) -> str:
         line = prefix.count("\n")
@@ -105,15 +123,18 @@ class CompletionPipeline:
         ctx = CursorContext(prefix, suffix)
         s = self.settings
         self.model_runs += 1
-        with self.host.completion_turn() as session:
-            prompt, typed = self.prompt(
-                uri,
-                model.tokenizer,
-                model.traits.fim_order,
-                prefix,
-                suffix,
-                min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens,
-            )
+        with self.host.completion_turn(uri) as caches:
+            session = caches.full
+            budget = min(session.n_ctx, s.max_prompt_tokens) - s.max_tokens
+            prompt, typed = self.prompt(uri, model.tokenizer, model.traits.fim_order, prefix, suffix, budget)
+            affordable = self.affordable_prompt_tokens()
+            cold = affordable is not None and len(prompt) - common_prefix(session.tokens, prompt) > affordable
+            if cold:  # the full prompt would overrun the time budget: a cut one, on the document's quick cache
+                assert affordable is not None
+                prompt, typed = self.prompt(
+                    uri, model.tokenizer, model.traits.fim_order, prefix, suffix, budget, cold_tokens=_cut(affordable)
+                )
+                session = caches.quick()
             stops = ["\n"] if ctx.mid_line else ["\n\n\n"]
             r = generate(
                 session,
@@ -127,6 +148,9 @@ class CompletionPipeline:
         if r.stop_reason == "cancelled":
             self.stopped_runs += 1
             return None
+        if len(prompt) - r.reused_tokens >= 16:  # a prefill long enough to say something about the speed
+            self.host.speeds.note("prefill_tps", len(prompt) - r.reused_tokens, r.prefill_seconds)
+        self.host.speeds.note("decode_tps", len(r.tokens), r.decode_seconds)
         self.finished_runs += 1
         candidate = apply_filters(r.text, ctx, max_lines=s.max_lines)
         evidence = first_line_evidence(r, matcher_for(model.tokenizer).pieces)
@@ -146,15 +170,78 @@ class CompletionPipeline:
             candidate=candidate,
             evidence=evidence,
             confidence=confidence,
+            cold=cold,
+            prefill_ms=r.prefill_seconds * 1e3,
         )
 
+    def affordable_prompt_tokens(self) -> int | None:
+        """How many uncached prompt tokens the measured prefill speed evaluates within the time budget, leaving
+        time for a single-line suggestion, in steps of COLD_STEP_TOKENS (a speed that drifts a little must not
+        change the cut prompt, or its cache); None before the speeds are known."""
+        sp, s = self.host.speeds, self.settings
+        if sp.prefill_tps <= 0 or sp.decode_tps <= 0:
+            return None
+        decode_s = min(s.max_tokens, COLD_OUTPUT_TOKENS) / sp.decode_tps
+        seconds = max(0.0, s.time_budget_ms / 1e3 * COLD_BUDGET_SHARE - decode_s)
+        return max(COLD_MIN_TOKENS, int(sp.prefill_tps * seconds) // COLD_STEP_TOKENS * COLD_STEP_TOKENS)
+
+    def cold_prompt(self, uri: str, text: str, offset: int) -> list[int]:
+        """The cut prompt a cold completion at `offset` would use (empty when the full one fits the budget)."""
+        model, affordable = self.host.model, self.affordable_prompt_tokens()
+        if model is None or model.tokenizer is None or affordable is None:
+            return []
+        prompt, _ = self.prompt(
+            uri, model.tokenizer, model.traits.fim_order, text[:offset], text[offset:], 0, cold_tokens=_cut(affordable)
+        )
+        return prompt
+
+    def warm_prompt(self, uri: str, text: str, offset: int) -> list[int]:
+        """The whole prompt a completion at `offset` would use: what a warm-up puts in the document's cache."""
+        model = self.host.model
+        if model is None or model.tokenizer is None:
+            return []
+        budget = min(min(model.config.context_length, 2048), self.settings.max_prompt_tokens) - self.settings.max_tokens
+        prompt, _ = self.prompt(uri, model.tokenizer, model.traits.fim_order, text[:offset], text[offset:], budget)
+        return prompt
+
     def prompt(
-        self, uri: str, tok: Tokenizer, order: str, prefix: str, suffix: str, budget: int
+        self,
+        uri: str,
+        tok: Tokenizer,
+        order: str,
+        prefix: str,
+        suffix: str,
+        budget: int,
+        cold_tokens: int | None = None,
     ) -> tuple[list[int], str]:
         """(prompt tokens, the typed part of the cursor's line): `budget` tokens for the prompt and the typed part
         together (TYPED_RESERVE_TOKENS kept for the latter); the suffix gets at most SUFFIX_MAX_TOKENS, extra
         context what the local code leaves beyond LOCAL_MIN_TOKENS, and the code before the cursor's line the rest
-        (`window.PrefixWindows`)."""
+        (`window.PrefixWindows`). `cold_tokens`: a prompt of at most that many tokens, no extra context and the
+        end of the window only (a cold cache and a slow model: what fits the time budget)."""
+        with self._prompt_lock:
+            if cold_tokens is not None:
+                return self._cold_prompt(uri, tok, order, prefix, suffix, cold_tokens)
+            (extra_ids, window_ids, suffix_ids), typed = self._prompt_parts(uri, tok, prefix, suffix, budget)
+        return layout(tok, extra_ids + window_ids, suffix_ids, order), typed
+
+    def _cold_prompt(
+        self, uri: str, tok: Tokenizer, order: str, prefix: str, suffix: str, cold_tokens: int
+    ) -> tuple[list[int], str]:
+        """A prompt of at most cold_tokens: the suffix's first quarter of them, no extra context, and a window of
+        the code before the line from `cold_windows` (its own stable starts, so that consecutive cold prompts
+        share their tokens and the quick cache serves them as the full cache serves full ones)."""
+        before_line, typed = split_at_line_start(prefix)
+        specials = 3 if tok.special.has_fim else 0
+        cap = cold_tokens // 4 if tok.special.has_fim else 0
+        suffix_ids = tok.encode(suffix[: 8 * cap])[:cap] if cap and suffix else []
+        window = self.cold_windows.window(uri, tok, before_line, max(1, cold_tokens - specials - len(suffix_ids)))
+        return layout(tok, window.ids, suffix_ids, order), typed
+
+    def _prompt_parts(
+        self, uri: str, tok: Tokenizer, prefix: str, suffix: str, budget: int
+    ) -> tuple[tuple[list[int], list[int], list[int]], str]:
+        """((extra context, window, suffix) tokens, the typed part of the line)."""
         before_line, typed = split_at_line_start(prefix)
         has_fim = tok.special.has_fim
         # A fixed reserve for the typed part (forced tokens follow the prompt in the context), so that the prompt
@@ -170,4 +257,4 @@ class CompletionPipeline:
             extra = self._stable_extra_context(uri, before_line, suffix, extra_room)
             extra_ids = tok.encode(extra)[: share - local_need] if extra else []
         window = self.windows.window(uri, tok, before_line, share - len(extra_ids))
-        return layout(tok, extra_ids + window.ids, suffix_ids, order), typed
+        return (extra_ids, window.ids, suffix_ids), typed

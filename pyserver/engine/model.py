@@ -240,9 +240,13 @@ class Session:
             del self.tokens[n:]
             self._last_logits = None
 
-    def append(self, tokens: Sequence[int], n_logits: int = 1) -> np.ndarray | None:
+    def append(
+        self, tokens: Sequence[int], n_logits: int = 1, cancel: native.CancelFlag | None = None
+    ) -> np.ndarray | None:
         """Evaluates tokens after the cached ones. Returns logits [n_logits, vocab] for the last n_logits of them,
-        or None if the session's cancel flag was set (the cache then holds what was finished, whole chunks only)."""
+        or None if the cancel flag (the session's, unless another is given) was set (the cache then holds what was
+        finished, whole chunks only)."""
+        flag = self.cancel if cancel is None else cancel
         tokens = [int(t) for t in tokens]
         if not tokens:
             raise ValueError("append needs at least one token")
@@ -254,7 +258,7 @@ class Session:
             chunk = tokens[start : start + PREFILL_CHUNK]
             remaining_after = len(tokens) - start - len(chunk)
             want = max(0, min(len(chunk), n_logits - remaining_after))
-            logits = self.model.native.forward(self.cache, self.model.embed(chunk), want, self.cancel)
+            logits = self.model.native.forward(self.cache, self.model.embed(chunk), want, flag)
             if logits is None:
                 return None
             self.tokens.extend(chunk)

@@ -43,6 +43,8 @@ async def inline_completion(ls: RyzansteinServer, params: t.InlineCompletionPara
     offset = doc.offset_at_position(params.position)  # UTF-16 positions, as LSP defines them
     stop = threading.Event()
     result = await _generate(ls, uri, text, offset, stop)
+    if result is not None and result.cold:  # the prompt was cut to fit the time budget: warm the whole one
+        ls.warmups.request(ls.host, ls.pipeline, uri, text, offset)
     if result is None or not result.text or stop.is_set():
         return empty
     if ls.workspace.get_text_document(uri).version != version:

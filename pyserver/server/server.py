@@ -38,6 +38,7 @@ FEATURES: list[tuple[str, Any, Callable[..., Any]]] = [
     (t.TEXT_DOCUMENT_DID_CHANGE, None, documents.did_change),
     (t.TEXT_DOCUMENT_DID_SAVE, None, documents.did_save),
     (t.TEXT_DOCUMENT_DID_CLOSE, None, documents.did_close),
+    (documents.CURSOR_REST, None, documents.cursor_rest),
     (t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions(), completion_handler.inline_completion),
     (t.SHUTDOWN, None, lifecycle.shutdown),
 ]

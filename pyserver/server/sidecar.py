@@ -25,6 +25,7 @@ from pyserver.server.index_host import IndexHost
 from pyserver.server.protocol import RyzansteinProtocol
 from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
+from pyserver.server.warmup import WarmUps
 from pyserver.tiers.plan import ServingPlan, serving_plan
 from pyserver.tiers.setup import read_config
 
@@ -58,6 +59,7 @@ class RyzansteinServer(LanguageServer):
         self.refactor_pool = ThreadPoolExecutor(1, thread_name_prefix="refactor")
         self.loop: asyncio.AbstractEventLoop | None = None
         self.latest: dict[str, threading.Event] = {}  # per document: the stop flag of its newest completion
+        self.warmups = WarmUps()
         self._shown: set[str] = set()
         self._pending_problems: list[str] = []
         self.acceptance = AcceptanceStats(None)

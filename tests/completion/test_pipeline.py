@@ -51,7 +51,8 @@ def test_index_context_goes_into_the_prompt(engine: CompletionPipeline) -> None:
         c = engine.complete("file:///ws/app.py", text, len(text), lambda: False)
         assert c is not None
         tok = engine.host.model.tokenizer  # type: ignore[union-attr]
-        prompt = tok.decode(engine.host._completion_session.tokens)  # type: ignore[union-attr]
+        assert engine.host.sessions is not None
+        prompt = tok.decode(engine.host.sessions.get("file:///ws/app.py").full.tokens)  # type: ignore[union-attr]
         assert "# lib/helpers.py\ndef scale_vector(v, k):" in prompt
         # Looked up for this file, from the text before the cursor's line (the same at every keystroke on it).
         assert calls == [("/ws/app.py", "from lib.helpers import scale_vector\n\n")]
