@@ -29,8 +29,12 @@ GIB = 1 << 30
 # The engine's decode speed as a share of the bandwidth roofline, for profiles without a measurement of their own
 # (bench model --shape 2b4t: 0.50-0.59 on the development machine; setup measures it on each machine).
 DEFAULT_EFFICIENCY = 0.55
+# Prefill: ternary multiply-accumulates per second over a whole forward pass (bench peers at the 2B4T shape: ~190
+# tokens/s on 2 Zen 4 cores, about 400 GMAC/s; a profile without a measurement assumes a third of that).
+DEFAULT_PREFILL_GMACS = 130.0
+PREFILL_TOKENS, PREFILL_RUNS = 64, 3
 CACHE_MAX_AGE_S = 30 * 24 * 3600
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 CACHE_NAME = "hardware.json"
 # 2B4T-sized layers, 6 of them (~125 MB read per token: beyond the caches, so bandwidth-bound like the real tiers).
 EFFICIENCY_FORMAT = "I2_S"
@@ -62,6 +66,7 @@ class HardwareProfile:
     features: tuple[str, ...]
     bandwidth_gbs: float  # measured read bandwidth with every core reading
     efficiency: float = DEFAULT_EFFICIENCY  # the engine's decode speed as a share of the bandwidth roofline
+    prefill_gmacs: float = DEFAULT_PREFILL_GMACS  # ternary MACs/s (1e9) a prefill of a batch of tokens reaches
     # Median decode tokens/s seen in use, per model id (record_observed), where there are enough samples.
     observed_tps: dict[str, float] = field(default_factory=dict, compare=False, hash=False)
     measured: bool = True  # False: the efficiency is the default, not this machine's (profile(measure=False))
@@ -164,6 +169,33 @@ def measure_decode(
         native.set_num_threads(before)
 
 
+def measure_prefill(
+    threads: int, shape: ModelConfig = EFFICIENCY_SHAPE, fmt: str = EFFICIENCY_FORMAT, runs: int = PREFILL_RUNS
+) -> float:
+    """Prefill speed as ternary GMAC/s: the median of `runs` prefills of PREFILL_TOKENS tokens into an empty cache
+    of a random model of `shape` (its whole forward pass, attention and head included, counted per MAC of the
+    projections: a tier's prefill tokens/s is this over its projections' parameters)."""
+    from pyserver import native
+    from pyserver.engine.random_model import random_ternary_model
+
+    before = native.num_threads()
+    native.set_num_threads(threads)
+    try:
+        model = random_ternary_model(shape, fmt)
+        s = model.session(PREFILL_TOKENS + 8)
+        ids = [i % shape.vocab for i in range(1, PREFILL_TOKENS + 1)]
+        s.append(ids)  # warm-up: pages, threads, clock
+        times = []
+        for _ in range(runs):
+            s.truncate(0)
+            t0 = time.perf_counter()
+            s.append(ids)
+            times.append(time.perf_counter() - t0)
+        return round(PREFILL_TOKENS * shape.ternary_params / statistics.median(times) / 1e9, 1)
+    finally:
+        native.set_num_threads(before)
+
+
 def measure_efficiency(bandwidth_gbs: float, threads: int, **kw: Any) -> float:
     """The share of the bandwidth roofline the engine reaches decoding 2B4T-sized layers (~2 s)."""
     tps, bytes_per_token, _ = measure_decode(threads, **kw)
@@ -216,10 +248,12 @@ def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = 
     with _lock:
         data = _read(path)
     bandwidth = efficiency = None
+    prefill = DEFAULT_PREFILL_GMACS
     fresh = False
     if data.get("key") == key and not remeasure:
         try:
             bandwidth, efficiency = float(data["bandwidth_gbs"]), float(data["efficiency"])
+            prefill = float(data["prefill_gmacs"])
             fresh = time.time() - float(data.get("time", 0)) < CACHE_MAX_AGE_S
         except (KeyError, TypeError, ValueError):
             bandwidth = efficiency = None
@@ -229,6 +263,7 @@ def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = 
             bandwidth = measure_bandwidth(threads)
             tps, bytes_per_token, runs = measure_decode(threads)
             efficiency = round(min(1.0, bytes_per_token * tps / 1e9 / bandwidth), 3)
+            prefill = measure_prefill(threads)
             with _lock:
                 data = _read(path)  # observations recorded meanwhile are kept (when still valid)
                 keep = data.get("observed", {}) if data.get("key") == key else {}
@@ -239,6 +274,7 @@ def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = 
                     "bandwidth_gbs": bandwidth,
                     "efficiency": efficiency,
                     "decode_tokens_per_s": round(tps, 2),
+                    "prefill_gmacs": prefill,
                     "runs_tokens_per_s": [round(r, 2) for r in runs],
                     "observed": keep,
                 }
@@ -257,6 +293,7 @@ def profile(cache: Path | None = None, remeasure: bool = False, measure: bool = 
         features=features,
         bandwidth_gbs=round(bandwidth, 2),
         efficiency=efficiency,
+        prefill_gmacs=prefill,
         observed_tps=_medians(data.get("observed")) if data.get("key") == key else {},
         measured=measured,
         engine=key["engine"],

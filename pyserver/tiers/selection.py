@@ -17,7 +17,15 @@ from pyserver.tiers.registry import TIER_ORDER, ModelSpec, Registry
 EDITOR_HEADROOM = 2 * GIB  # VS Code, the language servers, the browser next to it
 MAX_RAM_SHARE = 0.6  # never plan to take more than this share of the machine's memory
 # A completion of ~12 tokens should take well under a second of decode: 20 tokens/s.
-COMPLETION_MIN_TPS = 20.0
+COMPLETION_MIN_TPS = 20.0  # (kept for refactors' streaming and the observed-speed correction)
+# A completion's predicted latency: the prompt tokens the cache does not hold (typing along and down lines: a few
+# per request, a whole line now and then) at the prefill speed, plus a single-line suggestion at the decode speed.
+# A tier serves completions when that stays within 600 ms (decode alone used to ask for 20 tokens/s: 12 tokens
+# in 600 ms).
+EXPECTED_NEW_PROMPT_TOKENS = 16
+EXPECTED_OUTPUT_TOKENS = 12
+COMPLETION_LATENCY_MS = 600.0
+COLD_PROMPT_TOKENS = 1024  # a whole prompt (settings.maxPromptTokens): what a warm-up must prefill
 REFACTOR_MIN_TPS = 4.0  # refactors stream into a progress notification; slower is still useful
 COMPLETION_CTX = 2048  # KV cache the completion session keeps
 
@@ -46,6 +54,16 @@ def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None
     return roofline_tps(spec, hw, efficiency)
 
 
+def prefill_tps(spec: ModelSpec, hw: HardwareProfile) -> float:
+    """Prefill tokens/s: the profile's measured MAC rate over the model's projections."""
+    return hw.prefill_gmacs * 1e9 / max(1, spec.shape.ternary_params)
+
+
+def completion_latency_ms(spec: ModelSpec, hw: HardwareProfile, decode_tps: float) -> float:
+    """A typical completion's latency: EXPECTED_NEW_PROMPT_TOKENS of prefill, EXPECTED_OUTPUT_TOKENS of decode."""
+    return 1e3 * (EXPECTED_NEW_PROMPT_TOKENS / prefill_tps(spec, hw) + EXPECTED_OUTPUT_TOKENS / max(decode_tps, 1e-9))
+
+
 def corrected_efficiency(registry: Registry, hw: HardwareProfile) -> float:
     """The profile's efficiency scaled by how the speeds seen in use (bandwidth-bound models only) compare with
     their prediction: the correction for the models not yet used on this machine."""
@@ -71,6 +89,8 @@ class Candidate:
     fast_enough: bool
     present: bool
     seen_in_use: bool = False  # tps is the median decode speed observed, not a prediction
+    prefill_tps: float = 0.0
+    latency_ms: float = 0.0  # a typical completion's, predicted (completion_latency_ms)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,6 +98,9 @@ class Candidate:
             "tier": self.spec.tier,
             "resident_gib": round(self.resident_bytes / GIB, 2),
             "predicted_tokens_per_s": round(self.tps, 1),
+            "predicted_prefill_tokens_per_s": round(self.prefill_tps, 1),
+            "predicted_completion_ms": round(self.latency_ms),
+            "whole_prompt_warm_up_s": round(COLD_PROMPT_TOKENS / max(self.prefill_tps, 1e-9), 1),
             "speed_seen_in_use": self.seen_in_use,
             "fits_ram": self.fits_ram,
             "fast_enough_for_completions": self.fast_enough,
@@ -120,7 +143,20 @@ def evaluate(
         resident = spec.shape.resident_bytes(min(spec.context_length, COMPLETION_CTX))
         seen = efficiency is None and spec.id in hw.observed_tps
         tps = predicted_tps(spec, hw) if seen else roofline_tps(spec, hw, corrected)
-        out.append(Candidate(spec, resident, tps, resident <= budget, tps >= COMPLETION_MIN_TPS, spec.id in have, seen))
+        latency = completion_latency_ms(spec, hw, tps)
+        out.append(
+            Candidate(
+                spec,
+                resident,
+                tps,
+                resident <= budget,
+                latency <= COMPLETION_LATENCY_MS,
+                spec.id in have,
+                seen,
+                prefill_tps(spec, hw),
+                latency,
+            )
+        )
     return out
 
 
@@ -147,7 +183,9 @@ def choose(
         f"{EDITOR_HEADROOM / GIB:.0f} GiB for the editor, at most {MAX_RAM_SHARE:.0%} of "
         f"{hw.total_ram / GIB:.1f} GiB)",
         f"predicted decode = {efficiency:.2f} ({source}) x {hw.bandwidth_gbs:.1f} GB/s / bytes per token; "
-        f"completions need {COMPLETION_MIN_TPS:.0f} tokens/s",
+        f"prefill = {hw.prefill_gmacs:.0f} GMAC/s measured / the projections' parameters; a completion = "
+        f"{EXPECTED_NEW_PROMPT_TOKENS} new prompt tokens of prefill + {EXPECTED_OUTPUT_TOKENS} of decode, "
+        f"at most {COMPLETION_LATENCY_MS:.0f} ms to serve completions",
     ]
     if given is None:
         seen = [f"{m.id} {hw.observed_tps[m.id]:.1f}" for m in registry.models if m.id in hw.observed_tps]
@@ -162,7 +200,7 @@ def choose(
         if not c.fits_ram:
             why.append(f"needs {c.resident_bytes / GIB:.1f} GiB")
         if not c.fast_enough:
-            why.append(f"~{c.tps:.0f} tokens/s")
+            why.append(f"~{c.latency_ms:.0f} ms a completion ({c.prefill_tps:.0f} prefill, {c.tps:.0f} decode tok/s)")
         verdict = "fits" if not why else "too " + ("large" if not c.fits_ram else "slow") + f" ({', '.join(why)})"
         reasons.append(f"{c.spec.tier} {c.spec.id}: {verdict}{'' if c.present else ', not downloaded'}")
     ready = [c for c in good if c.present]

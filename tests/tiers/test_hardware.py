@@ -34,6 +34,7 @@ class Fake:
         monkeypatch.setattr(hardware, "cpu_model", lambda: self.cpu)
         monkeypatch.setattr(hardware, "measure_bandwidth", self.bandwidth)
         monkeypatch.setattr(hardware, "measure_decode", self.decode)
+        monkeypatch.setattr(hardware, "measure_prefill", lambda threads: 300.0)
         monkeypatch.setattr(native, "measure_read_bandwidth", self.probe)
 
     def bandwidth(self, threads: int) -> float:
@@ -107,20 +108,21 @@ def test_observed_speeds_correct_the_prediction() -> None:
     f7 = registry.by_id("falcon3-7b-instruct-1.58bit")
     shipped = registry.by_id("ryzanstein-code")
     assert b2 is not None and f7 is not None and shipped is not None
-    hw = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 25.0)  # 0.55 x 25 / 0.686 GB: 20.0 tokens/s
-    assert predicted_tps(b2, hw) == pytest.approx(20.0, rel=0.01)
+    # 0.55 x 30 / 0.685 GB: 24.1 tokens/s; with a fast prefill, a completion takes 12 / 24.1 s + 17 ms = 515 ms
+    hw = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 30.0, prefill_gmacs=2000.0)
+    assert predicted_tps(b2, hw) == pytest.approx(24.1, rel=0.01)
     assert choose(registry, hw, present=[b2.id]).model == b2.id
-    # In use it decodes at 12 tokens/s: too slow for completions after all, and the 7B is predicted slower too.
-    seen = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 25.0, observed_tps={b2.id: 12.0})
+    # In use it decodes at 12 tokens/s: too slow for completions after all (1 s), and the 7B predicted slower too.
+    seen = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 30.0, prefill_gmacs=2000.0, observed_tps={b2.id: 12.0})
     assert predicted_tps(b2, seen) == 12.0
-    assert corrected_efficiency(registry, seen) == pytest.approx(DEFAULT_EFFICIENCY * 12.0 / 20.0, rel=0.01)
+    assert corrected_efficiency(registry, seen) == pytest.approx(DEFAULT_EFFICIENCY * 12.0 / 24.1, rel=0.01)
     d = choose(registry, seen, present=[b2.id])
     assert d.model == "ryzanstein-code" and any("seen in use" in r for r in d.reasons)
     cand = {c.spec.id: c for c in d.candidates}
     assert cand[b2.id].seen_in_use and cand[b2.id].tps == 12.0 and not cand[f7.id].seen_in_use
-    assert cand[f7.id].tps == pytest.approx(roofline_tps(f7, hw) * 0.6, rel=0.01)
+    assert cand[f7.id].tps == pytest.approx(roofline_tps(f7, hw) * 12.0 / 24.1, rel=0.01)
     # An explicit efficiency is a what-if: the formula, not the observation.
-    assert predicted_tps(b2, seen, efficiency=0.55) == pytest.approx(20.0, rel=0.01)
+    assert predicted_tps(b2, seen, efficiency=0.55) == pytest.approx(24.1, rel=0.01)
     # The shipped model runs from the caches: its speed corrects nothing else.
     tiny = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 25.0, observed_tps={shipped.id: 900.0})
     assert corrected_efficiency(registry, tiny) == DEFAULT_EFFICIENCY

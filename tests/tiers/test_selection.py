@@ -18,7 +18,10 @@ ALL = (
 
 
 def machine(total_gib: float, available_gib: float, cores: int, bandwidth: float) -> HardwareProfile:
-    return HardwareProfile(int(total_gib * GIB), int(available_gib * GIB), cores, cores, ("avx2",), bandwidth)
+    # Prefill: 100 GMAC/s per core (ternary multiply-accumulates of the projections).
+    return HardwareProfile(
+        int(total_gib * GIB), int(available_gib * GIB), cores, cores, ("avx2",), bandwidth, prefill_gmacs=100.0 * cores
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +42,14 @@ def test_registry_shapes_give_the_published_sizes(registry: Registry) -> None:
     "total,avail,cores,bw,tier,model",
     [
         (4, 3, 2, 20.0, "shipped", "ryzanstein-code"),  # budget 1 GiB: even 2B4T (1.7 GiB) does not fit
-        (8, 6, 2, 25.0, "3B", "bitnet-b1.58-2b4t"),  # budget 4 GiB; 0.55 x 25 / 0.686 = 20.0 tokens/s
-        (8, 6, 4, 20.0, "shipped", "ryzanstein-code"),  # fits, but 16 tokens/s is too slow for completions
-        (16, 12, 8, 40.0, "3B", "bitnet-b1.58-2b4t"),  # 7B: 0.55 x 40 / 1.864 = 11.8 tokens/s
-        (32, 28, 16, 80.0, "7B", "falcon3-7b-instruct-1.58bit"),  # 23.6 tokens/s; 10B: 17.1
-        (64, 60, 16, 120.0, "13B", "falcon3-10b-instruct-1.58bit"),  # 25.6 tokens/s, 4.3 GiB of a 38 GiB budget
+        # A completion = 16 prompt tokens at 100 GMAC/s per core / the projections' parameters + 12 tokens at
+        # 0.55 x bandwidth / bytes per token; at most 600 ms.
+        # 2B4T fits (budget 4 GiB) but 16 / (200e9 / 2.084e9) + 12 / (0.55 x 25 / 0.685) = 167 + 598 = 765 ms
+        (8, 6, 2, 25.0, "shipped", "ryzanstein-code"),
+        (8, 6, 4, 20.0, "shipped", "ryzanstein-code"),  # 2B4T: 83 + 748 = 831 ms
+        (16, 12, 8, 40.0, "3B", "bitnet-b1.58-2b4t"),  # 415 ms; 7B: 16 / 120.3 + 12 / 11.8 = 1,150 ms
+        (32, 28, 16, 80.0, "7B", "falcon3-7b-instruct-1.58bit"),  # 575 ms; 10B: 798 ms
+        (64, 60, 16, 120.0, "13B", "falcon3-10b-instruct-1.58bit"),  # 563 ms, 4.3 GiB of a 38 GiB budget
         (64, 3, 16, 120.0, "shipped", "ryzanstein-code"),  # a busy machine: only 1 GiB to spare now
     ],
 )
