@@ -15,6 +15,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from pyserver.engine.config import LINEAR_NAMES, ModelConfig
 from pyserver.engine.gguf_writing import SPECIALS, add_bpe_tokenizer, add_hparams, bpe_vocabulary
+from pyserver.engine.safetensors_loader import HF_LINEARS, HF_NORMS
 from tests.support.reference_kernels import pack
 from tests.support.reference_model import RefWeights
 
@@ -286,21 +287,10 @@ def write_gguf_i2s(m: RandomModel, path: Path) -> Path:
 
 # ---- safetensors directories ----------------------------------------------------------------------------
 
-HF_NAMES = {
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-HF_NORM_NAMES = {
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-    "attn_sub_norm": "self_attn.attn_sub_norm",
-    "ffn_sub_norm": "mlp.ffn_sub_norm",
-}
+# Hugging Face tensor names: the loader's (the writer must produce what real checkpoints have; the norms take each
+# name's first spelling).
+HF_NAMES = HF_LINEARS
+HF_NORM_NAMES = {ours: names[0] for ours, names in HF_NORMS.items()}
 
 
 def hf_pack(codes: np.ndarray) -> np.ndarray:
