@@ -100,6 +100,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_api(args: argparse.Namespace) -> int:
+    from pyserver.api.serve import serve
+
+    return serve(args.host, args.port, args.model or "", args.api_key, args.threads)
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from pyserver import native
     from pyserver.engine import Model, ModelLoadError
@@ -376,6 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--no-scalar", action="store_true", help="skip the (slow) scalar reference path")
     bench.set_defaults(func=_cmd_bench)
+
+    api = sub.add_parser(
+        "api", help="an OpenAI-compatible HTTP API (/v1/models, /v1/completions, /v1/chat/completions)"
+    )
+    api.add_argument("--host", default="127.0.0.1", help="address to bind (default: this machine only)")
+    api.add_argument("--port", type=int, default=8080)
+    api.add_argument("--model", default=None, help="a model file (default: the shipped model)")
+    api.add_argument("--api-key", default=None, help="require this key (also RYZANSTEIN_API_KEY)")
+    api.add_argument("--threads", type=int, default=0, help="engine threads (default: all cores)")
+    api.set_defaults(func=_cmd_api)
 
     gen = sub.add_parser("generate", help="generate text from a model file (GGUF or safetensors directory)")
     gen.add_argument("model", help="path to a .gguf file or a Hugging Face checkpoint directory")

@@ -19,7 +19,7 @@ def layer(module: str) -> str:
     head = parts[1]
     if head in ("cli", "__main__", "bench"):
         return "tools"
-    if head == "server":
+    if head in ("server", "api"):  # the front ends: the LSP sidecar and the OpenAI-compatible API
         return "server"
     if head in ("completion", "refactor", "index", "tiers"):
         return "middle"
