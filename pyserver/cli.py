@@ -106,6 +106,12 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.model or "", args.api_key, args.threads)
 
 
+def _cmd_mcp(args: argparse.Namespace) -> int:
+    from pyserver.api.mcp_server import serve
+
+    return serve(Path(args.root))
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from pyserver import native
     from pyserver.engine import Model, ModelLoadError
@@ -392,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--api-key", default=None, help="require this key (also RYZANSTEIN_API_KEY)")
     api.add_argument("--threads", type=int, default=0, help="engine threads (default: all cores)")
     api.set_defaults(func=_cmd_api)
+
+    mcp = sub.add_parser("mcp", help="a Model Context Protocol server on stdio over a folder's index and the model")
+    mcp.add_argument("--root", default=".", help="the workspace folder (default: the current directory)")
+    mcp.set_defaults(func=_cmd_mcp)
 
     gen = sub.add_parser("generate", help="generate text from a model file (GGUF or safetensors directory)")
     gen.add_argument("model", help="path to a .gguf file or a Hugging Face checkpoint directory")
