@@ -34,7 +34,8 @@ $(VENV)/.installed: $(PY) pyproject.toml $(MODULES_STAMP) $(shell find native -t
 
 install: $(VENV)/.installed
 
-test: test-python test-extension test-e2e
+# The extension's tests first: they install node_modules, which the Python tests use too (Continue's config parser).
+test: test-extension test-python test-e2e
 
 test-python: install
 	$(PY) -m ruff check pyserver tests models

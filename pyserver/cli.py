@@ -106,6 +106,23 @@ def _cmd_api(args: argparse.Namespace) -> int:
     return serve(args.host, args.port, args.model or "", args.api_key, args.threads)
 
 
+def _cmd_continue_config(args: argparse.Namespace) -> int:
+    from pyserver.api.continue_config import write_continue_config
+
+    try:
+        path = write_continue_config(
+            f"http://{args.host}:{args.port}/v1", args.model_id, args.api_key, Path(args.path) if args.path else None
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Continue's config {path} now has the local model for chat, edit and autocomplete; start the API with "
+        f"`python -m pyserver api --port {args.port}`"
+    )
+    return 0
+
+
 def _cmd_mcp(args: argparse.Namespace) -> int:
     from pyserver.api.mcp_server import serve
 
@@ -398,6 +415,14 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--api-key", default=None, help="require this key (also RYZANSTEIN_API_KEY)")
     api.add_argument("--threads", type=int, default=0, help="engine threads (default: all cores)")
     api.set_defaults(func=_cmd_api)
+
+    cc = sub.add_parser("continue-config", help="point Continue.dev's config at the local API (merged, idempotent)")
+    cc.add_argument("--path", default=None, help="the config file (default: ~/.continue/config.yaml)")
+    cc.add_argument("--host", default="127.0.0.1")
+    cc.add_argument("--port", type=int, default=8080)
+    cc.add_argument("--model-id", default="ryzanstein-code", help="the model id the API serves")
+    cc.add_argument("--api-key", default=None)
+    cc.set_defaults(func=_cmd_continue_config)
 
     mcp = sub.add_parser("mcp", help="a Model Context Protocol server on stdio over a folder's index and the model")
     mcp.add_argument("--root", default=".", help="the workspace folder (default: the current directory)")

@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 import { registerAcceptCommands } from "./common/accept";
 import { registerCommands } from "./common/commands";
 import { CURSOR_REST, watchCursorRest } from "./common/cursorRest";
+import { LocalApi, setUpContinue } from "./common/localApi";
 import { ModelManager } from "./common/models";
 import { findPython } from "./common/python";
 import { Sidecar } from "./common/server";
@@ -81,6 +82,9 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
     models);
   registerAcceptCommands(ctx, sidecar);
   ctx.subscriptions.push(vscode.commands.registerCommand("ryzanstein.doctor", () => showDoctor(python, storage)));
+  const localApi = new LocalApi(python, storage, output);
+  ctx.subscriptions.push(localApi, vscode.commands.registerCommand("ryzanstein.setUpContinue",
+    () => setUpContinue(python, storage, localApi)));
   ctx.subscriptions.push(vscode.workspace.onDidChangeConfiguration(async (e) => {
     if (!e.affectsConfiguration("ryzanstein")) {
       return;
