@@ -1,4 +1,6 @@
-"""Add or update the docstring of the function at the cursor (fill-in-the-middle between the quotes)."""
+"""Add a docstring to the function at the cursor, or update the one it has (two commands: an existing docstring is
+replaced only when asked to update it). Fill-in-the-middle between the quotes; the result is verified (verify.py)
+before it is offered."""
 
 from __future__ import annotations
 
@@ -8,16 +10,30 @@ from pyserver.completion.prompt import fim_prompt, split_at_line_start
 from pyserver.engine import Session
 from pyserver.refactor import TextEdit
 from pyserver.refactor.common import function_at, line_offsets, run
+from pyserver.refactor.verify import applied, docstring_problem, keeps_signatures, parses
+
+MODES = ("add", "update")
 
 
 def docstring_edit(
-    session: Session, text: str, line: int, max_tokens: int, should_stop: Callable[[], bool], context: str = ""
+    session: Session,
+    text: str,
+    line: int,
+    max_tokens: int,
+    should_stop: Callable[[], bool],
+    context: str = "",
+    mode: str = "add",
 ) -> TextEdit | str | None:
-    """The edit, a reason string when there is nothing to do, or None when stopped. `context`: code from other
-    files (the workspace index's), put before the document in the prompt."""
+    """The edit, a reason string when there is nothing to do (or the model's text fails verification), or None
+    when stopped. `context`: code from other files (the workspace index's), put before the document in the prompt.
+    `mode`: "add" (refused when the function has a docstring) or "update" (refused when it has none)."""
     fn = function_at(text, line)
     if fn is None:
         return "no function at the cursor (or the file does not parse)"
+    if mode == "add" and fn.docstring is not None:
+        return f"{fn.name} already has a docstring (Update Docstring replaces it)"
+    if mode == "update" and fn.docstring is None:
+        return f"{fn.name} has no docstring to update (Add Docstring writes one)"
     tok = session.model.tokenizer
     assert tok is not None
     offs = line_offsets(text)
@@ -33,12 +49,15 @@ def docstring_edit(
     out = run(session, prompt, max_tokens, ['"""'], should_stop, forced)
     if out is None:
         return None
-    body = out.strip().replace('"""', "")
-    if not body:
-        return "the model produced an empty docstring"
+    body = out.strip()
+    problem = docstring_problem(body, fn.name)
+    if problem:
+        return problem
     lines = body.split("\n")
     doc = ind + '"""' + lines[0].strip()
     if len(lines) > 1:
         doc += "\n" + "\n".join((ind + ln.strip()) if ln.strip() else "" for ln in lines[1:]) + "\n" + ind
     doc += '"""\n'
-    return TextEdit(start, end, doc)
+    edit = TextEdit(start, end, doc)
+    after = applied(text, edit)
+    return parses(after) or keeps_signatures(text, after) or edit

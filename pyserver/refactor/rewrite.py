@@ -11,6 +11,7 @@ from pyserver.completion.prompt import fim_prompt, split_at_line_start
 from pyserver.engine import Session
 from pyserver.refactor import TextEdit
 from pyserver.refactor.common import run
+from pyserver.refactor.verify import applied, degenerate, keeps_signatures, parses
 
 
 def rewrite_edit(
@@ -22,7 +23,10 @@ def rewrite_edit(
     max_tokens: int,
     should_stop: Callable[[], bool],
     context: str = "",
+    python: bool = True,
 ) -> TextEdit | str | None:
+    """The edit, a reason string (nothing to do, or the model's code fails verification: for Python it must parse and
+    keep every function's signature), or None when stopped."""
     if start >= end:
         return "select the code to rewrite"
     tok = session.model.tokenizer
@@ -44,6 +48,11 @@ def rewrite_edit(
     if out is None:
         return None
     new = block_end(out, CursorContext(prefix, suffix)).rstrip()
-    if not new.strip():
-        return "the model produced no code"
-    return TextEdit(line_start, end, indent + new.lstrip() + ("\n" if original.endswith("\n") else ""))
+    problem = degenerate(new, original)
+    if problem:
+        return problem
+    edit = TextEdit(line_start, end, indent + new.lstrip() + ("\n" if original.endswith("\n") else ""))
+    if not python:
+        return edit
+    after = applied(text, edit)
+    return parses(after) or keeps_signatures(text, after) or edit

@@ -11,6 +11,7 @@ from pyserver.completion.prompt import split_at_line_start
 from pyserver.engine import Session
 from pyserver.refactor import NewFile
 from pyserver.refactor.common import function_at, run
+from pyserver.refactor.verify import tests_problem
 
 
 def new_tests_file(
@@ -38,4 +39,5 @@ def new_tests_file(
     body = block_end(out, CursorContext(head, "")).rstrip()
     if not body.strip():
         return "the model produced no test"
-    return NewFile(f"test_{module}.py", head + body + "\n")
+    source = head + body + "\n"
+    return tests_problem(source) or NewFile(f"test_{module}.py", source)

@@ -36,10 +36,12 @@ class ExplainArgs:
 
 @dataclass(frozen=True)
 class DocstringArgs:
-    """ryzanstein.sidecar.docstring: the function at the cursor gets a docstring."""
+    """ryzanstein.sidecar.docstring: the function at the cursor gets a docstring ("add", refused when it has one)
+    or a new one for the one it has ("update")."""
 
     uri: str
     position: t.Position
+    mode: str = "add"
 
 
 @dataclass(frozen=True)

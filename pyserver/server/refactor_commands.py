@@ -19,11 +19,18 @@ from lsprotocol import types as t
 from pyserver.completion.prompt import context_block
 from pyserver.engine import Session
 from pyserver.refactor import NewFile, TextEdit
-from pyserver.refactor.docstring import docstring_edit
+from pyserver.refactor.docstring import MODES, docstring_edit
 from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.write_tests import new_tests_file
-from pyserver.server.command_args import DocstringArgs, ExplainArgs, RewriteArgs, WriteTestsArgs, parse
+from pyserver.server.command_args import (
+    ArgumentError,
+    DocstringArgs,
+    ExplainArgs,
+    RewriteArgs,
+    WriteTestsArgs,
+    parse,
+)
 from pyserver.server.progress import begin_progress
 from pyserver.server.sidecar import RyzansteinServer
 
@@ -49,13 +56,15 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
 
 async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(DocstringArgs, args)
+    if a.mode not in MODES:
+        raise ArgumentError(f"'mode' must be one of {', '.join(MODES)}, got {a.mode!r}")
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens // 2
     return await _edit_command(
         ls,
         a.uri,
         a.position.line,
         "Ryzanstein: writing a docstring",
-        lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx),
+        lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx, a.mode),
     )
 
 
@@ -65,12 +74,13 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
     n = ls.settings.refactor_max_tokens
     around = (a.position or a.range.start).line
+    python = (doc.language_id or "python") == "python"
     return await _edit_command(
         ls,
         a.uri,
         around,
         "Ryzanstein: rewriting",
-        lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, a.instruction, n, stop, ctx),
+        lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, a.instruction, n, stop, ctx, python),
     )
 
 

@@ -49,39 +49,88 @@ def test_function_at() -> None:
     assert function_at("def broken(:\n", 1) is None
 
 
-def test_docstring_replaces_the_existing_one(model: Model) -> None:
-    edit = docstring_edit(model.session(1024), SOURCE, 4, 24, never)
+def _model_says(monkeypatch: pytest.MonkeyPatch, module: object, text: str) -> None:
+    """The model's text for a refactor (the placement and the verification are what is tested here)."""
+    monkeypatch.setattr(module, "run", lambda *a, **k: text)
+
+
+def test_update_replaces_the_docstring_add_inserts_one(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from pyserver.refactor import docstring
+
+    _model_says(monkeypatch, docstring, "Return the area of a w by h rectangle.")
+    edit = docstring_edit(model.session(1024), SOURCE, 4, 24, never, mode="update")
     assert isinstance(edit, TextEdit)
     assert SOURCE[edit.start : edit.end] == '    """Old docstring."""\n'
-    assert edit.new_text.startswith('    """') and edit.new_text.endswith('"""\n')
-
-
-def test_docstring_inserted_after_the_header(model: Model) -> None:
-    edit = docstring_edit(model.session(1024), SOURCE, 11, 24, never)
+    assert edit.new_text == '    """Return the area of a w by h rectangle."""\n'
+    edit = docstring_edit(model.session(1024), SOURCE, 11, 24, never, mode="add")
     assert isinstance(edit, TextEdit) and edit.start == edit.end == SOURCE.index("    return math.pi")
+    # Add never replaces a docstring; update never invents one.
+    assert docstring_edit(model.session(1024), SOURCE, 4, 24, never, mode="add") == (
+        "area already has a docstring (Update Docstring replaces it)"
+    )
+    assert "no docstring to update" in str(docstring_edit(model.session(1024), SOURCE, 11, 24, never, mode="update"))
+
+
+@pytest.mark.parametrize(
+    ("said", "why"),
+    [
+        ("def __eq__(self, a, b", "code instead of a docstring"),
+        ("", "produced nothing"),
+        ("circle", "says nothing"),
+        ("Compute it.\nCompute it.\nCompute it.\nCompute it.", "repeated itself"),
+        ("return math.pi * r ** 2", "code instead of a docstring"),
+    ],
+)
+def test_junk_docstrings_are_refused(monkeypatch: pytest.MonkeyPatch, model: Model, said: str, why: str) -> None:
+    from pyserver.refactor import docstring
+
+    _model_says(monkeypatch, docstring, said)
+    result = docstring_edit(model.session(1024), SOURCE, 11, 24, never)
+    assert isinstance(result, str) and why in result
 
 
 def test_stop_flag_cancels(model: Model) -> None:
-    assert docstring_edit(model.session(1024), SOURCE, 4, 24, lambda: True) is None
+    assert docstring_edit(model.session(1024), SOURCE, 11, 24, lambda: True) is None
 
 
-def test_rewrite_replaces_whole_lines_of_the_selection(model: Model) -> None:
+def test_rewrite_replaces_whole_lines_and_is_verified(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from pyserver.refactor import rewrite
+
     start = SOURCE.index("return w * h")
     end = start + len("return w * h")
-    edit = rewrite_edit(model.session(1024), SOURCE, start, end, "use multiplication of floats", 32, never)
+    _model_says(monkeypatch, rewrite, "return float(w) * float(h)")
+    edit = rewrite_edit(model.session(1024), SOURCE, start, end, "use floats", 32, never)
     assert isinstance(edit, TextEdit)
     assert edit.start == SOURCE.rfind("\n", 0, start) + 1 and edit.end == end
-    assert edit.new_text.startswith("    ")
+    assert edit.new_text == "    return float(w) * float(h)"
     assert rewrite_edit(model.session(1024), SOURCE, 5, 5, "x", 8, never) == "select the code to rewrite"
+    _model_says(monkeypatch, rewrite, "return w * (")
+    assert "does not parse" in str(rewrite_edit(model.session(1024), SOURCE, start, end, "x", 8, never))
+    _model_says(monkeypatch, rewrite, "return w * h")
+    assert "unchanged" in str(rewrite_edit(model.session(1024), SOURCE, start, end, "x", 8, never))
+    header = SOURCE.index("def area(w, h):")
+    _model_says(monkeypatch, rewrite, "def area(w):")
+    result = rewrite_edit(model.session(1024), SOURCE, header, header + len("def area(w, h):"), "x", 8, never)
+    assert "area's signature" in str(result)
 
 
-def test_tests_file_and_explain(model: Model) -> None:
+def test_tests_file_is_verified(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from pyserver.refactor import write_tests
+
+    _model_says(monkeypatch, write_tests, "assert area(2, 3) == 6\n")
     new = new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never)
     assert isinstance(new, NewFile) and new.name == "test_geometry.py"
-    assert new.text.startswith("from geometry import area\n\n\ndef test_area():\n    ")
+    assert new.text == "from geometry import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n"
+    assert Path("test_geometry.py").exists() is False  # nothing is written by the refactor itself
+    _model_says(monkeypatch, write_tests, "assert area(2, \n")
+    assert "does not parse" in str(new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never))
+    _model_says(monkeypatch, write_tests, "area(2, 3)\n")
+    assert "assert nothing" in str(new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never))
+
+
+def test_explain(model: Model) -> None:
     text = explain(model.session(1024), "return w * h", 16, never)
     assert isinstance(text, str) and text
-    assert Path("test_geometry.py").exists() is False  # nothing is written by the refactor itself
 
 
 @pytest.mark.parametrize("which", ["docstring", "rewrite", "tests", "explain"])

@@ -71,8 +71,8 @@ def test_search_count_outside_1_to_100_is_10(k: int, count: int) -> None:
 @pytest.mark.parametrize(
     ("kind", "args", "message"),
     [
-        (DocstringArgs, (), 'expected one argument {"uri": ..., "position": ...}'),
-        (DocstringArgs, ("not a dict",), 'expected one argument {"uri": ..., "position": ...}'),
+        (DocstringArgs, (), 'expected one argument {"uri": ..., "position": ..., "mode": ...}'),
+        (DocstringArgs, ("not a dict",), 'expected one argument {"uri": ..., "position": ..., "mode": ...}'),
         (DocstringArgs, (WHERE, WHERE), "expected one argument"),
         (DocstringArgs, ({"position": WHERE["position"]},), "'uri' is missing"),
         (DocstringArgs, ({"uri": 7, "position": WHERE["position"]},), "'uri' needs a string, not 7"),

@@ -46,7 +46,8 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
 /** The refactors: run in the sidecar, which applies their edits. */
 function registerRefactors(reg: Register, sidecar: Sidecar): void {
   reg("ryzanstein.explain", () => explain(sidecar));
-  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring"));
+  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "add" }));
+  reg("ryzanstein.updateDocstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "update" }));
   reg("ryzanstein.writeTests", () => runInSidecar(sidecar, "ryzanstein.sidecar.writeTests"));
   reg("ryzanstein.rewrite", () => rewrite(sidecar));
 }

@@ -308,14 +308,29 @@ async function checkMarkdownQuiet(page: Page): Promise<void> {
   await editorLines(page).filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
 }
 
-/** A palette refactor: a docstring for circle_area, applied by the sidecar as a workspace edit, then undone. */
+/** A palette refactor: a docstring for circle_area, applied by the sidecar as a workspace edit, then undone; or,
+ * when the model's docstring fails verification, refused with a message and the file left as it was. */
 async function docstringAndUndo(page: Page, file: string, accepted: string): Promise<void> {
   await page.keyboard.press("Control+G");
   await page.keyboard.type("5");
   await page.keyboard.press("Enter");
-  await runCommand(page, "Ryzanstein: Add or Update Docstring");
-  await waitFor("the docstring edit", 120_000, async () =>
-    (await editorLines(page).innerText()).includes('"""') ? true : undefined);
+  await runCommand(page, "Ryzanstein: Add Docstring");
+  const refusal = page.locator(".notifications-toasts", { hasText: "Ryzanstein:" });
+  const outcome = await waitFor("the docstring edit or its refusal", 120_000, async () => {
+    if ((await editorLines(page).innerText()).includes('"""')) {
+      return "edit";
+    }
+    return (await refusal.count()) > 0 ? "refused" : undefined;
+  });
+  if (outcome === "refused") {
+    const why = (await refusal.first().innerText()).split("\n")[0];
+    const untouched = await save(page, file, undefined);
+    if (untouched !== accepted) {
+      throw new Error(`a refused docstring changed the file:\n${untouched}`);
+    }
+    log(`docstring refused (${why}); the file is untouched`);
+    return;
+  }
   const refactored = await save(page, file, accepted);
   const lines = refactored.split("\n");
   const def = lines.findIndex((l) => l.startsWith("def circle_area"));

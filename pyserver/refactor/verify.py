@@ -1,0 +1,83 @@
+"""What a refactor's output must be before anything is written: code that parses, a function that keeps its name
+and signature, and text that is not degenerate (empty, the same line over and over, code where prose belongs, a
+copy of what was there). Each check returns the reason it fails, or None; the command then says why and writes
+nothing."""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from pyserver.refactor import TextEdit
+
+CODE_IN_PROSE = re.compile(r"^\s*(def |class |import |from \S+ import |return\b|if .*:\s*$|for .*:\s*$)|[{};]\s*$")
+
+
+def applied(text: str, edit: TextEdit) -> str:
+    return text[: edit.start] + edit.new_text + text[edit.end :]
+
+
+def parses(source: str, what: str = "the result") -> str | None:
+    try:
+        ast.parse(source)
+    except SyntaxError as exc:
+        return f"{what} does not parse (line {exc.lineno}: {exc.msg})"
+    return None
+
+
+def _signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
+    return f"{type(fn).__name__} {fn.name}({ast.unparse(fn.args)}) -> {ast.unparse(fn.returns) if fn.returns else ''}"
+
+
+def _functions(source: str) -> list[str]:
+    return sorted(
+        _signature(n) for n in ast.walk(ast.parse(source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+    )
+
+
+def keeps_signatures(before: str, after: str) -> str | None:
+    """Every function keeps its name and signature (a docstring or a rewrite inside one must not touch them)."""
+    lost = sorted(set(_functions(before)) - set(_functions(after)))
+    return f"it would change {lost[0].split('(')[0].split(' ', 1)[1]}'s signature" if lost else None
+
+
+def degenerate(text: str, original: str = "") -> str | None:
+    lines = [ln.strip() for ln in text.strip().split("\n") if ln.strip()]
+    if not lines:
+        return "the model produced nothing"
+    if len(lines) >= 3 and len(set(lines)) <= len(lines) // 3:
+        return "the model repeated itself"
+    if original and text.strip() == original.strip():
+        return "the model gave back the code unchanged"
+    return None
+
+
+def docstring_problem(body: str, function_name: str) -> str | None:
+    """A docstring's text: prose about the function, not code, not just its name, not a loop."""
+    bad = degenerate(body)
+    if bad:
+        return bad
+    words = re.findall(r"[A-Za-z]{2,}", body)
+    if len(words) < 3:
+        return "the model's docstring says nothing"
+    if any(CODE_IN_PROSE.search(ln) for ln in body.split("\n")) or "(self" in body or '"""' in body:
+        return "the model wrote code instead of a docstring"
+    if body.strip().rstrip(".").lower() == function_name.lower():
+        return "the model's docstring is only the function's name"
+    return None
+
+
+def tests_problem(source: str) -> str | None:
+    bad = parses(source, "the tests")
+    if bad:
+        return bad
+    tests = [
+        n
+        for n in ast.walk(ast.parse(source))
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test")
+    ]
+    if not tests:
+        return "the model wrote no test function"
+    if not any(isinstance(n, ast.Assert) for t in tests for n in ast.walk(t)):
+        return "the model's tests assert nothing"
+    return None
