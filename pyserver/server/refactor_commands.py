@@ -175,4 +175,6 @@ async def _apply(ls: RyzansteinServer, uri: str, version: int | None, edit: Text
     out: dict[str, Any] = {"applied": bool(result.applied)}
     if not result.applied:
         out["reason"] = result.failure_reason or "the editor refused the edit"
+    elif isinstance(edit, NewFile):
+        out["uri"] = target  # the editor opens it
     return out

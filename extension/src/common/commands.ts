@@ -48,7 +48,12 @@ function registerRefactors(reg: Register, sidecar: Sidecar): void {
   reg("ryzanstein.explain", () => explain(sidecar));
   reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "add" }));
   reg("ryzanstein.updateDocstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "update" }));
-  reg("ryzanstein.writeTests", () => runInSidecar(sidecar, "ryzanstein.sidecar.writeTests"));
+  reg("ryzanstein.writeTests", async () => {
+    const result = (await runInSidecar(sidecar, "ryzanstein.sidecar.writeTests")) as Args | undefined;
+    if (result?.applied === true && typeof result.uri === "string") {
+      await vscode.window.showTextDocument(vscode.Uri.parse(result.uri), { preview: false });
+    }
+  });
   reg("ryzanstein.rewrite", () => rewrite(sidecar));
 }
 
