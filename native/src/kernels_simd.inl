@@ -62,7 +62,7 @@ inline V load_rows(const uint8_t* const* p, int64_t off) {
 constexpr int64_t kPrefetch = RYZ_PREFETCH;
 // I2_S4: bytes ahead in the group's one stream.
 #ifndef RYZ_PREFETCH_I2S4
-#define RYZ_PREFETCH_I2S4 2048
+#define RYZ_PREFETCH_I2S4 4096
 #endif
 constexpr int64_t kPrefetchI2S4 = RYZ_PREFETCH_I2S4;
 

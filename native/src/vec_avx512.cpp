@@ -11,6 +11,10 @@ namespace ryz {
 namespace {
 
 constexpr int64_t kChunk = 2 * kI4Block;  // weights in one 64-byte load of a row: two BlockI4
+#ifndef RYZ_HEAD_PREFETCH
+#define RYZ_HEAD_PREFETCH 8192
+#endif
+constexpr int64_t kHeadPrefetch = RYZ_HEAD_PREFETCH;
 static_assert(2 * kI4Bytes == 64, "one zmm load holds two 4-bit blocks");
 
 // The activations in the order one zmm load of a row needs them: per 128-weight chunk, the low nibbles of its two
@@ -37,6 +41,8 @@ inline void rows_i4(const uint8_t* W, int64_t rb, int64_t n, const int8_t* xp, i
     for (int64_t c = 0; c < n; c += kChunk) {
         const __m512i xl = _mm512_loadu_si512(xp + c), xh = _mm512_loadu_si512(xp + c + 2 * kI4Bytes);
         for (int i = 0; i < NR; ++i) {
+            // Four rows are four streams: prefetch each ahead (measured: the head read ~35% slower without).
+            _mm_prefetch(reinterpret_cast<const char*>(W + (r + i) * rb + c / 2 + kHeadPrefetch), _MM_HINT_T0);
             const __m512i w = _mm512_loadu_si512(W + (r + i) * rb + c / 2);
             acc[i] = dpbusd(acc[i], _mm512_and_si512(w, m4), xl);
             acc[i] = dpbusd(acc[i], _mm512_and_si512(_mm512_srli_epi16(w, 4), m4), xh);
