@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pyserver.engine import Session
 from pyserver.refactor.common import run
+from pyserver.refactor.verify import degenerate
 
 HEADER = "\n\n# Explanation of the code above:\n#"
 
@@ -20,5 +22,14 @@ def explain(
     if out is None:
         return None
     lines = [ln.strip().lstrip("#").strip() for ln in out.split("\n")]
-    text = " ".join(ln for ln in lines if ln)
-    return text or "(the model had nothing to say about this code)"
+    return " ".join(ln for ln in lines if ln)
+
+
+def explanation_problem(text: str) -> str | None:
+    """Why an explanation is not worth showing (nothing said, a loop, no words), or None."""
+    bad = degenerate(text)
+    if bad:
+        return bad
+    if len(re.findall(r"[A-Za-z]{2,}", text)) < 3:
+        return "the model had nothing to say about this code"
+    return None

@@ -20,7 +20,7 @@ from pyserver.completion.prompt import context_block
 from pyserver.engine import Session
 from pyserver.refactor import NewFile, TextEdit
 from pyserver.refactor.docstring import MODES, docstring_edit
-from pyserver.refactor.explain import explain
+from pyserver.refactor.explain import explain, explanation_problem
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.write_tests import new_tests_file
 from pyserver.server.command_args import (
@@ -51,7 +51,10 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         "Ryzanstein: explaining",
         lambda stop, session: explain(session, selection, ls.settings.refactor_max_tokens // 2, stop, context),
     )
-    return {"text": text} if text is not None else {"cancelled": True}
+    if text is None:
+        return {"cancelled": True}
+    problem = explanation_problem(text)
+    return {"applied": False, "reason": problem} if problem else {"text": text}
 
 
 async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:

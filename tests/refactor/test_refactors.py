@@ -155,3 +155,18 @@ def test_runaway_repetition_is_cut(monkeypatch: pytest.MonkeyPatch, model: Model
 
     monkeypatch.setattr(common, "generate", lambda *a, **k: GenerationResult(text="Compare a, b, b, b, b, b, b, b"))
     assert common.run(model.session(), [1], 8, [], never) == "Compare a, b"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("", "produced nothing"),
+        ("0.0 1.0 2.0 3.0 4.0 5.0 6.0 7.0 8.0 9.0 10.0", "nothing to say"),  # what the shipped model wrote once
+        ("Returns the area of a circle from its radius.", None),
+    ],
+)
+def test_explanations_worth_showing(text: str, why: str | None) -> None:
+    from pyserver.refactor.explain import explanation_problem
+
+    got = explanation_problem(text)
+    assert (got is None) if why is None else (got is not None and why in got)

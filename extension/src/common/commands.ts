@@ -1,5 +1,6 @@
 // Palette commands: the refactors run in the sidecar (which applies their edits); the rest are local.
 
+import * as path from "node:path";
 import * as vscode from "vscode";
 
 import type { ModelManager } from "./models";
@@ -38,14 +39,16 @@ type Register = (id: string, fn: () => unknown) => void;
 export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar, showStatus: () => void,
   snooze: Snooze, refreshStatus: () => void, models: ModelManager): void {
   const reg: Register = (id, fn) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
-  registerRefactors(reg, sidecar);
+  const explanations = new Explanations();
+  ctx.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(Explanations.scheme, explanations));
+  registerRefactors(reg, sidecar, explanations);
   registerCompletionControls(reg, snooze, refreshStatus);
   registerSidecarCommands(reg, sidecar, showStatus, models);
 }
 
 /** The refactors: run in the sidecar, which applies their edits. */
-function registerRefactors(reg: Register, sidecar: Sidecar): void {
-  reg("ryzanstein.explain", () => explain(sidecar));
+function registerRefactors(reg: Register, sidecar: Sidecar, explanations: Explanations): void {
+  reg("ryzanstein.explain", () => explain(sidecar, explanations));
   reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "add" }));
   reg("ryzanstein.updateDocstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "update" }));
   reg("ryzanstein.writeTests", async () => {
@@ -57,12 +60,33 @@ function registerRefactors(reg: Register, sidecar: Sidecar): void {
   reg("ryzanstein.rewrite", () => rewrite(sidecar));
 }
 
-/** The sidecar's explanation of the selection, opened as Markdown beside the editor. */
-async function explain(sidecar: Sidecar): Promise<void> {
+/** The sidecar's explanation of the selection, opened beside the editor as a read-only Markdown document (no
+ * Untitled tab left dirty): its text comes from `explanations`, a content provider of the extension's own. */
+async function explain(sidecar: Sidecar, explanations: Explanations): Promise<void> {
   const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
   if (r && typeof r.text === "string") {
-    const doc = await vscode.workspace.openTextDocument({ content: r.text, language: "markdown" });
+    const editor = vscode.window.activeTextEditor;
+    const about = editor ? path.basename(editor.document.uri.path) : "selection";
+    const doc = await vscode.workspace.openTextDocument(explanations.add(about, r.text));
     await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+  }
+}
+
+/** Read-only documents holding explanations (scheme `ryzanstein-explanation`). */
+export class Explanations implements vscode.TextDocumentContentProvider {
+  static readonly scheme = "ryzanstein-explanation";
+  private readonly texts = new Map<string, string>();
+  private count = 0;
+
+  add(about: string, text: string): vscode.Uri {
+    this.count += 1;
+    const uri = vscode.Uri.from({ scheme: Explanations.scheme, path: `/Explanation ${this.count} (${about}).md` });
+    this.texts.set(uri.toString(), `# Explanation (${about})\n\n${text}\n`);
+    return uri;
+  }
+
+  provideTextDocumentContent(uri: vscode.Uri): string {
+    return this.texts.get(uri.toString()) ?? "";
   }
 }
 
