@@ -115,16 +115,6 @@ void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* 
     }
 }
 
-void gemv_i4_multi(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* const* xs,
-                   const int32_t* xsums, int nt, float* const* ys, int64_t r0, int64_t r1) {
-    // Blocks of 16 rows (20 KiB at n = 2560: they stay in L1) read from memory once, then by every token.
-    constexpr int64_t kBlock = 16;
-    for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
-        const int64_t b1 = b0 + kBlock < r1 ? b0 + kBlock : r1;
-        for (int t = 0; t < nt; ++t) gemv_i4(W, row_scale, n, xs[t], xsums[t], ys[t], b0, b1);
-    }
-}
-
 void hamming(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0, int64_t i1,
              uint16_t* out) {
     hamming_rows(sigs, bytes, q, rows, i0, i1, out,
@@ -134,7 +124,7 @@ void hamming(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t
 }  // namespace
 
 const VecOps& avx2_vec_ops() {
-    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4, gemv_i4_multi, hamming};
+    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4, hamming};
     return ops;
 }
 

@@ -74,20 +74,9 @@ void gemv_i4(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* 
     }
 }
 
-void gemv_i4_multi(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* const* xs,
-                   const int32_t* xsums, int nt, float* const* ys, int64_t r0, int64_t r1) {
-    // Blocks of 16 rows (20 KiB at n = 2560: they stay in L1) read from memory once, then by every token.
-    constexpr int64_t kBlock = 16;
-    for (int64_t b0 = r0; b0 < r1; b0 += kBlock) {
-        const int64_t b1 = b0 + kBlock < r1 ? b0 + kBlock : r1;
-        for (int t = 0; t < nt; ++t) gemv_i4(W, row_scale, n, xs[t], xsums[t], ys[t], b0, b1);
-    }
-}
-
 VecOps make_ops() {
     VecOps ops = avx2_vec_ops();
     ops.gemv_i4 = gemv_i4;
-    ops.gemv_i4_multi = gemv_i4_multi;
     return ops;
 }
 

@@ -19,10 +19,6 @@ struct VecOps {
     // The same for 4-bit rows (BlockI4): W [rows, n/2] bytes, n a multiple of kI4Block; xsum = sum of x.
     void (*gemv_i4)(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* x, int32_t xsum, float* y,
                     int64_t r0, int64_t r1);
-    // gemv_i4 for nt tokens at once (xs[t], xsums[t] -> ys[t]): each block of rows is read from memory once and
-    // reused from L1 for every token (the output head of a draft-verify pass).
-    void (*gemv_i4_multi)(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* const* xs,
-                          const int32_t* xsums, int nt, float* const* ys, int64_t r0, int64_t r1);
     // out[i] = popcount(sig(i) XOR q) for i in [i0, i1), sig(i) the row rows[i] (or i when rows is null) of sigs,
     // rows of `bytes` bytes, a multiple of 8 (the index's binary signatures).
     void (*hamming)(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0,

@@ -44,11 +44,6 @@ inline uint64_t popcount64_portable(uint64_t v) {
     return (v * 0x0101010101010101ULL) >> 56;
 }
 
-void gemv_i4_multi(const uint8_t* W, const float* row_scale, int64_t n, const int8_t* const* xs,
-                   const int32_t* xsums, int nt, float* const* ys, int64_t r0, int64_t r1) {
-    for (int t = 0; t < nt; ++t) gemv_i4(W, row_scale, n, xs[t], xsums[t], ys[t], r0, r1);
-}
-
 void hamming(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0, int64_t i1,
              uint16_t* out) {
     hamming_rows(sigs, bytes, q, rows, i0, i1, out,
@@ -58,7 +53,7 @@ void hamming(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t
 }  // namespace
 
 const VecOps& scalar_vec_ops() {
-    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4, gemv_i4_multi, hamming};
+    static const VecOps ops{dot, axpy, gemv_i8, gemv_i4, hamming};
     return ops;
 }
 
