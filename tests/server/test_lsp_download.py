@@ -22,6 +22,7 @@ from pyserver.tiers.registry import registry_path
 from tests.server.test_lsp import capabilities
 from tests.support.builders import random_model, write_gguf
 from tests.support.fake_hub import FakeHub
+from tests.support.registry import tiny_entry, write_registry
 
 REPO, FILE = "tiny-org/tiny-ternary-gguf", "tiny-i2.gguf"
 HOME = Path(tempfile.mkdtemp(prefix="ryz-dl-"))
@@ -37,22 +38,8 @@ def _hub() -> FakeHub:
     hub.start()
     # A registry with the shipped model and a small "3B" that lives on the hub above.
     real = json.loads(registry_path().read_text())
-    tiny = {
-        "id": "tiny-gguf",
-        "name": "Tiny ternary",
-        "format": "gguf",
-        "files": [FILE],
-        "repo": REPO,
-        "url": None,
-        "published_params": 0,
-        "architecture": "bitnet",
-        "tokenizer": "bpe",
-        "context_length": 256,
-        "shape": {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320},
-    }
-    (HOME / "registry.json").write_text(
-        json.dumps({"version": 1, "tiers": {"shipped": real["tiers"]["shipped"], "3B": [tiny]}})
-    )
+    tiny = tiny_entry(name="Tiny ternary", files=[FILE], repo=REPO)
+    write_registry(HOME / "registry.json", {"shipped": real["tiers"]["shipped"], "3B": [tiny]})
     return hub
 
 

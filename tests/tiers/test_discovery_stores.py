@@ -6,7 +6,6 @@ registry model of the same shape."""
 from __future__ import annotations
 
 import hashlib
-import json
 import struct
 from pathlib import Path
 from typing import Any
@@ -18,28 +17,14 @@ from pyserver.tiers import discovery
 from pyserver.tiers.discovery import discover, known_folders, other_tool_folders
 from pyserver.tiers.registry import Registry
 from tests.support.builders import random_model, write_gguf, write_gguf_i2s
+from tests.support.registry import tiny_entry, write_registry
 
 DIMS: dict[str, Any] = dict(n_embd=256, n_ff=768, n_layer=2, vocab=320)
 
 
 def registry(tmp: Path) -> Registry:
-    shape = {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320}
-    entry = {
-        "id": "tiny-3b",
-        "name": "tiny",
-        "format": "gguf",
-        "files": ["x.gguf"],
-        "repo": None,
-        "url": None,
-        "published_params": 0,
-        "architecture": "bitnet",
-        "tokenizer": "bpe",
-        "context_length": 256,
-        "shape": shape,
-    }
-    path = tmp / "registry.json"
-    path.write_text(json.dumps({"version": 1, "tiers": {"3B": [entry]}}))
-    return Registry.load(path)
+    entry = tiny_entry(id="tiny-3b", files=["x.gguf"])
+    return Registry.load(write_registry(tmp / "registry.json", {"3B": [entry]}))
 
 
 def retype(path: Path, tensor: str, type_id: int) -> None:

@@ -5,7 +5,6 @@ the next call, corrupt bytes refused (nothing installed), offline and unreachabl
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from pyserver.tiers.download import (
 from pyserver.tiers.registry import ModelSpec, Registry
 from tests.support.builders import random_model, write_gguf, write_safetensors_dir
 from tests.support.fake_hub import FakeHub
+from tests.support.registry import tiny_entry, write_registry
 
 REPO, ST_REPO = "tiny-org/tiny-ternary-gguf", "tiny-org/tiny-ternary"
 DIMS: dict[str, Any] = dict(n_embd=256, n_ff=768, n_layer=2, vocab=320)
@@ -45,36 +45,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
 
 
 def registry(tmp: Path, **extra: object) -> Registry:
-    shape = {"n_embd": 256, "n_ff": 768, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 320}
-    tiny = {
-        "id": "tiny-gguf",
-        "name": "tiny",
-        "format": "gguf",
-        "files": ["tiny-i2.gguf"],
-        "repo": REPO,
-        "url": None,
-        "published_params": 0,
-        "architecture": "bitnet",
-        "tokenizer": "bpe",
-        "context_length": 256,
-        "shape": shape,
-    } | extra
-    st = {
-        "id": "tiny-st",
-        "name": "tiny checkpoint",
-        "format": "safetensors",
-        "files": ["config.json", "tokenizer.json", "*.safetensors"],
-        "repo": ST_REPO,
-        "url": None,
-        "published_params": 0,
-        "architecture": "llama",
-        "tokenizer": "bpe",
-        "context_length": 256,
-        "shape": shape | {"n_ff": 1024},
-    }
-    path = tmp / "registry.json"
-    path.write_text(json.dumps({"version": 1, "tiers": {"3B": [tiny], "7B": [st]}}))
-    return Registry.load(path)
+    tiny = tiny_entry(repo=REPO, **extra)
+    st = tiny_entry(
+        id="tiny-st",
+        name="tiny checkpoint",
+        format="safetensors",
+        files=["config.json", "tokenizer.json", "*.safetensors"],
+        repo=ST_REPO,
+        architecture="llama",
+    )
+    st["shape"]["n_ff"] = 1024
+    return Registry.load(write_registry(tmp / "registry.json", {"3B": [tiny], "7B": [st]}))
 
 
 @pytest.fixture()
