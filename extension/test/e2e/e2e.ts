@@ -347,6 +347,40 @@ async function docstringAndUndo(page: Page, file: string, accepted: string): Pro
   log("undo restored the file");
 }
 
+/** Explain Selection on circle_area: a read-only Markdown tab beside the editor (no dirty Untitled tab), or, when
+ * the model's explanation says nothing, a message and no tab. */
+async function explainReadOnly(page: Page): Promise<void> {
+  await page.keyboard.press("Control+G");
+  await page.keyboard.type("4");
+  await page.keyboard.press("Enter");
+  await page.keyboard.press("Shift+Down");
+  await page.keyboard.press("Shift+Down");
+  const refusals = page.locator(".notifications-toasts .notification-toast", { hasText: "Ryzanstein: the model" });
+  const before = await refusals.count();
+  await runCommand(page, "Ryzanstein: Explain Selection");
+  const tab = page.locator(".tabs-container .tab", { hasText: "Explanation 1" });
+  const outcome = await waitFor("the explanation or its refusal", 120_000, async () => {
+    if ((await tab.count()) > 0) {
+      return "shown";
+    }
+    return (await refusals.count()) > before ? "refused" : undefined;
+  });
+  if (outcome === "refused") {
+    log(`explanation refused: ${(await refusals.last().innerText()).split("\n")[0]}`);
+    return;
+  }
+  await page.waitForTimeout(500);
+  await page.screenshot({ path: path.join(ARTIFACTS, "explain.png") });
+  const dirty = await page.locator(".tabs-container .tab.dirty").count();
+  if (dirty !== 0) {
+    throw new Error(`the explanation left ${dirty} unsaved tab(s)`);
+  }
+  const text = await page.locator(".editor-group-container.active .view-lines").innerText();
+  log(`explanation shown read-only beside the editor: ${JSON.stringify(text.slice(0, 120))} ` +
+    "(screenshot build/e2e/explain.png)");
+  await page.keyboard.press("Control+W");
+}
+
 /** The workspace index, through the palette: the sidecar indexed the folder at start; re-indexing reports it. */
 async function checkReindex(page: Page): Promise<void> {
   await runCommand(page, "Ryzanstein: Re-index Workspace");
@@ -443,6 +477,7 @@ async function main(): Promise<void> {
     await checkAcceptCounted(run.userData);
     await checkMarkdownQuiet(page);
     await docstringAndUndo(page, run.file, accepted);
+    await explainReadOnly(page);
     await checkReindex(page);
     await checkModelPicker(page);
     await checkDoctorReport(page);
