@@ -9,6 +9,7 @@ from pyserver.engine import Session
 from pyserver.refactor.common import run
 from pyserver.refactor.verify import degenerate
 
+REPEAT_WORDS = 5  # a run of this many words said twice is the model looping, not explaining
 HEADER = "\n\n# Explanation of the code above:\n#"
 
 
@@ -30,6 +31,10 @@ def explanation_problem(text: str) -> str | None:
     bad = degenerate(text)
     if bad:
         return bad
-    if len(re.findall(r"[A-Za-z]{2,}", text)) < 3:
+    words = re.findall(r"[A-Za-z]{2,}", text)
+    if len(words) < 3:
         return "the model had nothing to say about this code"
+    grams = [" ".join(words[i : i + REPEAT_WORDS]).lower() for i in range(len(words) - REPEAT_WORDS + 1)]
+    if len(grams) != len(set(grams)):  # (explanations come as one line: a loop shows as a phrase said again)
+        return "the model repeated itself"
     return None

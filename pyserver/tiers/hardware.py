@@ -29,9 +29,10 @@ GIB = 1 << 30
 # The engine's decode speed as a share of the bandwidth roofline, for profiles without a measurement of their own
 # (bench model --shape 2b4t: 0.50-0.59 on the development machine; setup measures it on each machine).
 DEFAULT_EFFICIENCY = 0.55
-# Prefill: ternary multiply-accumulates per second over a whole forward pass (bench peers at the 2B4T shape: ~190
-# tokens/s on 2 Zen 4 cores, about 400 GMAC/s; a profile without a measurement assumes a third of that).
-DEFAULT_PREFILL_GMACS = 130.0
+# Prefill: ternary multiply-accumulates per second over a whole forward pass. bench peers at the 2B4T shape on 2 Zen 4
+# cores: ~190 tokens/s (about 400 GMAC/s) on the AVX-512 path, ~100 (about 200 GMAC/s) on the AVX2 one; a profile
+# without a measurement assumes the AVX2 figure.
+DEFAULT_PREFILL_GMACS = 200.0
 PREFILL_TOKENS, PREFILL_RUNS = 64, 3
 CACHE_MAX_AGE_S = 30 * 24 * 3600
 CACHE_VERSION = 3

@@ -162,6 +162,7 @@ def test_runaway_repetition_is_cut(monkeypatch: pytest.MonkeyPatch, model: Model
     [
         ("", "produced nothing"),
         ("0.0 1.0 2.0 3.0 4.0 5.0 6.0 7.0 8.0 9.0 10.0", "nothing to say"),  # what the shipped model wrote once
+        ("- The code below is a circle - The code below is a circle", "repeated itself"),  # in code-server
         ("Returns the area of a circle from its radius.", None),
     ],
 )

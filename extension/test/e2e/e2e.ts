@@ -353,8 +353,8 @@ async function explainReadOnly(page: Page): Promise<void> {
   await page.keyboard.press("Control+G");
   await page.keyboard.type("4");
   await page.keyboard.press("Enter");
-  await page.keyboard.press("Shift+Down");
-  await page.keyboard.press("Shift+Down");
+  await page.keyboard.press("Shift+ArrowDown");
+  await page.keyboard.press("Shift+ArrowDown");
   const refusals = page.locator(".notifications-toasts .notification-toast", { hasText: "Ryzanstein: the model" });
   const before = await refusals.count();
   await runCommand(page, "Ryzanstein: Explain Selection");
@@ -371,7 +371,8 @@ async function explainReadOnly(page: Page): Promise<void> {
   }
   await page.waitForTimeout(500);
   await page.screenshot({ path: path.join(ARTIFACTS, "explain.png") });
-  const dirty = await page.locator(".tabs-container .tab.dirty").count();
+  // (notes.md is dirty from the Markdown step: only the explanation's own tab, or an Untitled one, counts here)
+  const dirty = await page.locator(".tabs-container .tab.dirty", { hasText: /Explanation|Untitled/ }).count();
   if (dirty !== 0) {
     throw new Error(`the explanation left ${dirty} unsaved tab(s)`);
   }
