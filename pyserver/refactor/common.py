@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pyserver.completion.filters.context import CursorContext
 from pyserver.completion.filters.repetition import cut_repetition
 from pyserver.engine import Session
-from pyserver.engine.generate import generate
+from pyserver.engine.generate import Generation
+from pyserver.engine.sampling import Sampler
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,26 @@ def run(
     stop: Sequence[str],
     should_stop: Callable[[], bool],
     forced: str = "",
+    sampler: Sampler | None = None,
+    on_text: Callable[[str], None] | None = None,
 ) -> str | None:
     """The generated text after `forced` (the prompt's last line, see `split_at_line_start`), runaway repetition
-    cut (the completion filter's rule); None when stopped."""
-    r = generate(
-        session, prompt, max_tokens=max_tokens, stop_strings=stop, should_stop=should_stop, forced_prefix=forced
+    cut (the completion filter's rule); None when stopped. `on_text(text so far)` is called as it grows."""
+    g = Generation(
+        session,
+        prompt,
+        max_tokens=max_tokens,
+        stop_strings=stop,
+        should_stop=should_stop,
+        forced_prefix=forced,
+        sampler=sampler,
     )
+    so_far = ""
+    for delta in g:
+        so_far += delta
+        if on_text is not None:
+            on_text(so_far)
+    r = g.result
     return None if r.stop_reason == "cancelled" else cut_repetition(r.text, CursorContext("", ""))
 
 

@@ -7,22 +7,31 @@ from collections.abc import Callable
 
 from pyserver.engine import Session
 from pyserver.refactor.common import run
-from pyserver.refactor.verify import degenerate
+from pyserver.refactor.verify import degenerate, repeats_phrase
 
 REPEAT_WORDS = 5  # a run of this many words said twice is the model looping, not explaining
 HEADER = "\n\n# Explanation of the code above:\n#"
 
 
 def explain(
-    session: Session, selection: str, max_tokens: int, should_stop: Callable[[], bool], context: str = ""
+    session: Session,
+    selection: str,
+    max_tokens: int,
+    should_stop: Callable[[], bool],
+    context: str = "",
+    on_text: Callable[[str], None] | None = None,
 ) -> str | None:
+    """The explanation, as prose (the comment's `#` taken off); None when stopped. `on_text` gets it as it grows."""
     tok = session.model.tokenizer
     assert tok is not None
     prompt = tok.encode(context + selection.rstrip() + HEADER)[-(session.n_ctx - max_tokens) :]
-    out = run(session, prompt, max_tokens, ["\n\n"], should_stop)
-    if out is None:
-        return None
-    lines = [ln.strip().lstrip("#").strip() for ln in out.split("\n")]
+    stream = (lambda text: on_text(prose(text))) if on_text is not None else None
+    out = run(session, prompt, max_tokens, ["\n\n"], should_stop, on_text=stream)
+    return None if out is None else prose(out)
+
+
+def prose(comment: str) -> str:
+    lines = [ln.strip().lstrip("#").strip() for ln in comment.split("\n")]
     return " ".join(ln for ln in lines if ln)
 
 
@@ -34,7 +43,6 @@ def explanation_problem(text: str) -> str | None:
     words = re.findall(r"[A-Za-z]{2,}", text)
     if len(words) < 3:
         return "the model had nothing to say about this code"
-    grams = [" ".join(words[i : i + REPEAT_WORDS]).lower() for i in range(len(words) - REPEAT_WORDS + 1)]
-    if len(grams) != len(set(grams)):  # (explanations come as one line: a loop shows as a phrase said again)
+    if repeats_phrase(text, REPEAT_WORDS, 2):  # (explanations come as one line: a loop is a phrase said again)
         return "the model repeated itself"
     return None

@@ -52,11 +52,25 @@ def degenerate(text: str, original: str = "") -> str | None:
     return None
 
 
+def repeats_phrase(text: str, words: int, times: int) -> bool:
+    """Some run of `words` words occurs `times` times or more (case aside): a model looping in prose."""
+    w = [x.lower() for x in re.findall(r"[A-Za-z]{2,}", text)]
+    counts: dict[tuple[str, ...], int] = {}
+    for i in range(len(w) - words + 1):
+        gram = tuple(w[i : i + words])
+        counts[gram] = counts.get(gram, 0) + 1
+        if counts[gram] >= times:
+            return True
+    return False
+
+
 def docstring_problem(body: str, function_name: str) -> str | None:
     """A docstring's text: prose about the function, not code, not just its name, not a loop."""
     bad = degenerate(body)
     if bad:
         return bad
+    if repeats_phrase(body, 5, 3):
+        return "the model repeated itself"
     words = re.findall(r"[A-Za-z]{2,}", body)
     if len(words) < 3:
         return "the model's docstring says nothing"

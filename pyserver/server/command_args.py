@@ -32,6 +32,8 @@ class ExplainArgs:
 
     uri: str
     range: t.Range
+    force: bool = False  # run even where the model is known to be too weak for it (capability.py)
+    stream: str | None = None  # a token: the explanation so far comes in `ryzanstein/explanation` notifications
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,7 @@ class DocstringArgs:
     uri: str
     position: t.Position
     mode: str = "add"
+    force: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,8 @@ def _read(name: str, hint: Any, value: Any) -> Any:
         )
     if hint is int and (not isinstance(value, int) or isinstance(value, bool)):
         raise ArgumentError(f"'{name}' needs an integer, not {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ArgumentError(f"'{name}' needs true or false, not {value!r}")
     if hint is str and not isinstance(value, str):
         raise ArgumentError(f"'{name}' needs a string, not {value!r}")
     return value

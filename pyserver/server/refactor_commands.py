@@ -9,7 +9,9 @@ with that version; the sidecar refuses it itself if the document moved on meanwh
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
@@ -18,11 +20,12 @@ from lsprotocol import types as t
 
 from pyserver.completion.prompt import context_block
 from pyserver.engine import Session
-from pyserver.refactor import NewFile, TextEdit
+from pyserver.refactor import TextEdit
 from pyserver.refactor.docstring import MODES, docstring_edit
 from pyserver.refactor.explain import explain, explanation_problem
 from pyserver.refactor.rewrite import rewrite_edit
-from pyserver.refactor.write_tests import new_tests_file
+from pyserver.refactor.sandbox import run_tests
+from pyserver.refactor.write_tests import write_tests
 from pyserver.server.command_args import (
     ArgumentError,
     DocstringArgs,
@@ -31,25 +34,47 @@ from pyserver.server.command_args import (
     WriteTestsArgs,
     parse,
 )
+from pyserver.server.edits import (
+    Snapshot,
+    annotated,
+    end_positions,
+    moved_on,
+    new_or_extended_file,
+    path_of,
+    replace,
+    snapshot,
+)
 from pyserver.server.progress import begin_progress
 from pyserver.server.sidecar import RyzansteinServer
+from pyserver.tiers.capability import weakness
 
+EXPLANATION_NOTIFICATION = "ryzanstein/explanation"
 R = TypeVar("R")
 ShouldStop = Callable[[], bool]
 # make(session, document text, should_stop, workspace context) -> an edit, a reason there is none, or None (stopped)
-MakeEdit = Callable[[Session, str, ShouldStop, str], TextEdit | NewFile | str | None]
+MakeEdit = Callable[[Session, str, ShouldStop, str], TextEdit | str | None]
+
+
+def _gated(ls: RyzansteinServer, task: str, force: bool) -> dict[str, Any] | None:
+    """The refusal when the model that would write this is measured too weak for it (capability.py)."""
+    why = None if force else weakness(ls.tiers.path or ls.host.model_path, task)
+    return {"applied": False, "reason": why, "gated": True} if why else None
 
 
 async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(ExplainArgs, args)
+    gated = _gated(ls, "explain", a.force)
+    if gated:
+        return gated
     doc = ls.workspace.get_text_document(a.uri)
     start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
     selection = doc.source[start:end] or doc.lines[a.range.start.line]
     context = _workspace_context(ls, a.uri, selection)
+    on_text = _streamer(ls, a.stream) if a.stream else None
     text = await _run_refactor(
         ls,
         "Ryzanstein: explaining",
-        lambda stop, session: explain(session, selection, ls.settings.refactor_max_tokens // 2, stop, context),
+        lambda stop, session: explain(session, selection, ls.settings.refactor_max_tokens // 2, stop, context, on_text),
     )
     if text is None:
         return {"cancelled": True}
@@ -57,16 +82,35 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     return {"applied": False, "reason": problem} if problem else {"text": text}
 
 
+def _streamer(ls: RyzansteinServer, token: str, every_s: float = 0.1) -> Callable[[str], None]:
+    """Sends the text so far as `ryzanstein/explanation` {token, text}, at most every `every_s` seconds (the
+    command's result carries the final text)."""
+    last = [0.0]
+    loop = ls.loop
+
+    def send(text: str) -> None:
+        now = time.monotonic()
+        if loop is not None and now - last[0] >= every_s:
+            last[0] = now
+            loop.call_soon_threadsafe(ls.protocol.notify, EXPLANATION_NOTIFICATION, {"token": token, "text": text})
+
+    return send
+
+
 async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(DocstringArgs, args)
     if a.mode not in MODES:
         raise ArgumentError(f"'mode' must be one of {', '.join(MODES)}, got {a.mode!r}")
+    gated = _gated(ls, "docstring", a.force)
+    if gated:
+        return gated
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens // 2
     return await _edit_command(
         ls,
         a.uri,
         a.position.line,
         "Ryzanstein: writing a docstring",
+        "Add docstring" if a.mode == "add" else "Update docstring",
         lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx, a.mode),
     )
 
@@ -83,21 +127,45 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         a.uri,
         around,
         "Ryzanstein: rewriting",
+        f"Rewrite: {a.instruction[:60]}",
         lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, a.instruction, n, stop, ctx, python),
     )
 
 
 async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+    """Best-of-n tests run in a sandbox (write_tests.py); the kept file is offered as a preview: a new
+    test_<module>.py, or the tests appended to the existing one."""
     a = parse(WriteTestsArgs, args)
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens
-    name = Path(unquote(urlparse(a.uri).path)).name or "module.py"
-    return await _edit_command(
+    doc = ls.workspace.get_text_document(a.uri)
+    module = path_of(a.uri) or Path("/module.py")
+    text = doc.source
+    target = snapshot(ls.workspace, a.uri.rsplit("/", 1)[0] + f"/test_{module.stem}.py")
+    workspace = _folder_of(ls, module)
+    runner = partial(run_tests, workspace, module, text, Path(urlparse(target.uri).path).name)
+    context = _workspace_context(ls, a.uri, "\n".join(doc.lines[max(0, line - 5) : line + 25]))
+    result = await _run_refactor(
         ls,
-        a.uri,
-        a.position.line,
-        "Ryzanstein: writing tests",
-        lambda session, text, stop, ctx: new_tests_file(session, text, line, name, n, stop, ctx),
+        "Ryzanstein: writing and running tests",
+        lambda stop, session: write_tests(session, text, line, module.name, n, stop, runner, context, target.text),
     )
+    if result is None:
+        return {"cancelled": True}
+    if isinstance(result, str):
+        return {"applied": False, "reason": result}
+    changes = new_or_extended_file(target, result.file.text, end_positions(target.text or ""))
+    verb = "Add tests to" if result.appended else "Create"
+    out = await _apply(ls, target, changes, f"{verb} {result.file.name}", result.report(), open_after=True)
+    out["report"] = result.report()
+    return out
+
+
+def _folder_of(ls: RyzansteinServer, path: Path) -> Path:
+    """The workspace folder holding path (the sandbox copies it), else the file's own folder."""
+    for root in ls.index_roots:
+        if path.is_relative_to(root):
+            return root
+    return path.parent
 
 
 def _workspace_context(ls: RyzansteinServer, uri: str, code: str) -> str:
@@ -107,20 +175,24 @@ def _workspace_context(ls: RyzansteinServer, uri: str, code: str) -> str:
     return "".join(context_block(h.chunk.path, h.chunk.text) for h in hits)
 
 
-async def _edit_command(ls: RyzansteinServer, uri: str, line: int, title: str, make: MakeEdit) -> dict[str, Any]:
-    """Runs `make` on the document as it is now, then applies the edit against that version. The workspace context
-    is what the code around `line` uses."""
+async def _edit_command(
+    ls: RyzansteinServer, uri: str, line: int, title: str, label: str, make: MakeEdit
+) -> dict[str, Any]:
+    """Runs `make` on the document as it is now, then offers the edit for preview if the document has not moved
+    on. The workspace context is what the code around `line` uses."""
     doc = ls.workspace.get_text_document(uri)
-    version, text = doc.version, doc.source
+    before_text = doc.source  # (the document object changes as the user types on)
+    before = Snapshot(uri, doc.version, before_text)
     around = "\n".join(doc.lines[max(0, line - 5) : line + 25])
     edit = await _run_refactor(
-        ls, title, lambda stop, session: make(session, text, stop, _workspace_context(ls, uri, around))
+        ls, title, lambda stop, session: make(session, before_text, stop, _workspace_context(ls, uri, around))
     )
     if edit is None:
         return {"cancelled": True}
     if isinstance(edit, str):
         return {"applied": False, "reason": edit}
-    return await _apply(ls, uri, version, edit)
+    changes = [replace(before, edit.start, edit.end, edit.new_text, end_positions(before_text))]
+    return await _apply(ls, before, changes, label, Path(urlparse(uri).path).name)
 
 
 async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldStop, Session], R]) -> R:
@@ -149,35 +221,19 @@ async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldS
         progress.end("cancelled" if stop.is_set() else "done")
 
 
-async def _apply(ls: RyzansteinServer, uri: str, version: int | None, edit: TextEdit | NewFile) -> dict[str, Any]:
-    """Sends the edit with the document version it was computed on; refuses it here if the document moved on."""
-    doc = ls.workspace.get_text_document(uri)
-    if isinstance(edit, TextEdit):
-        if doc.version != version:
-            return {"applied": False, "reason": f"the document changed (version {version} -> {doc.version})"}
-        rng = t.Range(start=doc.client_position_at_offset(edit.start), end=doc.client_position_at_offset(edit.end))
-        changes: list[Any] = [
-            t.TextDocumentEdit(
-                text_document=t.OptionalVersionedTextDocumentIdentifier(uri=uri, version=version),
-                edits=[t.TextEdit(range=rng, new_text=edit.new_text)],
-            )
-        ]
-    else:
-        target = uri.rsplit("/", 1)[0] + "/" + edit.name
-        start = t.Position(line=0, character=0)
-        changes = [
-            t.CreateFile(uri=target, options=t.CreateFileOptions(ignore_if_exists=True)),
-            t.TextDocumentEdit(
-                text_document=t.OptionalVersionedTextDocumentIdentifier(uri=target, version=None),
-                edits=[t.TextEdit(range=t.Range(start=start, end=start), new_text=edit.text)],
-            ),
-        ]
-    result = await ls.workspace_apply_edit_async(
-        t.ApplyWorkspaceEditParams(edit=t.WorkspaceEdit(document_changes=changes), label="Ryzanstein")
-    )
+async def _apply(
+    ls: RyzansteinServer, before: Snapshot, changes: list[Any], label: str, description: str, open_after: bool = False
+) -> dict[str, Any]:
+    """Offers the changes for preview (the editor applies them only when the user accepts), unless the document
+    they were computed on moved on meanwhile."""
+    problem = moved_on(ls.workspace, before)
+    if problem:
+        return {"applied": False, "reason": problem}
+    edit = t.WorkspaceEdit(document_changes=changes, change_annotations=annotated(f"Ryzanstein: {label}", description))
+    result = await ls.workspace_apply_edit_async(t.ApplyWorkspaceEditParams(edit=edit, label=f"Ryzanstein: {label}"))
     out: dict[str, Any] = {"applied": bool(result.applied)}
     if not result.applied:
-        out["reason"] = result.failure_reason or "the editor refused the edit"
-    elif isinstance(edit, NewFile):
-        out["uri"] = target  # the editor opens it
+        out["reason"] = result.failure_reason or "not applied (discarded in the preview, or refused by the editor)"
+    elif open_after:
+        out["uri"] = before.uri  # the extension shows it
     return out

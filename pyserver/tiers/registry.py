@@ -34,6 +34,9 @@ class ModelSpec:
     # Expected SHA-256 per file name (optional, lower-case hex): a download that differs is refused. The hub's own
     # LFS checksum is checked as well where it publishes one.
     sha256: tuple[tuple[str, str], ...] = ()
+    # The refactors this model is measured too weak for, with the rate of useful answers that showed it
+    # (`python -m pyserver bench refactors`): they are refused for it (capability.py).
+    weak_tasks: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def from_json(cls, tier: str, d: dict[str, Any]) -> ModelSpec:
@@ -56,6 +59,7 @@ class ModelSpec:
             published_params=int(d["published_params"]),
             revision=str(d.get("revision") or "main"),
             sha256=tuple(sorted((str(k), v.lower()) for k, v in sha.items())),
+            weak_tasks=tuple(sorted((str(k), float(v)) for k, v in (d.get("weak_tasks") or {}).items())),
         )
 
     def sha256_of(self, filename: str) -> str | None:
@@ -101,6 +105,10 @@ class Registry:
 
     def by_id(self, model_id: str) -> ModelSpec | None:
         return next((m for m in self.models if m.id == model_id), None)
+
+    def by_file(self, name: str) -> ModelSpec | None:
+        """The model one of whose files is called `name`."""
+        return next((m for m in self.models if name in m.files), None)
 
 
 def registry_path() -> Path:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pyserver.engine import Model
-from pyserver.refactor import NewFile, TextEdit
+from pyserver.refactor import TextEdit
 from pyserver.refactor.common import function_at
 from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain
 from pyserver.refactor.rewrite import rewrite_edit
-from pyserver.refactor.write_tests import new_tests_file
+from pyserver.refactor.sandbox import PytestRun
+from pyserver.refactor.write_tests import WrittenTests, write_tests
 from tests.support.builders import random_model, write_gguf
 
 SOURCE = '''import math
@@ -35,6 +37,9 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
     m = random_model(np.random.default_rng(1), "bitnet", "TQ2_0", n_layer=1)
     m.token_embd[-5:] = 0.0  # specials never win: the random model always writes something
     return Model.load(write_gguf(m, tmp_path_factory.mktemp("m") / "m.gguf", context_length=2048))
+
+
+PASSED = PytestRun(collected=1, passed=1)
 
 
 def never() -> bool:
@@ -79,6 +84,11 @@ def test_update_replaces_the_docstring_add_inserts_one(monkeypatch: pytest.Monke
         ("circle", "says nothing"),
         ("Compute it.\nCompute it.\nCompute it.\nCompute it.", "repeated itself"),
         ("return math.pi * r ** 2", "code instead of a docstring"),
+        (  # the shipped model on circle_area (seen over LSP): a sentence said again and again
+            "Return the circle.\n\nThe radius is a circle of the radius. The radius is a circle of the radius. "
+            "The radius is a circle of the radius.",
+            "repeated itself",
+        ),
     ],
 )
 def test_junk_docstrings_are_refused(monkeypatch: pytest.MonkeyPatch, model: Model, said: str, why: str) -> None:
@@ -114,18 +124,32 @@ def test_rewrite_replaces_whole_lines_and_is_verified(monkeypatch: pytest.Monkey
     assert "area's signature" in str(result)
 
 
-def test_tests_file_is_verified(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
-    from pyserver.refactor import write_tests
+def _no_run(text: str) -> PytestRun:
+    raise AssertionError("a candidate that fails verification must not be run")
 
-    _model_says(monkeypatch, write_tests, "assert area(2, 3) == 6\n")
-    new = new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never)
-    assert isinstance(new, NewFile) and new.name == "test_geometry.py"
-    assert new.text == "from geometry import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n"
+
+def test_tests_file_is_verified(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from pyserver.refactor import write_tests as wt
+
+    _model_says(monkeypatch, wt, "assert area(2, 3) == 6\n")
+    ran: list[str] = []
+    new = write_tests(model.session(1024), SOURCE, 5, "geometry.py", 32, never, lambda s: ran.append(s) or PASSED)
+    assert isinstance(new, WrittenTests) and new.file.name == "test_geometry.py" and not new.appended
+    assert new.file.text == "from geometry import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n"
+    assert ran == [new.file.text] and new.candidates == 1  # all passed at once: no more candidates sampled
     assert Path("test_geometry.py").exists() is False  # nothing is written by the refactor itself
-    _model_says(monkeypatch, write_tests, "assert area(2, \n")
-    assert "does not parse" in str(new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never))
-    _model_says(monkeypatch, write_tests, "area(2, 3)\n")
-    assert "assert nothing" in str(new_tests_file(model.session(1024), SOURCE, 5, "geometry.py", 32, never))
+    _model_says(monkeypatch, wt, "assert area(2, \n")
+    assert "does not parse" in str(write_tests(model.session(1024), SOURCE, 5, "geometry.py", 32, never, _no_run))
+    _model_says(monkeypatch, wt, "area(2, 3)\n")
+    assert "assert nothing" in str(write_tests(model.session(1024), SOURCE, 5, "geometry.py", 32, never, _no_run))
+
+
+def test_a_docstring_may_repeat_a_phrase_twice(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
+    from pyserver.refactor import docstring
+
+    said = "Scale the circle by the factor.\n\nA factor below one shrinks it; scale the circle by the factor to undo."
+    _model_says(monkeypatch, docstring, said)
+    assert isinstance(docstring_edit(model.session(1024), SOURCE, 11, 24, never), TextEdit)
 
 
 def test_explain(model: Model) -> None:
@@ -142,7 +166,7 @@ def test_workspace_context_leads_the_prompt(model: Model, which: str) -> None:
     elif which == "rewrite":
         rewrite_edit(s, SOURCE, SOURCE.index("return w"), SOURCE.index("\n\n\n@"), "use max", 8, never, context)
     elif which == "tests":
-        new_tests_file(s, SOURCE, 10, "shapes.py", 8, never, context)
+        write_tests(s, SOURCE, 10, "shapes.py", 8, never, lambda text: PASSED, context, candidates=1)
     else:
         explain(s, "return w * h", 8, never, context)
     prompt = model.tokenizer.decode(s.tokens)  # type: ignore[union-attr]
@@ -153,8 +177,17 @@ def test_runaway_repetition_is_cut(monkeypatch: pytest.MonkeyPatch, model: Model
     from pyserver.engine.generate import GenerationResult
     from pyserver.refactor import common
 
-    monkeypatch.setattr(common, "generate", lambda *a, **k: GenerationResult(text="Compare a, b, b, b, b, b, b, b"))
-    assert common.run(model.session(), [1], 8, [], never) == "Compare a, b"
+    class Said:
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            self.result = GenerationResult(text="Compare a, b, b, b, b, b, b, b", stop_reason="max_tokens")
+
+        def __iter__(self) -> Iterator[str]:
+            yield from ("Compare a, b", ", b, b, b, b, b, b")
+
+    monkeypatch.setattr(common, "Generation", Said)
+    streamed: list[str] = []
+    assert common.run(model.session(), [1], 8, [], never, on_text=streamed.append) == "Compare a, b"
+    assert streamed == ["Compare a, b", "Compare a, b, b, b, b, b, b, b"]  # the stream is the raw text so far
 
 
 @pytest.mark.parametrize(

@@ -32,6 +32,9 @@ POSITION_NEEDED = 'needs a position {"line": n, "character": n} (integers, 0 or 
 RANGE = t.Range(start=t.Position(line=1, character=4), end=t.Position(line=3, character=0))
 
 
+EXPECTED_DOCSTRING = 'expected one argument {"uri": ..., "position": ..., "mode": ..., "force": ...}'
+
+
 @pytest.mark.parametrize(
     ("kind", "arg", "expected"),
     [
@@ -71,8 +74,8 @@ def test_search_count_outside_1_to_100_is_10(k: int, count: int) -> None:
 @pytest.mark.parametrize(
     ("kind", "args", "message"),
     [
-        (DocstringArgs, (), 'expected one argument {"uri": ..., "position": ..., "mode": ...}'),
-        (DocstringArgs, ("not a dict",), 'expected one argument {"uri": ..., "position": ..., "mode": ...}'),
+        (DocstringArgs, (), EXPECTED_DOCSTRING),
+        (DocstringArgs, ("not a dict",), EXPECTED_DOCSTRING),
         (DocstringArgs, (WHERE, WHERE), "expected one argument"),
         (DocstringArgs, ({"position": WHERE["position"]},), "'uri' is missing"),
         (DocstringArgs, ({"uri": 7, "position": WHERE["position"]},), "'uri' needs a string, not 7"),

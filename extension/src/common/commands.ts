@@ -1,4 +1,4 @@
-// Palette commands: the refactors run in the sidecar (which applies their edits); the rest are local.
+// Palette commands: the refactors run in the sidecar (which offers their edits for preview); the rest are local.
 
 import * as path from "node:path";
 import * as vscode from "vscode";
@@ -18,20 +18,35 @@ function where(editor: vscode.TextEditor): Args {
   };
 }
 
-async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {}): Promise<unknown> {
+async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {}, models?: ModelManager):
+  Promise<Args | undefined> {
   const editor = vscode.window.activeTextEditor;
   if (!editor || !sidecar.client) {
     void vscode.window.showWarningMessage("Ryzanstein: open a file first (and wait for the sidecar to start).");
     return undefined;
   }
-  const result = (await sidecar.client.sendRequest("workspace/executeCommand", {
-    command,
-    arguments: [{ ...where(editor), ...extra }],
-  })) as Args | undefined;
+  const args = { ...where(editor), ...extra };
+  const result = (await sidecar.client.sendRequest("workspace/executeCommand", { command, arguments: [args] })) as
+    Args | undefined;
+  if (result?.gated === true && typeof result.reason === "string") {
+    return offerLargerModel(result.reason, models, () => runInSidecar(sidecar, command, { ...extra, force: true }));
+  }
   if (result && result.applied === false && typeof result.reason === "string") {
     void vscode.window.showWarningMessage(`Ryzanstein: ${result.reason}`);
   }
   return result;
+}
+
+/** The model is measured too weak for this refactor: choose another in the model manager, or run it anyway. */
+async function offerLargerModel(reason: string, models: ModelManager | undefined,
+  anyway: () => Promise<Args | undefined>): Promise<Args | undefined> {
+  const choice = await vscode.window.showWarningMessage(`Ryzanstein: ${reason}`, "Choose a Model…", "Try Anyway");
+  if (choice === "Choose a Model…") {
+    await models?.pick();
+  } else if (choice === "Try Anyway") {
+    return anyway();
+  }
+  return { applied: false, reason };
 }
 
 type Register = (id: string, fn: () => unknown) => void;
@@ -41,59 +56,102 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
   const reg: Register = (id, fn) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
   const explanations = new Explanations();
   ctx.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(Explanations.scheme, explanations));
-  registerRefactors(reg, sidecar, explanations);
+  registerRefactors(reg, sidecar, explanations, models);
   registerCompletionControls(reg, snooze, refreshStatus);
   registerSidecarCommands(reg, sidecar, showStatus, models);
 }
 
-/** The refactors: run in the sidecar, which applies their edits. */
-function registerRefactors(reg: Register, sidecar: Sidecar, explanations: Explanations): void {
-  reg("ryzanstein.explain", () => explain(sidecar, explanations));
-  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "add" }));
-  reg("ryzanstein.updateDocstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "update" }));
+/** The refactors: run in the sidecar, whose edits arrive for preview (VS Code's Refactor Preview: Apply or
+ * Discard). */
+function registerRefactors(reg: Register, sidecar: Sidecar, explanations: Explanations, models: ModelManager): void {
+  reg("ryzanstein.explain", () => explain(sidecar, explanations, models));
+  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "add" }, models));
+  reg("ryzanstein.updateDocstring",
+    () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "update" }, models));
   reg("ryzanstein.writeTests", async () => {
-    const result = (await runInSidecar(sidecar, "ryzanstein.sidecar.writeTests")) as Args | undefined;
+    const result = await runInSidecar(sidecar, "ryzanstein.sidecar.writeTests", {}, models);
     if (result?.applied === true && typeof result.uri === "string") {
       await vscode.window.showTextDocument(vscode.Uri.parse(result.uri), { preview: false });
     }
+    if (typeof result?.report === "string") {
+      void vscode.window.showInformationMessage(`Ryzanstein: ${result.report}`);
+    }
   });
-  reg("ryzanstein.rewrite", () => rewrite(sidecar));
+  reg("ryzanstein.rewrite", () => rewrite(sidecar, models));
 }
 
-/** The sidecar's explanation of the selection, opened beside the editor as a read-only Markdown document (no
- * Untitled tab left dirty): its text comes from `explanations`, a content provider of the extension's own. */
-async function explain(sidecar: Sidecar, explanations: Explanations): Promise<void> {
-  const r = (await runInSidecar(sidecar, "ryzanstein.sidecar.explain")) as Args | undefined;
-  if (r && typeof r.text === "string") {
-    const editor = vscode.window.activeTextEditor;
-    const about = editor ? path.basename(editor.document.uri.path) : "selection";
-    const doc = await vscode.workspace.openTextDocument(explanations.add(about, r.text));
-    await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true });
+let streams = 0;
+
+/** The sidecar's explanation of the selection, in a read-only Markdown document beside the editor (no Untitled
+ * tab left dirty), filled in as the sidecar streams it (`ryzanstein/explanation` notifications); its text comes
+ * from `explanations`, a content provider of the extension's own. Cancel from the progress notification. */
+async function explain(sidecar: Sidecar, explanations: Explanations, models: ModelManager): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  const about = editor ? path.basename(editor.document.uri.path) : "selection";
+  const token = `explain-${++streams}`;
+  let uri: vscode.Uri | undefined;
+  const shown = async (text: string): Promise<void> => {
+    if (uri) {
+      explanations.update(uri, text);
+      return;
+    }
+    uri = explanations.add(about, text);
+    const doc = await vscode.workspace.openTextDocument(uri);
+    await vscode.window.showTextDocument(doc, { viewColumn: vscode.ViewColumn.Beside, preview: true,
+      preserveFocus: true });
+  };
+  const listening = sidecar.client?.onNotification("ryzanstein/explanation", (p: { token?: string; text?: string }) => {
+    if (p.token === token && typeof p.text === "string" && p.text.trim()) {
+      void shown(`${p.text} …`);
+    }
+  });
+  try {
+    const r = await runInSidecar(sidecar, "ryzanstein.sidecar.explain", { stream: token }, models);
+    if (typeof r?.text === "string") {
+      await shown(r.text);
+    } else if (uri) {
+      explanations.update(uri, r?.cancelled === true ? "*(cancelled)*"
+        : `*(withheld: ${String(r?.reason ?? "the explanation was not usable")})*`);
+    }
+  } finally {
+    listening?.dispose();
   }
 }
 
-/** Read-only documents holding explanations (scheme `ryzanstein-explanation`). */
+/** Read-only documents holding explanations (scheme `ryzanstein-explanation`); `update` refreshes an open one. */
 export class Explanations implements vscode.TextDocumentContentProvider {
   static readonly scheme = "ryzanstein-explanation";
   private readonly texts = new Map<string, string>();
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  readonly onDidChange = this.changed.event;
   private count = 0;
 
   add(about: string, text: string): vscode.Uri {
     this.count += 1;
     const uri = vscode.Uri.from({ scheme: Explanations.scheme, path: `/Explanation ${this.count} (${about}).md` });
-    this.texts.set(uri.toString(), `# Explanation (${about})\n\n${text}\n`);
+    this.texts.set(uri.toString(), Explanations.page(about, text));
     return uri;
+  }
+
+  update(uri: vscode.Uri, text: string): void {
+    const about = /\((.*)\)\.md$/.exec(uri.path)?.[1] ?? "selection";
+    this.texts.set(uri.toString(), Explanations.page(about, text));
+    this.changed.fire(uri);
   }
 
   provideTextDocumentContent(uri: vscode.Uri): string {
     return this.texts.get(uri.toString()) ?? "";
   }
+
+  private static page(about: string, text: string): string {
+    return `# Explanation (${about})\n\n${text}\n`;
+  }
 }
 
-async function rewrite(sidecar: Sidecar): Promise<void> {
+async function rewrite(sidecar: Sidecar, models: ModelManager): Promise<void> {
   const instruction = await vscode.window.showInputBox({ prompt: "How should the selection be rewritten?" });
   if (instruction) {
-    await runInSidecar(sidecar, "ryzanstein.sidecar.rewrite", { instruction });
+    await runInSidecar(sidecar, "ryzanstein.sidecar.rewrite", { instruction }, models);
   }
 }
 

@@ -5,7 +5,7 @@
 // Inputs (from prerequisites.sh): E2E_NODE24, E2E_CODE_SERVER, E2E_CHROMIUM. Artifacts go to build/e2e/.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -308,56 +308,146 @@ async function checkMarkdownQuiet(page: Page): Promise<void> {
   await editorLines(page).filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
 }
 
-/** A palette refactor: a docstring for circle_area, applied by the sidecar as a workspace edit, then undone; or,
- * when the model's docstring fails verification, refused with a message and the file left as it was. */
-async function docstringAndUndo(page: Page, file: string, accepted: string): Promise<void> {
-  await page.keyboard.press("Control+G");
-  await page.keyboard.type("5");
-  await page.keyboard.press("Enter");
-  await runCommand(page, "Ryzanstein: Add Docstring");
-  const refusal = page.locator(".notifications-toasts", { hasText: "Ryzanstein:" });
-  const outcome = await waitFor("the docstring edit or its refusal", 120_000, async () => {
-    if ((await editorLines(page).innerText()).includes('"""')) {
-      return "edit";
-    }
-    return (await refusal.count()) > 0 ? "refused" : undefined;
-  });
-  if (outcome === "refused") {
-    const why = (await refusal.first().innerText()).split("\n")[0];
-    const untouched = await save(page, file, undefined);
-    if (untouched !== accepted) {
-      throw new Error(`a refused docstring changed the file:\n${untouched}`);
-    }
-    log(`docstring refused (${why}); the file is untouched`);
-    return;
-  }
-  const refactored = await save(page, file, accepted);
-  const lines = refactored.split("\n");
-  const def = lines.findIndex((l) => l.startsWith("def circle_area"));
-  if (def < 0 || !lines[def + 1].trim().startsWith('"""')) {
-    throw new Error(`no docstring under circle_area:\n${refactored}`);
-  }
-  log(`docstring added: ${JSON.stringify(lines.slice(def + 1, def + 3).join("\n"))}`);
-  await page.screenshot({ path: path.join(ARTIFACTS, "docstring.png") });
-  await page.keyboard.press("Control+Z");
-  const undone = await save(page, file, refactored);
-  if (undone !== accepted) {
-    throw new Error(`undo did not restore the file:\n${undone}`);
-  }
-  log("undo restored the file");
+function toast(page: Page, text: string | RegExp): Locator {
+  return page.locator(".notifications-toasts .notification-toast", { hasText: text });
 }
 
-/** Explain Selection on circle_area: a read-only Markdown tab beside the editor (no dirty Untitled tab), or, when
- * the model's explanation says nothing, a message and no tab. */
-async function explainReadOnly(page: Page): Promise<void> {
+/** VS Code's Refactor Preview (edits marked needsConfirmation): its Apply and Discard buttons. */
+function previewButton(page: Page, label: "Apply" | "Discard"): Locator {
+  return page.locator(".part.panel .monaco-button", { hasText: new RegExp(`^\\s*${label}\\s*$`) });
+}
+
+async function gotoLine(page: Page, line: number): Promise<void> {
+  await page.locator(".tabs-container .tab", { hasText: FILE }).first().click();
   await page.keyboard.press("Control+G");
-  await page.keyboard.type("4");
+  await page.keyboard.type(String(line));
   await page.keyboard.press("Enter");
+}
+
+/** Runs a gated refactor: the shipped model is measured too weak for it, so a message offers a larger model or
+ * "Try Anyway"; the file is untouched until then. Returns after "Try Anyway" is clicked. */
+async function passTheGate(page: Page, command: string, gate: string, file: string, accepted: string,
+  shot: string): Promise<void> {
+  await runCommand(page, command);
+  const message = toast(page, gate);
+  await message.first().waitFor({ timeout: 60_000 });
+  if (shot) {
+    await page.screenshot({ path: path.join(ARTIFACTS, shot) });
+  }
+  if ((await save(page, file, undefined)) !== accepted) {
+    throw new Error("a gated refactor changed the file");
+  }
+  log(`${command}: gated (${(await message.first().innerText()).split("\n")[0].slice(0, 90)}…); file untouched`);
+  await message.first().locator(".monaco-button", { hasText: "Try Anyway" }).click();
+}
+
+/** Waits for the refactor's preview (Apply / Discard) or its refusal (a message of ours); a refusal must leave
+ * the file as it was. */
+async function previewOrRefusal(page: Page, what: string, refusal: Locator, before: number): Promise<boolean> {
+  const outcome = await waitFor(`${what}: the preview or its refusal`, 120_000, async () => {
+    if ((await previewButton(page, "Apply").count()) > 0) {
+      return "preview";
+    }
+    return (await refusal.count()) > before ? "refused" : undefined;
+  });
+  if (outcome === "refused") {
+    log(`${what}: refused (${(await refusal.last().innerText()).split("\n")[0]})`);
+  }
+  return outcome === "preview";
+}
+
+async function clickPreview(page: Page, label: "Apply" | "Discard"): Promise<void> {
+  await previewButton(page, label).first().click();
+  await waitFor(`the preview to close after ${label}`, 15_000, async () =>
+    (await previewButton(page, "Apply").count()) === 0 ? true : undefined);
+}
+
+/** Add Docstring on circle_area: gated for the shipped model (file untouched); tried anyway, the docstring comes
+ * as a preview, discarded (file untouched) and then applied (and undone), or is refused by verification. */
+async function docstringPreview(page: Page, file: string, accepted: string): Promise<void> {
+  const refusals = toast(page, /Ryzanstein: (the model|circle_area)/);
+  for (const choice of ["Discard", "Apply"] as const) {
+    await gotoLine(page, 5);
+    await passTheGate(page, "Ryzanstein: Add Docstring", "too small to write docstrings", file, accepted,
+      choice === "Discard" ? "gated.png" : "");
+    if (!(await previewOrRefusal(page, "docstring", refusals, await refusals.count()))) {
+      if ((await save(page, file, undefined)) !== accepted) {
+        throw new Error("a refused docstring changed the file");
+      }
+      log("docstring: the file is untouched");
+      return;
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, "docstring-preview.png") });
+    await clickPreview(page, choice);
+    if (choice === "Discard") {
+      if ((await save(page, file, undefined)) !== accepted) {
+        throw new Error("a discarded docstring changed the file");
+      }
+      log("docstring preview discarded: the file is untouched (screenshot build/e2e/docstring-preview.png)");
+      continue;
+    }
+    const refactored = await save(page, file, accepted);
+    const lines = refactored.split("\n");
+    const def = lines.findIndex((l) => l.startsWith("def circle_area"));
+    if (def < 0 || !lines[def + 1].trim().startsWith('"""')) {
+      throw new Error(`no docstring under circle_area:\n${refactored}`);
+    }
+    log(`docstring applied: ${JSON.stringify(lines.slice(def + 1, def + 3).join("\n"))}`);
+    await editorLines(page).click();
+    await page.keyboard.press("Control+Z");
+    if ((await save(page, file, refactored)) !== accepted) {
+      throw new Error("undo did not restore the file");
+    }
+    log("undo restored the file");
+  }
+}
+
+/** Write Tests on circle_area: candidates run with pytest in a sandbox; the kept file comes as a preview of a new
+ * test_geometry.py: discarded (no file), then applied (the file opens, the report says how many tests pass). */
+async function writeTestsPreview(page: Page, workspace: string): Promise<void> {
+  const target = path.join(workspace, "test_geometry.py");
+  const refusals = toast(page, "Ryzanstein: no usable tests");
+  for (const choice of ["Discard", "Apply"] as const) {
+    await gotoLine(page, 5);
+    await runCommand(page, "Ryzanstein: Write Tests");
+    if (!(await previewOrRefusal(page, "write tests", refusals, await refusals.count()))) {
+      if (existsSync(target)) {
+        throw new Error("refused tests left a file behind");
+      }
+      return;
+    }
+    if (choice === "Discard") {
+      await page.screenshot({ path: path.join(ARTIFACTS, "tests-preview.png") });
+      await clickPreview(page, "Discard");
+      await page.waitForTimeout(1000);
+      if (existsSync(target)) {
+        throw new Error("discarded tests created test_geometry.py");
+      }
+      log("tests preview discarded: no file created (screenshot build/e2e/tests-preview.png)");
+      continue;
+    }
+    await clickPreview(page, "Apply");
+    const report = toast(page, /test_geometry\.py: \d+ tests?, \d+ pass/);
+    await report.first().waitFor({ timeout: 30_000 });
+    await page.locator(".tabs-container .tab", { hasText: "test_geometry.py" }).first().waitFor({ timeout: 15_000 });
+    await editorLines(page).filter({ hasText: "from geometry import circle_area" }).waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, "tests.png") });
+    log(`tests applied and opened: "${(await report.first().innerText()).split("\n")[0]}" (screenshot build/e2e/tests.png)`);
+    await page.keyboard.press("Control+S");
+    await page.keyboard.press("Control+W");
+  }
+}
+
+/** Explain Selection on circle_area: gated for the shipped model; tried anyway, a read-only Markdown tab opens
+ * beside the editor as the explanation streams in (no dirty Untitled tab), ending in the explanation or a note
+ * that it was withheld; or, when nothing came, a message and no tab. */
+async function explainReadOnly(page: Page, file: string, accepted: string): Promise<void> {
+  await gotoLine(page, 4);
   await page.keyboard.press("Shift+ArrowDown");
   await page.keyboard.press("Shift+ArrowDown");
-  const refusals = page.locator(".notifications-toasts .notification-toast", { hasText: "Ryzanstein: the model" });
+  const refusals = toast(page, "Ryzanstein: the model");
   const before = await refusals.count();
-  await runCommand(page, "Ryzanstein: Explain Selection");
+  await passTheGate(page, "Ryzanstein: Explain Selection", "too small to explain code", file, accepted, "");
   const tab = page.locator(".tabs-container .tab", { hasText: "Explanation 1" });
   const outcome = await waitFor("the explanation or its refusal", 120_000, async () => {
     if ((await tab.count()) > 0) {
@@ -369,16 +459,17 @@ async function explainReadOnly(page: Page): Promise<void> {
     log(`explanation refused: ${(await refusals.last().innerText()).split("\n")[0]}`);
     return;
   }
-  await page.waitForTimeout(500);
+  await page.waitForTimeout(1500);
   await page.screenshot({ path: path.join(ARTIFACTS, "explain.png") });
   // (notes.md is dirty from the Markdown step: only the explanation's own tab, or an Untitled one, counts here)
   const dirty = await page.locator(".tabs-container .tab.dirty", { hasText: /Explanation|Untitled/ }).count();
   if (dirty !== 0) {
     throw new Error(`the explanation left ${dirty} unsaved tab(s)`);
   }
-  const text = await page.locator(".editor-group-container.active .view-lines").innerText();
-  log(`explanation shown read-only beside the editor: ${JSON.stringify(text.slice(0, 120))} ` +
+  const text = await page.locator(".part.editor .monaco-editor .view-lines").last().innerText();
+  log(`explanation shown read-only beside the editor: ${JSON.stringify(text.slice(0, 160))} ` +
     "(screenshot build/e2e/explain.png)");
+  await tab.first().click();
   await page.keyboard.press("Control+W");
 }
 
@@ -477,8 +568,9 @@ async function main(): Promise<void> {
     const accepted = await completeAndAccept(page, run.file, original);
     await checkAcceptCounted(run.userData);
     await checkMarkdownQuiet(page);
-    await docstringAndUndo(page, run.file, accepted);
-    await explainReadOnly(page);
+    await docstringPreview(page, run.file, accepted);
+    await writeTestsPreview(page, run.workspace);
+    await explainReadOnly(page, run.file, accepted);
     await checkReindex(page);
     await checkModelPicker(page);
     await checkDoctorReport(page);

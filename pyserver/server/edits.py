@@ -1,0 +1,130 @@
+"""How a refactor's edit reaches the editor: a WorkspaceEdit whose changes carry a change annotation with
+`needsConfirmation`, so VS Code shows it in its Refactor Preview (a diff with Apply and Discard) and writes nothing
+until the user applies it. Before it is sent, the edit is checked against the text it was computed on: the
+document's version and a hash of its content (a document closed and reopened starts again at version 1), and for
+a file the editor does not have open, the file on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from lsprotocol import types as t
+from pygls.workspace import Workspace
+
+ANNOTATION = "ryzanstein"
+MAX_TEST_FILE_BYTES = 2 * 2**20
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A document's text as an edit was computed on it: `version` None for a file not open in the editor (its
+    text then came from disk), `text` None for a file that does not exist."""
+
+    uri: str
+    version: int | None
+    text: str | None
+
+    @property
+    def digest(self) -> str | None:
+        return None if self.text is None else digest(self.text)
+
+
+def path_of(uri: str) -> Path | None:
+    return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else None
+
+
+def read_regular(path: Path, cap: int = MAX_TEST_FILE_BYTES) -> str | None:
+    """A regular file's text (None when there is none); refuses devices, FIFOs, links and files over the cap."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{path.name} is not a regular file")
+    if st.st_size > cap:
+        raise ValueError(f"{path.name} is larger than {cap // 2**20} MiB")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as f:
+        return f.read(cap + 1).decode("utf-8", "surrogateescape")
+
+
+def snapshot(workspace: Workspace, uri: str) -> Snapshot:
+    """The document as the editor has it open, else the file on disk (None when it does not exist)."""
+    doc = workspace.text_documents.get(uri)
+    if doc is not None:
+        return Snapshot(uri, doc.version, doc.source)
+    path = path_of(uri)
+    if path is None:
+        raise ValueError(f"cannot read {uri}: not a file")
+    return Snapshot(uri, None, read_regular(path))
+
+
+def moved_on(workspace: Workspace, before: Snapshot) -> str | None:
+    """Why an edit computed on `before` may no longer be applied, or None."""
+    now = snapshot(workspace, before.uri)
+    name = Path(urlparse(before.uri).path).name
+    if before.version is not None and now.version != before.version:
+        return f"the document changed (version {before.version} -> {now.version})"
+    if now.digest != before.digest:
+        return f"{name} changed since the refactor started" if before.text is not None else f"{name} appeared"
+    return None
+
+
+def annotated(label: str, description: str) -> dict[str, t.ChangeAnnotation]:
+    return {ANNOTATION: t.ChangeAnnotation(label=label, needs_confirmation=True, description=description)}
+
+
+def replace(before: Snapshot, start: int, end: int, new_text: str, positions: Any) -> t.TextDocumentEdit:
+    """An annotated edit of before.text[start:end]; `positions(offset) -> Position` in the editor's encoding."""
+    rng = t.Range(start=positions(start), end=positions(end))
+    return t.TextDocumentEdit(
+        text_document=t.OptionalVersionedTextDocumentIdentifier(uri=before.uri, version=before.version),
+        edits=[t.AnnotatedTextEdit(range=rng, new_text=new_text, annotation_id=ANNOTATION)],
+    )
+
+
+def new_or_extended_file(before: Snapshot, text: str, positions: Any) -> list[Any]:
+    """Changes that make the file at before.uri hold `text`: created when it does not exist (failing if it
+    appears meanwhile), else only the part after its current text (which `text` must begin with, up to trailing
+    newlines) replaced, so nothing the file held is lost."""
+    if before.text is None:
+        start = t.Position(line=0, character=0)
+        return [
+            t.CreateFile(
+                uri=before.uri,
+                options=t.CreateFileOptions(overwrite=False, ignore_if_exists=False),
+                annotation_id=ANNOTATION,
+            ),
+            t.TextDocumentEdit(
+                text_document=t.OptionalVersionedTextDocumentIdentifier(uri=before.uri, version=None),
+                edits=[
+                    t.AnnotatedTextEdit(range=t.Range(start=start, end=start), new_text=text, annotation_id=ANNOTATION)
+                ],
+            ),
+        ]
+    keep = len(before.text.rstrip("\n"))
+    if text[:keep] != before.text[:keep]:
+        raise ValueError("the new text does not extend the file")
+    return [replace(before, keep, len(before.text), text[keep:], positions)]
+
+
+def end_positions(text: str) -> Any:
+    """Offset -> Position in the text as it was (UTF-16 columns: what VS Code counts)."""
+
+    def at(offset: int) -> t.Position:
+        head = text[:offset]
+        line = head.count("\n")
+        col = head[head.rfind("\n") + 1 :]
+        return t.Position(line=line, character=len(col.encode("utf-16-le", "surrogatepass")) // 2)
+
+    return at
