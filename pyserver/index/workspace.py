@@ -1,6 +1,11 @@
 """One workspace folder's index: the lexical scan (files, chunks, symbols, full text written at once), embeddings
 computed afterwards in the background, updates for changed paths, and the queries. The watcher
 (`pyserver/index/watcher.py`) and the sidecar drive it; `python -m pyserver index` runs it from the command line.
+
+A file's text is redacted of secrets (pyserver/index/secrets.py) before anything is made of it: its chunks, their
+full-text terms, their embeddings. One file that cannot be indexed (a name that is not UTF-8, a parser that fails)
+is logged and skipped; the scan, or the watcher's batch, goes on. If the index file is deleted or replaced while
+open, the next scan or update notices, reopens it and rescans the folder.
 """
 
 from __future__ import annotations
@@ -8,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -18,10 +24,11 @@ import numpy as np
 
 from pyserver.index.chunking import chunk_file
 from pyserver.index.embedder import MiniLM, binary_signatures, int8_vectors
-from pyserver.index.files import FileRules, language_of
+from pyserver.index.files import FileRules, language_of, skip_bad_name, utf8_name
 from pyserver.index.search import Hit, completion_context, text_search
+from pyserver.index.secrets import redact
 from pyserver.index.signatures import LiveSignatures
-from pyserver.index.store import FileRecord, IndexStore
+from pyserver.index.store import FileRecord, IndexStore, IndexUnavailable
 from pyserver.paths import cache_dir
 
 log = logging.getLogger("ryzanstein.index")
@@ -30,6 +37,7 @@ log = logging.getLogger("ryzanstein.index")
 # completion never waits long behind it; larger batches gain little throughput.
 EMBED_BATCH = 4
 EMBED_POOL = 128  # pending chunks fetched at once: sorted by length into batches, so padding costs little
+SCAN_ATTEMPTS = 3  # a scan that finds the index file replaced under it starts again, this many times at most
 
 
 def default_index_path(root: Path, storage: Path | None = None) -> Path:
@@ -48,6 +56,7 @@ class ScanReport:
     files_seen: int = 0
     files_indexed: int = 0  # new or changed
     files_removed: int = 0
+    files_skipped: int = 0  # could not be indexed (logged)
     chunks_written: int = 0
     seconds: float = 0.0
     cancelled: bool = False
@@ -71,6 +80,9 @@ class WorkspaceIndex:
     rules: FileRules = field(init=False)
     store: IndexStore = field(init=False)  # the writer's connection (indexing thread)
     _reader: threading.local = field(init=False, default_factory=threading.local)
+    _readers: list[IndexStore] = field(init=False, default_factory=list)  # every thread's, to close them all
+    _readers_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _closed: bool = field(init=False, default=False)
     _embedder: MiniLM | None = field(init=False, default=None)
     _embedder_tried: bool = field(init=False, default=False)
     _write_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
@@ -80,14 +92,18 @@ class WorkspaceIndex:
         self.root = Path(self.root).resolve()
         self.rules = FileRules(self.root, self.include, self.exclude)
         self.store = IndexStore(self.db_path)
-        if self.store.rebuilt:
-            log.warning("index %s had an old or damaged schema: rebuilt from scratch", self.db_path)
 
     def close(self) -> None:
-        self.store.close()
-        reader = getattr(self._reader, "store", None)
-        if reader is not None:
-            reader.close()
+        """Closes every connection, the other threads' readers too (their next query finds the index closed), and
+        lets go of the embedder (shared: it stays loaded for the next index)."""
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers = self._readers, []
+        with self._write_lock:  # after the writer's current step
+            self.store.close()
+        for r in readers:
+            r.close()
+        self._embedder = None
 
     # ---- writing (one writer at a time) ---------------------------------------------------------------------
 
@@ -97,6 +113,7 @@ class WorkspaceIndex:
         if got is None:
             return None
         text, st = got
+        text = redact(text, rel)  # before the hash too: a change of the rules re-indexes what they now redact
         h = content_hash(text)
         if h == known_hash:
             return 0
@@ -105,6 +122,25 @@ class WorkspaceIndex:
         removed = self.store.replace_file(FileRecord(rel, h, st.st_mtime, st.st_size, lang), chunks, symbols)
         self.signatures.chunks_removed(removed)
         return len(chunks)
+
+    def _index_or_skip(self, rel: str, known_hash: str | None, rep: ScanReport) -> int | None:
+        """_index_file, with a file that fails on its own logged and counted as skipped (returns None) rather than
+        stopping the scan; database errors, and a missing package, still stop it."""
+        try:
+            return self._index_file(rel, known_hash)
+        except (sqlite3.Error, IndexUnavailable, ImportError):
+            raise
+        except Exception:  # noqa: BLE001 - one bad file must not cost the rest of the folder
+            log.exception("index: skipped %s", rel)
+            rep.files_skipped += 1
+            return None
+
+    def _store_current(self) -> bool:
+        """Reopens the index file if it was deleted or replaced; True when it was (the folder must be rescanned)."""
+        if not self.store.ensure_current():
+            return False
+        self.signatures.reset()
+        return True
 
     def _remove(self, rel: str) -> bool:
         removed = self.store.remove_file(rel)
@@ -118,33 +154,48 @@ class WorkspaceIndex:
         vanished ones removed."""
         progress = progress or Progress()
         t0 = time.perf_counter()
-        rep = ScanReport()
         with self._write_lock:
-            known = self.store.file_hashes()
-            paths = list(self.rules.walk())
-            seen: set[str] = set()
-            for i, rel in enumerate(paths):
-                if progress.cancelled():
-                    rep.cancelled = True
+            self._store_current()
+            for _ in range(SCAN_ATTEMPTS):
+                generation = self.store.generation
+                rep = self._scan_locked(progress)
+                if self.store.generation == generation:  # else the file was replaced meanwhile: start again
                     break
-                rep.files_seen += 1
-                n = self._index_file(rel, known.get(rel))
-                if n is None:
-                    continue
-                seen.add(rel)
-                if n:
-                    rep.files_indexed += 1
-                    rep.chunks_written += n
-                if i % 50 == 0:
-                    progress.report(i, len(paths), rel)
-            if not rep.cancelled:
-                for rel in known.keys() - seen:
-                    rep.files_removed += int(self._remove(rel))
         rep.seconds = time.perf_counter() - t0
         return rep
 
+    def _scan_locked(self, progress: Progress) -> ScanReport:
+        rep = ScanReport()
+        known = self.store.file_hashes()
+        paths = list(self.rules.walk())
+        seen: set[str] = set()
+        for i, rel in enumerate(paths):
+            if progress.cancelled():
+                rep.cancelled = True
+                break
+            rep.files_seen += 1
+            n = self._index_or_skip(rel, known.get(rel), rep)
+            if n is None:
+                continue
+            seen.add(rel)
+            if n:
+                rep.files_indexed += 1
+                rep.chunks_written += n
+            if i % 50 == 0:
+                progress.report(i, len(paths), rel)
+        if not rep.cancelled:
+            for rel in known.keys() - seen:
+                rep.files_removed += int(self._remove(rel))
+        return rep
+
     def update_paths(self, paths: Iterable[str | os.PathLike[str]]) -> ScanReport:
-        """Re-checks paths the watcher saw change (files or folders; created, modified, moved or deleted)."""
+        """Re-checks paths the watcher saw change (files or folders; created, modified, moved or deleted). A path
+        that cannot be indexed is logged and skipped, the others go on; if the index file was replaced meanwhile,
+        the whole folder is rescanned instead."""
+        with self._write_lock:
+            replaced = self._store_current()
+        if replaced:
+            return self.scan()
         t0 = time.perf_counter()
         rep = ScanReport()
         with self._write_lock:
@@ -153,15 +204,19 @@ class WorkspaceIndex:
                 rel = self.rules.relative(p)
                 if rel is None or rel == "":
                     continue
+                if not utf8_name(rel):
+                    skip_bad_name(rel)
+                    rep.files_skipped += 1
+                    continue
                 if rel.endswith(".gitignore"):
                     self.rules.forget_gitignore(rel.rsplit("/", 1)[0] if "/" in rel else "")
                 full = self.root / rel
-                if full.is_dir():
+                if full.is_dir() and os.path.realpath(full) == str(full):  # (never into a symlinked folder)
                     targets = [r for r in self._walk_under(rel)] + [k for k in known if k.startswith(rel + "/")]
                 else:
                     targets = [rel] + [k for k in known if k.startswith(rel + "/")]  # a deleted folder
                 for t in dict.fromkeys(targets):
-                    n = self._index_file(t, known.get(t))
+                    n = self._index_or_skip(t, known.get(t), rep)
                     if n is None:
                         if t in known:
                             rep.files_removed += int(self._remove(t))
@@ -188,7 +243,7 @@ class WorkspaceIndex:
         if not self._embedder_tried:
             self._embedder_tried = True
             try:
-                self._embedder = MiniLM.load(self.embedder_dir)
+                self._embedder = MiniLM.shared(self.embedder_dir)
             except (OSError, ValueError, KeyError) as exc:
                 log.warning("embedding model unusable (%s): the index stays lexical", exc)
             if self._embedder is None:
@@ -211,6 +266,7 @@ class WorkspaceIndex:
                 break
             with self._write_lock:
                 pool = EMBED_POOL if limit is None else min(EMBED_POOL, limit - done)
+                generation = self.store.generation
                 batch = self.store.chunks_without_vectors(pool)
             if not batch:
                 break
@@ -219,7 +275,7 @@ class WorkspaceIndex:
             q8, scales = int8_vectors(vecs)
             sigs = binary_signatures(vecs)
             with self._write_lock:
-                written = self.store.put_vectors(ids, sigs, q8, scales)
+                written = self.store.put_vectors(ids, sigs, q8, scales, generation)
             self.signatures.vectors_added(np.asarray(ids, np.int64)[written], sigs[written])
             done += len(ids)
         return done
@@ -227,10 +283,21 @@ class WorkspaceIndex:
     # ---- reading (any thread) -------------------------------------------------------------------------------
 
     def reader(self) -> IndexStore:
-        """This thread's own connection (SQLite connections are not shared between threads)."""
-        store = getattr(self._reader, "store", None)
+        """This thread's own connection (SQLite connections are not shared between threads), on the file at the
+        path (reopened if it was replaced)."""
+        store: IndexStore | None = getattr(self._reader, "store", None)
         if store is None:
-            store = self._reader.store = IndexStore(self.db_path)
+            store = IndexStore(self.db_path)
+            with self._readers_lock:
+                if self._closed:
+                    store.close()
+                    raise IndexUnavailable(f"index {self.db_path}: closed")
+                self._readers.append(store)
+            self._reader.store = store
+        elif self._closed:
+            raise IndexUnavailable(f"index {self.db_path}: closed")
+        else:
+            store.ensure_current()
         return store
 
     def completion_context(self, prefix: str, budget_chars: int, current_path: str | None = None) -> list[Hit]:

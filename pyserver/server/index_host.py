@@ -2,7 +2,12 @@
 
 The lexical scan runs first (with work-done progress the user can cancel), then the watcher starts and the
 embeddings are computed at low priority, one batch at a time, holding still while a completion is being generated
-(the machine may have two cores). Any failure leaves the sidecar serving, without the index."""
+(the machine may have two cores). Any failure leaves the sidecar serving, without the index.
+
+A settings change replaces the host (RyzansteinServer.restart_index): `stop` cancels the scan or the embedding
+between two steps, then closes everything the host opened (watchers, every thread's connections) and drops its
+references, so nothing lingers until a garbage collection; the embedding model is the process's one shared
+instance (MiniLM.shared), never loaded again."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from pyserver.index.workspace import Progress, ScanReport, WorkspaceIndex, defau
 log = logging.getLogger("ryzanstein.index")
 
 BACKGROUND_NICE = 10
+STOP_TIMEOUT_S = 10.0
 
 
 class IndexHost:
@@ -33,6 +39,7 @@ class IndexHost:
         self._stop = threading.Event()
         self._wake = threading.Event()  # new work for the embedding loop
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # indexes and watchers, between the indexing thread and stop()
 
     def start(
         self,
@@ -60,20 +67,25 @@ class IndexHost:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BACKGROUND_NICE)
         except (AttributeError, OSError):
             pass  # not Linux, or not allowed: the pauses below still keep completions first
+        outer = progress or Progress()
+        scan_progress = Progress(report=outer.report, cancelled=lambda: self._stop.is_set() or outer.cancelled())
         try:
             self.state = "scanning"
             for root in roots:
                 db = default_index_path(root, Path(storage) if storage else None)
                 index = WorkspaceIndex(root, db, include, exclude)
-                self.indexes.append(index)
-                self.last_scan = index.scan(progress)
+                if not self._keep(index):
+                    return
+                self.last_scan = index.scan(scan_progress)
                 log.info("index %s: %s", root, self.last_scan)
                 if self._stop.is_set() or self.last_scan.cancelled:
                     break
-            if progress is not None:
-                progress.report(1, 1, "done")
-            for index in self.indexes:
-                self.watchers.append(IndexWatcher(index, on_update=lambda _r: self._wake.set()).start())
+            if self._stop.is_set():
+                return
+            outer.report(1, 1, "done")
+            for index in list(self.indexes):
+                if not self._keep(IndexWatcher(index, on_update=self._on_update).start()):
+                    return
             self._embed_loop()
         except IndexUnavailable as exc:
             self.state = "error"
@@ -82,6 +94,27 @@ class IndexHost:
             self.state = "error"
             log.exception("indexing failed")
             self.on_error(f"Ryzanstein: indexing failed: {exc}")
+        finally:
+            if self._stop.is_set():
+                self._release()  # (stop() may have given up waiting for this thread)
+
+    def _keep(self, item: WorkspaceIndex | IndexWatcher) -> bool:
+        """Adds an index or a started watcher to what stop() releases; False (and closes it) once stopping."""
+        with self._lock:
+            if not self._stop.is_set():
+                if isinstance(item, WorkspaceIndex):
+                    self.indexes.append(item)
+                else:
+                    self.watchers.append(item)
+                return True
+        if isinstance(item, WorkspaceIndex):
+            item.close()
+        else:
+            item.stop()
+        return False
+
+    def _on_update(self, _report: ScanReport) -> None:
+        self._wake.set()
 
     def _pause(self) -> None:
         while self.completion_running.is_set() and not self._stop.is_set():
@@ -99,14 +132,27 @@ class IndexHost:
                 self._wake.clear()
 
     def stop(self) -> None:
+        """Stops indexing and releases every watcher, connection and reference the host holds."""
         self._stop.set()
         self._wake.set()
-        for w in self.watchers:
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=STOP_TIMEOUT_S)
+            if self._thread.is_alive():  # mid-way through one file or one batch: it releases when it ends
+                log.warning(
+                    "index thread still busy after %g s: it will release the index when it stops", STOP_TIMEOUT_S
+                )
+                return
+        self._release()
+
+    def _release(self) -> None:
+        with self._lock:
+            watchers, self.watchers = self.watchers, []
+            indexes, self.indexes = self.indexes, []
+        for w in watchers:
             w.stop()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        for index in self.indexes:
+        for index in indexes:
             index.close()
+        self.state = "off"
 
     def index_for(self, path: str) -> WorkspaceIndex | None:
         for index in self.indexes:
@@ -128,15 +174,16 @@ class IndexHost:
             return []
 
     def reindex(self, progress: Progress | None = None) -> list[ScanReport]:
-        reports = [index.scan(progress) for index in self.indexes]
+        reports = [index.scan(progress) for index in list(self.indexes)]
         self._wake.set()
         return reports
 
     def status(self) -> dict[str, object]:
-        counts = [index.reader().counts() for index in self.indexes] if self.indexes else []
+        indexes = list(self.indexes)
+        counts = [index.reader().counts() for index in indexes]
         return {
             "state": self.state,
-            "folders": [str(i.root) for i in self.indexes],
+            "folders": [str(i.root) for i in indexes],
             "files": sum(c["files"] for c in counts),
             "chunks": sum(c["chunks"] for c in counts),
             "embedded": sum(c["vectors"] for c in counts),

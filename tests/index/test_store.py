@@ -3,6 +3,7 @@ consistent after the indexer is killed."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -75,7 +76,9 @@ def test_old_or_damaged_files_are_rebuilt(tmp_path: Path) -> None:
     s = IndexStore(p)
     put(s, "a.py", CODE)
     s.close()
-    with sqlite3.connect(p) as c:
+    # Closed, not just committed: a connection left open keeps the WAL, and in it every page of the rebuilt file,
+    # which SQLite would read past the garbage written below (the rebuild is in place now, not a new file).
+    with contextlib.closing(sqlite3.connect(p)) as c:
         c.execute("PRAGMA user_version = 0")  # an older schema
     s = IndexStore(p)
     assert s.rebuilt and s.counts()["files"] == 0
