@@ -21,6 +21,7 @@ from pyserver.engine.host import ModelHost
 from pyserver.index.workspace import WorkspaceIndex
 from pyserver.paths import cache_dir
 from pyserver.refactor.explain import explain as explain_code
+from pyserver.refactor.writer import LocalWriter
 from pyserver.server.settings import ServerSettings
 
 SNIPPET_LINES = 12
@@ -111,7 +112,8 @@ def build(ws: Workspace) -> MCPServer:
         if not 1 <= start_line <= end_line <= len(lines):
             raise ToolError(f"{path}: no lines {start_line}-{end_line}")
         host = ws.model()
-        out = explain_code(host.refactor_session(), "\n".join(lines[start_line - 1 : end_line]), 96, lambda: False)
+        code = "\n".join(lines[start_line - 1 : end_line])
+        out = explain_code(LocalWriter(host.refactor_session()), code, 96, lambda: False)
         return out or ""
 
     @server.resource("ryzanstein://files", mime_type="application/json")

@@ -23,6 +23,7 @@ from pyserver.models import default_model_path
 from pyserver.refactor import TextEdit
 from pyserver.refactor.docstring import docstring_edit
 from pyserver.refactor.explain import explain, explanation_problem
+from pyserver.refactor.writer import LocalWriter
 from pyserver.tiers.capability import GATE_RATE
 
 MIN_SHARED = 2
@@ -85,14 +86,14 @@ def cases(n: int) -> list[Case]:
 
 
 def _docstring(model: Model, case: Case) -> tuple[bool, bool, str]:
-    edit = docstring_edit(model.session(), case.source, case.line, 96, lambda: False)
+    edit = docstring_edit(LocalWriter(model.session()), case.source, case.line, 96, lambda: False)
     if not isinstance(edit, TextEdit):
         return False, False, str(edit)
     return True, useful(edit.new_text, case), edit.new_text.strip()
 
 
 def _explain(model: Model, case: Case) -> tuple[bool, bool, str]:
-    text = explain(model.session(), case.function, 96, lambda: False) or ""
+    text = explain(LocalWriter(model.session()), case.function, 96, lambda: False) or ""
     if explanation_problem(text):
         return False, False, text
     return True, useful(text, case), text
@@ -100,6 +101,8 @@ def _explain(model: Model, case: Case) -> tuple[bool, bool, str]:
 
 def run_refactor_bench(model_path: Path | None = None, n: int = 80, examples: int = 3) -> dict[str, Any]:
     path = model_path or default_model_path()
+    if path is None:
+        raise FileNotFoundError("no model given and no shipped model found in models/")
     model = Model.load(path)
     picked = cases(n)
     report: dict[str, Any] = {"model": path.name, "functions": len(picked), "min_shared_words": MIN_SHARED}

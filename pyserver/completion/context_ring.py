@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from pyserver.index.identifiers import identifiers
+from pyserver.index.secrets import redact
 
 CHUNK_LINES = 64
 RING_SIZE = 16
@@ -33,7 +34,7 @@ class ContextRing:
         """Takes the CHUNK_LINES lines around a line of a document (replacing an overlapping chunk of it)."""
         lines = text.split("\n")
         start = max(0, min(around_line - CHUNK_LINES // 2, len(lines) - CHUNK_LINES))
-        body = "\n".join(lines[start : start + CHUNK_LINES])
+        body = redact("\n".join(lines[start : start + CHUNK_LINES]))  # (it goes into prompts)
         if not body.strip():
             return
         for old in list(self._ring):

@@ -6,17 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pyserver.completion.prompt import fim_prompt, split_at_line_start
-from pyserver.engine import Session
 from pyserver.refactor import TextEdit
-from pyserver.refactor.common import function_at, line_offsets, run
+from pyserver.refactor.common import function_at, line_offsets
 from pyserver.refactor.verify import applied, docstring_problem, keeps_signatures, parses
+from pyserver.refactor.writer import Writer
 
 MODES = ("add", "update")
 
 
 def docstring_edit(
-    session: Session,
+    writer: Writer,
     text: str,
     line: int,
     max_tokens: int,
@@ -34,8 +33,6 @@ def docstring_edit(
         return f"{fn.name} already has a docstring (Update Docstring replaces it)"
     if mode == "update" and fn.docstring is None:
         return f"{fn.name} has no docstring to update (Add Docstring writes one)"
-    tok = session.model.tokenizer
-    assert tok is not None
     offs = line_offsets(text)
     ind = fn.body_indent
     if fn.docstring is not None:  # replace the existing docstring's lines
@@ -43,10 +40,7 @@ def docstring_edit(
         end = offs[fn.docstring[1]] if fn.docstring[1] < len(offs) else len(text)
     else:  # insert after the header
         start = end = offs[fn.header_end_line] if fn.header_end_line < len(offs) else len(text)
-    prefix, forced = split_at_line_start(context + text[:start] + ind + '"""')
-    suffix = '"""\n' + text[end:]
-    prompt = fim_prompt(tok, prefix, suffix, session.n_ctx - max_tokens, order=session.model.traits.fim_order)
-    out = run(session, prompt, max_tokens, ['"""'], should_stop, forced)
+    out = writer.write(context + text[:start] + ind + '"""', '"""\n' + text[end:], max_tokens, ['"""'], should_stop)
     if out is None:
         return None
     body = out.strip()

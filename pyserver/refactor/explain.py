@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from pyserver.engine import Session
-from pyserver.refactor.common import run
 from pyserver.refactor.verify import degenerate, repeats_phrase
+from pyserver.refactor.writer import Writer
 
 REPEAT_WORDS = 5  # a run of this many words said twice is the model looping, not explaining
 HEADER = "\n\n# Explanation of the code above:\n#"
 
 
 def explain(
-    session: Session,
+    writer: Writer,
     selection: str,
     max_tokens: int,
     should_stop: Callable[[], bool],
@@ -22,11 +21,8 @@ def explain(
     on_text: Callable[[str], None] | None = None,
 ) -> str | None:
     """The explanation, as prose (the comment's `#` taken off); None when stopped. `on_text` gets it as it grows."""
-    tok = session.model.tokenizer
-    assert tok is not None
-    prompt = tok.encode(context + selection.rstrip() + HEADER)[-(session.n_ctx - max_tokens) :]
     stream = (lambda text: on_text(prose(text))) if on_text is not None else None
-    out = run(session, prompt, max_tokens, ["\n\n"], should_stop, on_text=stream)
+    out = writer.write(context + selection.rstrip() + HEADER, None, max_tokens, ["\n\n"], should_stop, on_text=stream)
     return None if out is None else prose(out)
 
 

@@ -7,15 +7,13 @@ from collections.abc import Callable
 
 from pyserver.completion.filters.block_end import block_end
 from pyserver.completion.filters.context import CursorContext
-from pyserver.completion.prompt import fim_prompt, split_at_line_start
-from pyserver.engine import Session
 from pyserver.refactor import TextEdit
-from pyserver.refactor.common import run
 from pyserver.refactor.verify import applied, degenerate, keeps_signatures, parses
+from pyserver.refactor.writer import Writer
 
 
 def rewrite_edit(
-    session: Session,
+    writer: Writer,
     text: str,
     start: int,
     end: int,
@@ -29,8 +27,6 @@ def rewrite_edit(
     keep every function's signature), or None when stopped."""
     if start >= end:
         return "select the code to rewrite"
-    tok = session.model.tokenizer
-    assert tok is not None
     line_start = text.rfind("\n", 0, start) + 1
     first = text[line_start:end].split("\n")[0]
     indent = first[: len(first) - len(first.lstrip())]
@@ -42,9 +38,7 @@ def rewrite_edit(
         + indent
     )
     suffix = text[end:]
-    head, forced = split_at_line_start(context + prefix)
-    prompt = fim_prompt(tok, head, suffix, session.n_ctx - max_tokens, order=session.model.traits.fim_order)
-    out = run(session, prompt, max_tokens, [], should_stop, forced)
+    out = writer.write(context + prefix, suffix, max_tokens, [], should_stop)
     if out is None:
         return None
     new = block_end(out, CursorContext(prefix, suffix)).rstrip()

@@ -5,6 +5,7 @@ its end, never overwritten or prepended to."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,13 +13,12 @@ from pathlib import PurePosixPath
 
 from pyserver.completion.filters.block_end import block_end
 from pyserver.completion.filters.context import CursorContext
-from pyserver.completion.prompt import split_at_line_start
-from pyserver.engine import Session
-from pyserver.engine.sampling import Sampler, SamplerConfig
+from pyserver.engine.sampling import SamplerConfig
 from pyserver.refactor import NewFile
-from pyserver.refactor.common import FunctionSpan, function_at, run
+from pyserver.refactor.common import FunctionSpan, function_at
 from pyserver.refactor.sandbox import PytestRun
 from pyserver.refactor.verify import tests_problem
+from pyserver.refactor.writer import Writer
 
 CANDIDATES = 3
 SAMPLED = SamplerConfig(temperature=0.7, top_p=0.95)
@@ -48,7 +48,7 @@ def test_name_for(function: str, existing: str) -> str:
 
 
 def write_tests(
-    session: Session,
+    writer: Writer,
     text: str,
     line: int,
     file_name: str,
@@ -69,8 +69,8 @@ def write_tests(
     problems: list[str] = []
     seen: set[str] = set()
     for i in range(candidates):
-        sampler = None if i == 0 else Sampler(SamplerConfig(**{**SAMPLED.__dict__, "seed": i}))
-        body = _candidate(session, text, fn, module, head, max_tokens, should_stop, context, sampler)
+        sampler = None if i == 0 else dataclasses.replace(SAMPLED, seed=i)
+        body = _candidate(writer, text, fn, module, head, max_tokens, should_stop, context, sampler)
         if body is None:
             return None
         if body in seen:
@@ -102,7 +102,7 @@ def _joined(existing: str | None, tests: str) -> str:
 
 
 def _candidate(
-    session: Session,
+    writer: Writer,
     text: str,
     fn: FunctionSpan,
     module: str,
@@ -110,14 +110,11 @@ def _candidate(
     max_tokens: int,
     should_stop: Callable[[], bool],
     context: str,
-    sampler: Sampler | None,
+    sampler: SamplerConfig | None,
 ) -> str | None:
-    tok = session.model.tokenizer
-    assert tok is not None
     source = "\n".join(text.split("\n")[fn.node.lineno - 1 : fn.node.end_lineno])
-    prompt_text, forced = split_at_line_start(f"{context}# {module}.py\n{source}\n\n\n# test_{module}.py\n{head}")
-    prompt = tok.encode(prompt_text)[-(session.n_ctx - max_tokens) :]
-    out = run(session, prompt, max_tokens, ["\n\n\n"], should_stop, forced, sampler)
+    prompt = f"{context}# {module}.py\n{source}\n\n\n# test_{module}.py\n{head}"
+    out = writer.write(prompt, None, max_tokens, ["\n\n\n"], should_stop, sampler)
     if out is None:
         return None
     return block_end(out, CursorContext(head, "")).rstrip()

@@ -19,13 +19,13 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types as t
 
 from pyserver.completion.prompt import context_block
-from pyserver.engine import Session
 from pyserver.refactor import TextEdit
 from pyserver.refactor.docstring import MODES, docstring_edit
 from pyserver.refactor.explain import explain, explanation_problem
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.sandbox import run_tests
 from pyserver.refactor.write_tests import write_tests
+from pyserver.refactor.writer import Writer
 from pyserver.server.command_args import (
     ArgumentError,
     DocstringArgs,
@@ -51,13 +51,15 @@ from pyserver.tiers.capability import weakness
 EXPLANATION_NOTIFICATION = "ryzanstein/explanation"
 R = TypeVar("R")
 ShouldStop = Callable[[], bool]
-# make(session, document text, should_stop, workspace context) -> an edit, a reason there is none, or None (stopped)
-MakeEdit = Callable[[Session, str, ShouldStop, str], TextEdit | str | None]
+# make(writer, document text, should_stop, workspace context) -> an edit, a reason there is none, or None (stopped)
+MakeEdit = Callable[[Writer, str, ShouldStop, str], TextEdit | str | None]
 
 
 def _gated(ls: RyzansteinServer, task: str, force: bool) -> dict[str, Any] | None:
     """The refusal when the model that would write this is measured too weak for it (capability.py)."""
-    why = None if force else weakness(ls.tiers.path or ls.host.model_path, task)
+    if force or ls.tiers.remote_serves:  # (a remote engine is the user's choice of a larger model)
+        return None
+    why = weakness(ls.tiers.path or ls.host.model_path, task)
     return {"applied": False, "reason": why, "gated": True} if why else None
 
 
@@ -74,7 +76,7 @@ async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     text = await _run_refactor(
         ls,
         "Ryzanstein: explaining",
-        lambda stop, session: explain(session, selection, ls.settings.refactor_max_tokens // 2, stop, context, on_text),
+        lambda stop, writer: explain(writer, selection, ls.settings.refactor_max_tokens // 2, stop, context, on_text),
     )
     if text is None:
         return {"cancelled": True}
@@ -111,7 +113,7 @@ async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         a.position.line,
         "Ryzanstein: writing a docstring",
         "Add docstring" if a.mode == "add" else "Update docstring",
-        lambda session, text, stop, ctx: docstring_edit(session, text, line, n, stop, ctx, a.mode),
+        lambda writer, text, stop, ctx: docstring_edit(writer, text, line, n, stop, ctx, a.mode),
     )
 
 
@@ -128,7 +130,7 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         around,
         "Ryzanstein: rewriting",
         f"Rewrite: {a.instruction[:60]}",
-        lambda session, text, stop, ctx: rewrite_edit(session, text, start, end, a.instruction, n, stop, ctx, python),
+        lambda writer, text, stop, ctx: rewrite_edit(writer, text, start, end, a.instruction, n, stop, ctx, python),
     )
 
 
@@ -147,7 +149,7 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     result = await _run_refactor(
         ls,
         "Ryzanstein: writing and running tests",
-        lambda stop, session: write_tests(session, text, line, module.name, n, stop, runner, context, target.text),
+        lambda stop, writer: write_tests(writer, text, line, module.name, n, stop, runner, context, target.text),
     )
     if result is None:
         return {"cancelled": True}
@@ -185,7 +187,7 @@ async def _edit_command(
     before = Snapshot(uri, doc.version, before_text)
     around = "\n".join(doc.lines[max(0, line - 5) : line + 25])
     edit = await _run_refactor(
-        ls, title, lambda stop, session: make(session, before_text, stop, _workspace_context(ls, uri, around))
+        ls, title, lambda stop, writer: make(writer, before_text, stop, _workspace_context(ls, uri, around))
     )
     if edit is None:
         return {"cancelled": True}
@@ -195,8 +197,8 @@ async def _edit_command(
     return await _apply(ls, before, changes, label, Path(urlparse(uri).path).name)
 
 
-async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldStop, Session], R]) -> R:
-    """Runs job(should_stop, session) on the refactor thread with work-done progress; the user can cancel from the
+async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldStop, Writer], R]) -> R:
+    """Runs job(should_stop, writer) on the refactor thread with work-done progress; the user can cancel from the
     progress notification."""
     if not ls.host.ready:
         raise ValueError(f"the model is not ready ({ls.host.state})")
@@ -206,9 +208,10 @@ async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldS
     ls.send_status()
 
     def run() -> R:
-        # The larger tier writes refactors when there is one (loaded now if needed); else the completion model.
-        with ls.tiers.refactor_session(ls.settings, drafter=ls.host) as large:
-            return job(stop.is_set, large if large is not None else ls.host.refactor_session())
+        # The remote tier when configured and up; else the larger local tier (loaded now if needed); else the
+        # completion model.
+        with ls.tiers.refactor_writer(ls.settings, ls.host, ls.host.refactor_session) as writer:
+            return job(stop.is_set, writer)
 
     try:
         return await asyncio.get_running_loop().run_in_executor(ls.refactor_pool, run)

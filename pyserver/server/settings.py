@@ -36,6 +36,11 @@ class ServerSettings:
         ("scminput", False),
     )
     trigger: str = "automatic"  # automatic | manual (suggestions only when asked for, e.g. Alt+\\)
+    # The remote tier (pyserver/tiers/remote.py): an OpenAI-compatible server; empty: nothing is ever sent anywhere.
+    remote_url: str = ""
+    remote_api_key: str = ""  # empty: $RYZANSTEIN_REMOTE_API_KEY, else none
+    remote_model: str = ""  # empty: the first model the server lists
+    remote_fim: bool = False  # the server fills the middle (`suffix`): uncertain completions go to it too
 
     @property
     def completion(self) -> CompletionSettings:
@@ -89,6 +94,9 @@ def _parse(name: str, default: Any, v: Any) -> tuple[Any, str]:
         if isinstance(v, dict) and all(isinstance(x, bool) for x in v.values()):
             return tuple((str(k).lower(), bool(x)) for k, x in v.items()), ""
         return None, 'needs an object of language ids to true/false, e.g. {"*": true, "markdown": false}'
+    if name == "remote_url":
+        ok = isinstance(v, str) and (v == "" or v.startswith(("http://", "https://")))
+        return (v.strip(), "") if ok else (None, "needs an http:// or https:// URL, or nothing")
     if name == "trigger":
         return (v, "") if v in ("automatic", "manual") else (None, 'needs "automatic" or "manual"')
     if isinstance(default, tuple):

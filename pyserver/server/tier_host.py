@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,12 +14,15 @@ from pathlib import Path
 import psutil
 
 from pyserver.completion.pipeline import Completion, CompletionPipeline
+from pyserver.completion.remote import remote_completion
 from pyserver.engine import Model, ModelLoadError, Session
 from pyserver.engine.host import ModelHost
 from pyserver.engine.speculative import check_compatible
+from pyserver.refactor.writer import FallbackWriter, LocalWriter, Writer
 from pyserver.server.settings import ServerSettings
 from pyserver.tiers.hardware import HardwareProfile
 from pyserver.tiers.pool import MemoryBudgetError, ModelPool
+from pyserver.tiers.remote import RemoteConfig, RemoteEngine
 from pyserver.tiers.routing import should_escalate
 from pyserver.tiers.selection import ram_budget
 
@@ -41,10 +45,45 @@ class TierHost:
         self._hosts: dict[int, tuple[Model, ModelHost, CompletionPipeline]] = {}
         self._lock = threading.Lock()
         self.escalations = 0
+        self.remote: RemoteEngine | None = None  # the remote tier, when the user configured one
 
     def configure(self, path: Path | None, settings: ServerSettings) -> None:
         self.path = path
         self.pool.idle_unload_s = settings.unload_idle_minutes * 60 if settings.unload_idle_minutes else float("inf")
+        self._configure_remote(settings)
+
+    def _configure_remote(self, settings: ServerSettings) -> None:
+        config = None
+        if settings.remote_url:
+            key = settings.remote_api_key or os.environ.get("RYZANSTEIN_REMOTE_API_KEY", "")
+            config = RemoteConfig(settings.remote_url, key, settings.remote_model, settings.remote_fim)
+        if config == (self.remote.config if self.remote is not None else None):
+            return
+        try:
+            self.remote = RemoteEngine(config) if config is not None else None
+        except ValueError as exc:
+            log.warning("remote tier not used: %s", exc)
+            self.remote = None
+
+    @property
+    def remote_serves(self) -> bool:
+        """Whether the remote tier takes the refactors now (configured, and not marked down)."""
+        return self.remote is not None and not self.remote.down
+
+    @contextlib.contextmanager
+    def refactor_writer(
+        self, settings: ServerSettings, drafter: ModelHost, completion_session: Callable[[], Session]
+    ) -> Iterator[Writer]:
+        """What writes a refactor: the remote tier when configured and reachable (the local tiers take over if it
+        fails), else the larger local tier, else the completion model."""
+        with contextlib.ExitStack() as stack:
+
+            def local() -> Writer:
+                large = stack.enter_context(self.refactor_session(settings, drafter))
+                return LocalWriter(large if large is not None else completion_session())
+
+            remote = self.remote
+            yield FallbackWriter(remote, local) if remote is not None and remote.available() else local()
 
     def _serving(self, model: Model, settings: ServerSettings) -> tuple[ModelHost, CompletionPipeline]:
         with self._lock:
@@ -85,14 +124,17 @@ class TierHost:
     def escalate(
         self, c: Completion, uri: str, text: str, offset: int, should_stop: Callable[[], bool], settings: ServerSettings
     ) -> Completion | None:
-        """The larger tier's completion when the small model was unsure and the larger one is loaded and idle."""
-        if (
-            self.path is None
-            or not settings.escalation
-            or c.from_cache
-            or not should_escalate(c.mean_entropy)
-            or not self.pool.is_idle(self.path)
-        ):
+        """The larger tier's completion when the small model was unsure: the remote tier's when it fills the middle
+        and is up, else the larger local tier's when it is loaded and idle."""
+        if not settings.escalation or c.from_cache or not should_escalate(c.mean_entropy):
+            return None
+        remote = self.remote
+        if remote is not None and remote.config.fim and not remote.down:
+            better = remote_completion(remote, text, offset, should_stop, settings.completion)
+            if better is not None and better.text:
+                self.escalations += 1
+                return better
+        if self.path is None or not self.pool.is_idle(self.path):
             return None
         with self.pool.use(self.path) as model:
             better = self._serving(model, settings)[1].complete(uri, text, offset, should_stop)
@@ -112,4 +154,5 @@ class TierHost:
             "model": self.path.name if self.path else None,
             "loaded": bool(self.path and self.path in self.pool.loaded()),
             "escalations": self.escalations,
+            "remote": self.remote.status() if self.remote is not None else None,
         }

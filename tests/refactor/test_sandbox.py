@@ -89,10 +89,11 @@ def test_shipped_model_writes_tests_that_were_run(project: Path) -> None:
     from pyserver.engine import Model
     from pyserver.models import default_model_path
     from pyserver.refactor.write_tests import WrittenTests, write_tests
+    from pyserver.refactor.writer import LocalWriter
 
     module = project / "pkg" / "geometry.py"
     runner = partial(run_tests, project, module, MODULE, "test_geometry.py")
-    session = Model.load(default_model_path()).session()
+    session = LocalWriter(Model.load(default_model_path()).session())
     result = write_tests(session, MODULE, 5, "geometry.py", 128, lambda: False, runner)
     if isinstance(result, str):  # none of the candidates imported and ran: nothing to keep
         assert result.startswith("no usable tests (")

@@ -174,3 +174,39 @@ async def test_explanation_is_streamed(client: LanguageClient) -> None:
         assert all(final.startswith(p.text.rstrip()) for p in streamed)
     else:  # refused as junk after streaming: the reason says why
         assert result["applied"] is False and result["reason"]
+
+
+@pytest.mark.asyncio
+async def test_a_configured_remote_server_writes_the_explanation(client: LanguageClient) -> None:
+    """remoteUrl set: the explanation is the llama.cpp server's (no gate: the user chose a larger engine); the
+    server stopped, the next one comes from the local model and the status says the remote is down."""
+    pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
+    from pyserver.refactor.explain import HEADER, prose
+    from pyserver.tiers.remote import RemoteConfig, RemoteEngine
+    from tests.tiers.test_remote import free_port, start_llama_server
+
+    port = free_port()
+    proc = start_llama_server(port)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        client.workspace_did_change_configuration(
+            t.DidChangeConfigurationParams(settings={"ryzanstein": {"remoteUrl": url, "refactorMaxTokens": 64}})
+        )
+        open_doc(client, GEOMETRY)
+        selection = GEOMETRY.split("\n", 3)[3].split("\n\n\n")[0]  # circle_area, lines 3-4
+        rng = {"start": {"line": 3, "character": 0}, "end": {"line": 5, "character": 0}}
+        result = await command(client, "explain", {"uri": URI, "range": rng})
+        direct = RemoteEngine(RemoteConfig(url)).complete(
+            selection.rstrip() + HEADER, None, 32, ["\n\n"], lambda: False
+        )
+        assert direct is not None
+        assert result.get("text", result.get("reason")) == prose(direct) or "the model" in result.get("reason", "")
+        status = await command(client, "status")
+        assert status["larger_tier"]["remote"]["url"] == url and status["larger_tier"]["remote"]["down"] is False
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    result = await command(client, "explain", {"uri": URI, "range": rng, "force": True})
+    assert "text" in result or result["applied"] is False  # the local model answered (or its text was refused)
+    status = await command(client, "status")
+    assert status["larger_tier"]["remote"]["down"] is True and status["larger_tier"]["remote"]["error"]
