@@ -21,7 +21,7 @@ def layer(module: str) -> str:
         return "tools"
     if head in ("server", "api"):  # the front ends: the LSP sidecar and the OpenAI-compatible API
         return "server"
-    if head in ("completion", "refactor", "index", "tiers"):
+    if head in ("completion", "refactor", "index", "tiers", "inspect"):
         return "middle"
     if head == "engine":
         return "engine"

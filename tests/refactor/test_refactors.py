@@ -43,6 +43,11 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Model:
 PASSED = PytestRun(collected=1, passed=1)
 
 
+def w(model: Model) -> LocalWriter:
+    """The engine writing for a refactor, on a fresh session."""
+    return LocalWriter(model.session(1024))
+
+
 def never() -> bool:
     return False
 
@@ -65,17 +70,17 @@ def test_update_replaces_the_docstring_add_inserts_one(monkeypatch: pytest.Monke
     from pyserver.refactor import docstring
 
     _model_says(monkeypatch, docstring, "Return the area of a w by h rectangle.")
-    edit = docstring_edit(LocalWriter(model.session(1024)), SOURCE, 4, 24, never, mode="update")
+    edit = docstring_edit(w(model), SOURCE, 4, 24, never, mode="update")
     assert isinstance(edit, TextEdit)
     assert SOURCE[edit.start : edit.end] == '    """Old docstring."""\n'
     assert edit.new_text == '    """Return the area of a w by h rectangle."""\n'
-    edit = docstring_edit(LocalWriter(model.session(1024)), SOURCE, 11, 24, never, mode="add")
+    edit = docstring_edit(w(model), SOURCE, 11, 24, never, mode="add")
     assert isinstance(edit, TextEdit) and edit.start == edit.end == SOURCE.index("    return math.pi")
     # Add never replaces a docstring; update never invents one.
-    assert docstring_edit(LocalWriter(model.session(1024)), SOURCE, 4, 24, never, mode="add") == (
+    assert docstring_edit(w(model), SOURCE, 4, 24, never, mode="add") == (
         "area already has a docstring (Update Docstring replaces it)"
     )
-    assert "no docstring to update" in str(docstring_edit(LocalWriter(model.session(1024)), SOURCE, 11, 24, never, mode="update"))
+    assert "no docstring to update" in str(docstring_edit(w(model), SOURCE, 11, 24, never, mode="update"))
 
 
 @pytest.mark.parametrize(
@@ -97,12 +102,12 @@ def test_junk_docstrings_are_refused(monkeypatch: pytest.MonkeyPatch, model: Mod
     from pyserver.refactor import docstring
 
     _model_says(monkeypatch, docstring, said)
-    result = docstring_edit(LocalWriter(model.session(1024)), SOURCE, 11, 24, never)
+    result = docstring_edit(w(model), SOURCE, 11, 24, never)
     assert isinstance(result, str) and why in result
 
 
 def test_stop_flag_cancels(model: Model) -> None:
-    assert docstring_edit(LocalWriter(model.session(1024)), SOURCE, 11, 24, lambda: True) is None
+    assert docstring_edit(w(model), SOURCE, 11, 24, lambda: True) is None
 
 
 def test_rewrite_replaces_whole_lines_and_is_verified(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
@@ -111,18 +116,18 @@ def test_rewrite_replaces_whole_lines_and_is_verified(monkeypatch: pytest.Monkey
     start = SOURCE.index("return w * h")
     end = start + len("return w * h")
     _model_says(monkeypatch, rewrite, "return float(w) * float(h)")
-    edit = rewrite_edit(LocalWriter(model.session(1024)), SOURCE, start, end, "use floats", 32, never)
+    edit = rewrite_edit(w(model), SOURCE, start, end, "use floats", 32, never)
     assert isinstance(edit, TextEdit)
     assert edit.start == SOURCE.rfind("\n", 0, start) + 1 and edit.end == end
     assert edit.new_text == "    return float(w) * float(h)"
-    assert rewrite_edit(LocalWriter(model.session(1024)), SOURCE, 5, 5, "x", 8, never) == "select the code to rewrite"
+    assert rewrite_edit(w(model), SOURCE, 5, 5, "x", 8, never) == "select the code to rewrite"
     _model_says(monkeypatch, rewrite, "return w * (")
-    assert "does not parse" in str(rewrite_edit(LocalWriter(model.session(1024)), SOURCE, start, end, "x", 8, never))
+    assert "does not parse" in str(rewrite_edit(w(model), SOURCE, start, end, "x", 8, never))
     _model_says(monkeypatch, rewrite, "return w * h")
-    assert "unchanged" in str(rewrite_edit(LocalWriter(model.session(1024)), SOURCE, start, end, "x", 8, never))
+    assert "unchanged" in str(rewrite_edit(w(model), SOURCE, start, end, "x", 8, never))
     header = SOURCE.index("def area(w, h):")
     _model_says(monkeypatch, rewrite, "def area(w):")
-    result = rewrite_edit(LocalWriter(model.session(1024)), SOURCE, header, header + len("def area(w, h):"), "x", 8, never)
+    result = rewrite_edit(w(model), SOURCE, header, header + len("def area(w, h):"), "x", 8, never)
     assert "area's signature" in str(result)
 
 
@@ -135,15 +140,15 @@ def test_tests_file_is_verified(monkeypatch: pytest.MonkeyPatch, model: Model) -
 
     _model_says(monkeypatch, wt, "assert area(2, 3) == 6\n")
     ran: list[str] = []
-    new = write_tests(LocalWriter(model.session(1024)), SOURCE, 5, "geometry.py", 32, never, lambda s: ran.append(s) or PASSED)
+    new = write_tests(w(model), SOURCE, 5, "geometry.py", 32, never, lambda s: ran.append(s) or PASSED)
     assert isinstance(new, WrittenTests) and new.file.name == "test_geometry.py" and not new.appended
     assert new.file.text == "from geometry import area\n\n\ndef test_area():\n    assert area(2, 3) == 6\n"
     assert ran == [new.file.text] and new.candidates == 1  # all passed at once: no more candidates sampled
     assert Path("test_geometry.py").exists() is False  # nothing is written by the refactor itself
     _model_says(monkeypatch, wt, "assert area(2, \n")
-    assert "does not parse" in str(write_tests(LocalWriter(model.session(1024)), SOURCE, 5, "geometry.py", 32, never, _no_run))
+    assert "does not parse" in str(write_tests(w(model), SOURCE, 5, "geometry.py", 32, never, _no_run))
     _model_says(monkeypatch, wt, "area(2, 3)\n")
-    assert "assert nothing" in str(write_tests(LocalWriter(model.session(1024)), SOURCE, 5, "geometry.py", 32, never, _no_run))
+    assert "assert nothing" in str(write_tests(w(model), SOURCE, 5, "geometry.py", 32, never, _no_run))
 
 
 def test_a_docstring_may_repeat_a_phrase_twice(monkeypatch: pytest.MonkeyPatch, model: Model) -> None:
@@ -151,11 +156,11 @@ def test_a_docstring_may_repeat_a_phrase_twice(monkeypatch: pytest.MonkeyPatch, 
 
     said = "Scale the circle by the factor.\n\nA factor below one shrinks it; scale the circle by the factor to undo."
     _model_says(monkeypatch, docstring, said)
-    assert isinstance(docstring_edit(LocalWriter(model.session(1024)), SOURCE, 11, 24, never), TextEdit)
+    assert isinstance(docstring_edit(w(model), SOURCE, 11, 24, never), TextEdit)
 
 
 def test_explain(model: Model) -> None:
-    text = explain(LocalWriter(model.session(1024)), "return w * h", 16, never)
+    text = explain(w(model), "return w * h", 16, never)
     assert isinstance(text, str) and text
 
 

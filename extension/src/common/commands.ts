@@ -3,6 +3,7 @@
 import * as path from "node:path";
 import * as vscode from "vscode";
 
+import { runInspection, vscodeInspectUi } from "./inspect";
 import type { ModelManager } from "./models";
 import type { Sidecar } from "./server";
 import type { Snooze } from "./snooze";
@@ -183,6 +184,8 @@ function registerSidecarCommands(reg: Register, sidecar: Sidecar, showStatus: ()
   reg("ryzanstein.showStatus", showStatus);
   reg("ryzanstein.reindex", () => reindex(sidecar));
   reg("ryzanstein.chooseModel", () => models.pick());
+  reg("ryzanstein.inspectModel", () => runInspection(vscodeInspectUi(vscode), sidecar.client, "model"));
+  reg("ryzanstein.inspectIndex", () => runInspection(vscodeInspectUi(vscode), sidecar.client, "index"));
 }
 
 async function reindex(sidecar: Sidecar): Promise<void> {
