@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 
+from pyserver import native
 from pyserver.engine.config import ARCHITECTURES, ModelConfig
-from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.errors import ModelLoadError, short_repr
 from pyserver.engine.gguf_file import GGUFFile, TensorInfo
 from pyserver.engine.traits import ModelTraits
 from pyserver.engine.weights import (
@@ -25,51 +26,93 @@ from pyserver.engine.weights import (
 
 # Tables (embedding, output) we can read: plain floats, plus anything gguf.quants can dequantize.
 TABLE_TYPES = (*FLOAT_TABLE_TYPES, "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+MAX_COUNT = 1 << 31  # any dimension or count in the metadata (the native engine takes 64-bit sizes; none is near)
+
+
+class _Keys:
+    """The model's own metadata keys (`{arch}.*`), each checked for its type and range before use."""
+
+    def __init__(self, g: GGUFFile) -> None:
+        self.g, self.arch = g, g.architecture
+
+    def fail(self, name: str, problem: str) -> ModelLoadError:
+        return ModelLoadError(self.g.path, f"metadata '{self.arch}.{name}' {problem}")
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        value = self.g.metadata.get(f"{self.arch}.{name}", default)
+        if value is None:
+            raise ModelLoadError(self.g.path, f"missing metadata key '{self.arch}.{name}'")
+        return value
+
+    def count(self, name: str, default: int | None = None) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, np.ndarray):  # per-layer arrays (some converters): this engine needs them uniform
+            if value.size == 0 or value.dtype.kind not in "iu" or not np.all(value == value.flat[0]):
+                raise self.fail(name, "varies per layer (or is not integers), which this engine does not support")
+            value = value.flat[0]
+        if (
+            not isinstance(value, (int, np.integer))
+            or isinstance(value, (bool, np.bool_))
+            or not 0 < int(value) < MAX_COUNT
+        ):
+            raise self.fail(name, f"must be a positive integer below {MAX_COUNT}, got {short_repr(value)}")
+        return int(value)
+
+    def number(self, name: str, default: float) -> float:
+        value = self.raw(name, default)
+        if (
+            not isinstance(value, (int, float, np.integer, np.floating))
+            or isinstance(value, (bool, np.bool_))
+            or not np.isfinite(value)
+            or value <= 0
+        ):
+            raise self.fail(name, f"must be a positive finite number, got {short_repr(value)}")
+        return float(value)
 
 
 def gguf_config(g: GGUFFile) -> ModelConfig:
-    """The model's shape from the file's header (metadata and tensor infos; no tensor data is read). An
-    architecture this engine does not run still gets its shape described, so it can be listed and explained."""
-    arch, meta = g.architecture, g.metadata
-
-    def key(name: str, default: Any = None) -> Any:
-        value = meta.get(f"{arch}.{name}", default)
-        if value is None:
-            raise ModelLoadError(g.path, f"missing metadata key '{arch}.{name}'")
-        return value
-
-    def count(name: str, default: Any = None) -> int:
-        value = key(name, default)
-        if isinstance(value, np.ndarray):  # per-layer arrays (some converters): this engine needs them uniform
-            if value.size == 0 or not np.all(value == value.flat[0]):
-                raise ModelLoadError(g.path, f"'{arch}.{name}' varies per layer, which this engine does not support")
-            value = value.flat[0]
-        if not isinstance(value, (int, np.integer)) or int(value) <= 0:
-            raise ModelLoadError(g.path, f"metadata '{arch}.{name}' must be a positive integer, got {value!r}")
-        return int(value)
-
+    """The model's shape from the file's header (metadata and tensor infos; no tensor data is read), every key
+    checked. An architecture this engine does not run still gets its shape described, so it can be listed and
+    explained."""
+    keys = _Keys(g)
     embd = _tensor(g, "token_embd.weight")
     if len(embd.shape) != 2:
         raise ModelLoadError(g.path, "tensor 'token_embd.weight' must be two-dimensional")
-    n_embd, n_head = count("embedding_length"), count("attention.head_count")
+    n_embd, n_head = keys.count("embedding_length"), keys.count("attention.head_count")
     if embd.shape[1] != n_embd:
         raise ModelLoadError(
             g.path, f"tensor 'token_embd.weight' has {embd.shape[1]} columns, embedding_length is {n_embd}"
         )
-    head_dim = count("attention.key_length", n_embd // n_head if n_embd % n_head == 0 else None)
+    vocab = embd.shape[0]
+    if keys.count("vocab_size", vocab) != vocab:
+        raise keys.fail("vocab_size", f"is {keys.count('vocab_size')} but 'token_embd.weight' has {vocab} rows")
+    n_head_kv = keys.count("attention.head_count_kv", n_head)
+    if n_head % n_head_kv:
+        raise keys.fail(
+            "attention.head_count",
+            f"({n_head}) must be a multiple of '{keys.arch}.attention.head_count_kv' ({n_head_kv})",
+        )
+    head_dim = keys.count("attention.key_length", n_embd // n_head if n_embd % n_head == 0 else None)
+    if head_dim % 2:
+        raise keys.fail("attention.key_length", f"({head_dim}): the head dimension must be even")
+    rope_dim = keys.count("rope.dimension_count", head_dim)
+    if rope_dim > head_dim or rope_dim % 2:
+        raise keys.fail(
+            "rope.dimension_count", f"({rope_dim}) must be even and at most the head dimension ({head_dim})"
+        )
     return ModelConfig.for_arch(
-        arch,
+        keys.arch,
         n_embd=n_embd,
-        n_ff=count("feed_forward_length"),
-        n_layer=count("block_count"),
+        n_ff=keys.count("feed_forward_length"),
+        n_layer=keys.count("block_count"),
         n_head=n_head,
-        n_head_kv=count("attention.head_count_kv", n_head),
+        n_head_kv=n_head_kv,
         head_dim=head_dim,
-        rope_dim=count("rope.dimension_count", head_dim),
-        vocab=embd.shape[0],
-        context_length=count("context_length", 4096),
-        rope_base=float(key("rope.freq_base", 10000.0)),
-        norm_eps=float(key("attention.layer_norm_rms_epsilon", 1e-5)),
+        rope_dim=rope_dim,
+        vocab=vocab,
+        context_length=keys.count("context_length", 4096),
+        rope_base=keys.number("rope.freq_base", 10000.0),
+        norm_eps=keys.number("attention.layer_norm_rms_epsilon", 1e-5),
         tied_embeddings="output.weight" not in g.tensors,
     )
 
@@ -108,6 +151,12 @@ def _linear(g: GGUFFile, name: str, rows: int, cols: int) -> TernaryTensor:
     if info.shape != (rows, cols):
         raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)}, expected [{rows}, {cols}]")
     if info.type_name in TERNARY_FORMATS:
+        try:  # the packing's own rules (row length a multiple of its block), before native code sees the bytes
+            need = native.packed_nbytes(info.type_name, rows, cols)
+        except ValueError as exc:
+            raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
+        if info.nbytes < need:
+            raise ModelLoadError(g.path, f"tensor '{name}' has {info.nbytes} bytes, its packing needs {need}")
         return TernaryTensor(info.type_name, g.tensor_data(name), rows, cols)
     if info.type_name in FLOAT_TABLE_TYPES:
         # Converters write BitNet projections as floats already holding {-s, 0, +s}; latent weights get the absmean
@@ -160,7 +209,6 @@ def load_gguf(path: str | Path) -> tuple[ModelWeights, GGUFFile]:
         output_norm=_vector(g, "output_norm.weight", cfg.n_embd),
         layers=layers,
         output=output,
-        keep_alive=[g],
         traits=ModelTraits.from_gguf_metadata(g.metadata),
     )
     return weights, g

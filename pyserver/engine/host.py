@@ -152,7 +152,9 @@ class ModelHost:
         self._on_state(self)
 
     def load(self, path: str = "", threads: int = 0) -> None:
-        """Loads synchronously (call from a worker thread). Errors end in state "error" with a message."""
+        """Loads synchronously (call from a worker thread). Every failure ends in state "error" with a one-line
+        message: a bad file is a ModelLoadError naming the file and the field; anything else (a bug, memory) is
+        reported too, since an exception escaping this thread would leave the state "loading" for good."""
         self._set("loading")
         try:
             p = Path(path) if path else default_model_path()
@@ -167,6 +169,8 @@ class ModelHost:
             self.probe_speeds()
         except (ModelLoadError, OSError, ValueError) as exc:
             self._set("error", str(exc))
+        except Exception as exc:  # see the docstring: the editor must hear of any failure
+            self._set("error", " ".join(f"{path or 'the model'}: {type(exc).__name__}: {exc}".split()))
 
     def adopt(self, model: Model, path: Path) -> None:
         """Serves an already loaded model (the pool's larger tier)."""

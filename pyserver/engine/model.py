@@ -4,6 +4,11 @@ Loading turns any supported file into `ModelWeights` (see the loaders), then han
 native model, copied once into huge-page-backed memory (file mappings get no huge pages on common kernels, and
 the decode loop streams every weight byte per token), repacked on the way into the decode layout (I2_S4) where a
 tensor has one scale. The output head is quantized here (4-bit rows where n_embd allows, else int8).
+
+Nothing here points into the model file: the loaders read every tensor into memory this process owns (no memory
+map; see gguf_file.py), so a file truncated or rewritten while the model is loaded cannot crash the process. Every
+header field was checked by the loaders before native code sees a byte; what the native model still refuses is a
+`ModelLoadError` too.
 """
 
 from __future__ import annotations
@@ -170,14 +175,16 @@ class Model:
         names = [f"blk.{i}.{n}" for i, layer in enumerate(weights.layers) for n in layer.linears]
         self._weight_buffer: np.ndarray | None = None
         self.tensor_stats: list[TensorStats] = []  # empty when the weights are used in place (copy_weights=False)
-        if copy_weights:
-            decode = _decode_shapes(linears, layout)
-            self._weight_buffer, self.tensor_stats = _copy_to_weight_memory(linears, names, decode)
         try:
+            if copy_weights:
+                decode = _decode_shapes(linears, layout)
+                self._weight_buffer, self.tensor_stats = _copy_to_weight_memory(linears, names, decode)
             nm = native.Model(self.config.native())
             _set_layers(nm, weights)
             head_bytes = _set_head(nm, weights.output or weights.token_embd, head)
             nm.check_complete()
+        except ModelLoadError:
+            raise
         except ValueError as exc:
             raise ModelLoadError(path, str(exc)) from exc
         self.native = nm

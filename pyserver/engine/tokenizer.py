@@ -16,7 +16,7 @@ import numpy as np
 from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
 from tokenizers import Tokenizer as HFTokenizer
 
-from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.errors import ModelLoadError, short_repr
 
 # GGUF token types.
 NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED, BYTE = 1, 2, 3, 4, 5, 6
@@ -65,6 +65,81 @@ class SpecialTokens:
         return frozenset(t for t in (self.eos, self.eot, self.fim_sep) if t is not None)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+class _GgufVocabulary:
+    """The tokenizer keys of a GGUF file, each checked for its type and length before use (a ModelLoadError names
+    the key): tokens and merges are arrays of strings, token types and scores numeric arrays as long as the
+    vocabulary, special token ids integers inside it."""
+
+    def __init__(self, meta: dict[str, Any], path: str | Path) -> None:
+        self.meta, self.path = meta, path
+        kind, tokens = meta.get("tokenizer.ggml.model"), meta.get("tokenizer.ggml.tokens")
+        if kind is None or tokens is None:
+            raise ModelLoadError(path, "the file has no tokenizer (tokenizer.ggml.model / tokens missing)")
+        self.kind = self._string("model")
+        if self.kind not in ("gpt2", "llama"):
+            raise ModelLoadError(path, f"unsupported tokenizer model {short_repr(kind)} (supported: gpt2, llama)")
+        self.tokens = self._strings("tokens")
+        if not self.tokens:
+            raise ModelLoadError(path, "'tokenizer.ggml.tokens' is empty")
+        self.merges = self._strings("merges") if "tokenizer.ggml.merges" in meta else []
+        self.pre = self._string("pre") if "tokenizer.ggml.pre" in meta else "default"
+        types = self._numbers("token_type", integer=True)
+        self.types = types.astype(np.int64) if types is not None else np.full(len(self.tokens), NORMAL)
+        self._scores = self._numbers("scores", integer=False)  # checked even where unused (gpt2): a field is a field
+
+    def fail(self, key: str, problem: str) -> ModelLoadError:
+        return ModelLoadError(self.path, f"'tokenizer.ggml.{key}' {problem}")
+
+    def _string(self, key: str) -> str:
+        value = self.meta.get(f"tokenizer.ggml.{key}")
+        if not isinstance(value, str):
+            raise self.fail(key, f"must be a string, got {short_repr(value)}")
+        return value
+
+    def _strings(self, key: str) -> list[str]:
+        value = self.meta.get(f"tokenizer.ggml.{key}")
+        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+            raise self.fail(key, f"must be an array of strings, got {short_repr(value)}")
+        return value
+
+    def _numbers(self, key: str, integer: bool) -> np.ndarray | None:
+        """A numeric array with one entry per token, or None when absent."""
+        value = self.meta.get(f"tokenizer.ggml.{key}")
+        if value is None:
+            return None
+        kinds = "iu" if integer else "iuf"
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in kinds:
+            raise self.fail(key, f"must be an array of {'integers' if integer else 'numbers'}, got {short_repr(value)}")
+        if len(value) != len(self.tokens):
+            raise self.fail(key, f"has {len(value)} entries, but there are {len(self.tokens)} tokens")
+        return value
+
+    def scores(self) -> np.ndarray:
+        if self._scores is None:
+            return -np.arange(len(self.tokens), dtype=np.float32)
+        return self._scores.astype(np.float32)
+
+    def token_id(self, key: str) -> int | None:
+        value = self.meta.get(f"tokenizer.ggml.{key}")
+        if value is None:
+            return None
+        if not _is_int(value):
+            raise self.fail(key, f"must be an integer, got {short_repr(value)}")
+        if not 0 <= int(value) < len(self.tokens):
+            raise self.fail(key, f"is {int(value)}, outside the vocabulary of {len(self.tokens)} tokens")
+        return int(value)
+
+    def add_bos(self) -> bool:
+        value = self.meta.get("tokenizer.ggml.add_bos_token", self.kind == "llama")
+        if not isinstance(value, (bool, np.bool_)):
+            raise self.fail("add_bos_token", f"must be a boolean, got {short_repr(value)}")
+        return bool(value)
+
+
 class Tokenizer:
     """Text <-> token ids for one model. `encode` never adds specials; the caller decides (BOS, FIM layout)."""
 
@@ -92,65 +167,36 @@ class Tokenizer:
 
     @classmethod
     def from_gguf_metadata(cls, meta: dict[str, Any], path: str | Path = "<gguf>") -> Tokenizer:
-        kind = meta.get("tokenizer.ggml.model")
-        tokens = meta.get("tokenizer.ggml.tokens")
-        if kind is None or not isinstance(tokens, list) or not tokens:
-            raise ModelLoadError(path, "the file has no tokenizer (tokenizer.ggml.model / tokens missing)")
-        types = meta.get("tokenizer.ggml.token_type")
-        types = np.asarray(types, dtype=np.int64) if types is not None else np.full(len(tokens), NORMAL)
-        if len(types) != len(tokens):
-            raise ModelLoadError(path, "tokenizer.ggml.token_type and tokens differ in length")
-        control = [i for i, t in enumerate(types) if t in (CONTROL, UNKNOWN, UNUSED)]
-        if kind not in ("gpt2", "llama"):
-            raise ModelLoadError(path, f"unsupported tokenizer model {kind!r} (supported: gpt2, llama)")
+        v = _GgufVocabulary(meta, path)
         try:
-            if kind == "gpt2":
-                merges = meta.get("tokenizer.ggml.merges") or []
-                hf = _byte_level_bpe(tokens, merges, str(meta.get("tokenizer.ggml.pre", "default")))
+            if v.kind == "gpt2":
+                hf = _byte_level_bpe(v.tokens, v.merges, v.pre)
             else:
-                scores = meta.get("tokenizer.ggml.scores")
-                scores = (
-                    np.asarray(scores, dtype=np.float32)
-                    if scores is not None
-                    else -np.arange(len(tokens), dtype=np.float32)
-                )
-                hf = _sentencepiece_bpe(tokens, scores, types)
+                hf = _sentencepiece_bpe(v.tokens, v.scores(), v.types)
         except Exception as exc:  # tokenizers reports bad vocabularies with its own exception types
             raise ModelLoadError(path, f"invalid tokenizer data: {exc}") from exc
-        add_bos_default = kind == "llama"
-
-        def tid(name: str) -> int | None:
-            v = meta.get(f"tokenizer.ggml.{name}")
-            return int(v) if isinstance(v, (int, np.integer)) and 0 <= int(v) < len(tokens) else None
-
-        by_name = {t: i for i, t in enumerate(tokens)}
+        by_name = {t: i for i, t in enumerate(v.tokens)}
 
         def fim(kind_: str, key: str) -> int | None:
-            found = tid(key)
+            found = v.token_id(key)
             if found is None:
                 found = next((by_name[n] for n in FIM_NAMES[kind_] if n in by_name), None)
             return found
 
         special = SpecialTokens(
-            bos=tid("bos_token_id"),
-            eos=tid("eos_token_id"),
-            eot=tid("eot_token_id"),
+            bos=v.token_id("bos_token_id"),
+            eos=v.token_id("eos_token_id"),
+            eot=v.token_id("eot_token_id"),
             fim_prefix=fim("prefix", "fim_pre_token_id"),
             fim_suffix=fim("suffix", "fim_suf_token_id"),
             fim_middle=fim("middle", "fim_mid_token_id"),
             fim_sep=fim("sep", "fim_sep_token_id"),
-            add_bos=bool(meta.get("tokenizer.ggml.add_bos_token", add_bos_default)),
+            add_bos=v.add_bos(),
         )
-        ids = {
-            special.bos,
-            special.eos,
-            special.eot,
-            special.fim_prefix,
-            special.fim_suffix,
-            special.fim_middle,
-            special.fim_sep,
-        }
-        return cls(hf, special, len(tokens), sorted(set(control) | {i for i in ids if i is not None}))
+        control = [i for i, t in enumerate(v.types) if t in (CONTROL, UNKNOWN, UNUSED)]
+        ids = {special.bos, special.eos, special.eot, special.fim_prefix, special.fim_suffix, special.fim_middle}
+        ids.add(special.fim_sep)
+        return cls(hf, special, len(v.tokens), sorted(set(control) | {i for i in ids if i is not None}))
 
     @classmethod
     def from_tokenizer_json(cls, path: str | Path, config: dict[str, Any] | None = None) -> Tokenizer:
@@ -164,11 +210,19 @@ class Tokenizer:
         added = {a.content: i for i, a in hf.get_added_tokens_decoder().items()}
         specials = {i for i, a in hf.get_added_tokens_decoder().items() if a.special}
 
+        vocab_size = hf.get_vocab_size(with_added_tokens=True)
+
         def cfg_id(key: str) -> int | None:
             v = config.get(key)
             if isinstance(v, list):
                 v = v[0] if v else None
-            return int(v) if isinstance(v, int) else None
+            if v is None:
+                return None
+            if not _is_int(v):
+                raise ModelLoadError(path.parent, f"'{key}' must be a token id, got {short_repr(v)}")
+            if not 0 <= v < vocab_size:
+                raise ModelLoadError(path.parent, f"'{key}' is {v}, outside the vocabulary of {vocab_size} tokens")
+            return int(v)
 
         def by_names(names: Sequence[str]) -> int | None:
             return next((added.get(n, hf.token_to_id(n)) for n in names if hf.token_to_id(n) is not None), None)
@@ -180,9 +234,16 @@ class Tokenizer:
             fim_suffix=by_names(FIM_NAMES["suffix"]),
             fim_middle=by_names(FIM_NAMES["middle"]),
             fim_sep=by_names(FIM_NAMES["sep"]),
-            add_bos=bool(config.get("add_bos_token", False)),
+            add_bos=_config_bool(config, "add_bos_token", path.parent),
         )
-        return cls(hf, special, hf.get_vocab_size(with_added_tokens=True), sorted(specials))
+        return cls(hf, special, vocab_size, sorted(specials))
+
+
+def _config_bool(config: dict[str, Any], key: str, where: Path) -> bool:
+    v = config.get(key, False)
+    if not isinstance(v, bool):
+        raise ModelLoadError(where, f"'{key}' must be a boolean, got {short_repr(v)}")
+    return v
 
 
 def _byte_level_bpe(tokens: list[str], merges: list[str], pre: str) -> HFTokenizer:
@@ -248,7 +309,9 @@ def load_tokenizer_config(directory: Path) -> dict[str, Any]:
         if p.is_file():
             try:
                 data = json.loads(p.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+            except (OSError, ValueError, RecursionError):
+                continue
+            if not isinstance(data, dict):
                 continue
             for k in ("bos_token_id", "eos_token_id", "add_bos_token"):
                 if k in data and data[k] is not None:
