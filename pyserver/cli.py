@@ -82,6 +82,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.index import run_index_bench
 
         report = run_index_bench(quick=args.quick)
+    elif args.what == "soak":
+        from pyserver.bench.soak import run_soak
+
+        report = run_soak(args.minutes, args.rate, Path(args.model[0]) if args.model else None)
     elif args.what == "quality":
         from pyserver.bench.quality import run_quality_bench
         from pyserver.models import default_model_path
@@ -93,6 +97,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         report = run_quality_bench(
             path, max_tokens=20_000 if args.quick else 60_000, n_lines=100 if args.quick else 500
         )
+    elif args.what == "refactors":
+        from pyserver.bench.refactors import run_refactor_bench
+
+        report = run_refactor_bench(Path(args.model[0]) if args.model else None, n=20 if args.quick else 80)
     else:  # argparse restricts the choices
         raise AssertionError(args.what)
     json.dump(report, sys.stdout, indent=2)
@@ -320,6 +328,63 @@ def _cmd_cpu(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect_progress(done: int, total: int, name: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{done}/{total} {name:<40}" + ("\n" if done >= total else ""))
+        sys.stderr.flush()
+
+
+def _write_page(html: str, out: Path | None) -> None:
+    if out is not None:
+        out.write_text(html, encoding="utf-8")
+        print(f"report: {out}", file=sys.stderr)
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import os
+
+    from pyserver.engine.errors import ModelLoadError
+    from pyserver.inspect.model_report import inspect_model, summary
+    from pyserver.inspect.weights import Options
+    from pyserver.models import default_model_path
+
+    path = Path(args.model) if args.model else default_model_path()
+    if path is None:
+        print("error: no model given and no shipped model found in models/", file=sys.stderr)
+        return 2
+    opts = Options(max_queries=args.max_queries, threads=args.threads or os.cpu_count() or 1)
+    try:
+        report, html = inspect_model(path, opts, vocabulary=not args.no_vocabulary, progress=_inspect_progress)
+    except ModelLoadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    _write_page(html, Path(args.out) if args.out else None if args.json else Path(f"{path.name}.inspect.html"))
+    _emit(report if args.json else summary(report), args)
+    return 0
+
+
+def _cmd_inspect_index(args: argparse.Namespace) -> int:
+    from pyserver.index.store import IndexUnavailable
+    from pyserver.index.workspace import default_index_path
+    from pyserver.inspect.index_report import index_summary, inspect_index
+
+    target = Path(args.path)
+    root = target if target.is_dir() else None
+    db = Path(args.db) if args.db else default_index_path(target) if root is not None else target
+    if not db.is_file():
+        print(f"error: no index at {db}: build it with `python -m pyserver index {args.path}`", file=sys.stderr)
+        return 2
+    try:
+        report, html = inspect_index(db, str(root.resolve()) if root is not None else None)
+    except IndexUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = (root.resolve().name if root is not None else db.stem) or "index"
+    _write_page(html, Path(args.out) if args.out else None if args.json else Path(f"{name}.index.html"))
+    _emit(report if args.json else index_summary(report), args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from pyserver import __version__
 
@@ -334,14 +399,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
     bench.add_argument(
         "what",
-        choices=["kernels", "model", "peers", "quality", "completion", "index", "speculative"],
+        choices=["kernels", "model", "peers", "quality", "completion", "index", "speculative", "refactors", "soak"],
         help="what to measure",
     )
     bench.add_argument(
         "--model",
         action="append",
         default=None,
-        help="quality, completion: the model (default: the shipped model); completion --corpus real takes several",
+        help="quality, completion, refactors: the model (default: the shipped model); completion --corpus real"
+        " takes several",
     )
     bench.add_argument(
         "--corpus",
@@ -404,6 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="peers: this engine's ISA levels to time (default: every SIMD level the CPU has)",
     )
     bench.add_argument("--no-scalar", action="store_true", help="skip the (slow) scalar reference path")
+    bench.add_argument("--minutes", type=float, default=10.0, help="soak: how long to type into the sidecar")
+    bench.add_argument("--rate", type=float, default=20.0, help="soak: keystrokes (each with a completion) per second")
     bench.set_defaults(func=_cmd_bench)
 
     api = sub.add_parser(
@@ -463,6 +531,28 @@ def build_parser() -> argparse.ArgumentParser:
     cpu.add_argument("--json", action="store_true", help="print JSON")
     cpu.set_defaults(func=_cmd_cpu)
 
+    ins = sub.add_parser(
+        "inspect", help="read a ternary model's weights: trits, density, signatures, redundancy (HTML + JSON)"
+    )
+    ins.add_argument(
+        "model", nargs="?", default=None, help="GGUF file or checkpoint folder (default: the shipped model)"
+    )
+    ins.add_argument("--out", default=None, help="the HTML report (default: MODEL.inspect.html here; none with --json)")
+    ins.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    ins.add_argument("--threads", type=int, default=0, help="threads for the signature scans (default: all cores)")
+    ins.add_argument(
+        "--max-queries", type=int, default=1 << 13, help="near-duplicate queries per tensor (more rows: a sample)"
+    )
+    ins.add_argument("--no-vocabulary", action="store_true", help="skip the token embedding's clusters")
+    ins.set_defaults(func=_cmd_inspect)
+
+    ixi = sub.add_parser("inspect-index", help="the workspace index's clusters, scans and languages (HTML + JSON)")
+    ixi.add_argument("path", help="a workspace folder (its index) or an index file")
+    ixi.add_argument("--db", default=None, help="the folder's index file (default: the one `index` uses)")
+    ixi.add_argument("--out", default=None, help="the HTML report (default: FOLDER.index.html here; none with --json)")
+    ixi.add_argument("--json", action="store_true", help="print the whole report as JSON")
+    ixi.set_defaults(func=_cmd_inspect_index)
+
     from pyserver.index.cli import add_parsers
 
     add_parsers(sub)
@@ -491,4 +581,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_parser().print_help()
         return 0
     args = build_parser().parse_args(argv or ["serve"])
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ValueError as exc:
+        # A bad model file, from any command that loads one (generate, bench, api, ...): one line, exit code 2, no
+        # traceback. The class is looked up only now, so a command that never loads the engine does not import it.
+        errors = sys.modules.get("pyserver.engine.errors")
+        if errors is None or not isinstance(exc, errors.ModelLoadError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,17 +1,161 @@
-"""Document sync: open, changed, saved and closed documents feed the completion pipeline's context ring (the
-recently edited code a completion prompt draws on); a resting cursor starts a warm-up of its prompt. pygls keeps
-the documents' text itself."""
+"""Documents: open, changed, saved and closed documents feed the completion pipeline's context ring (the recently
+edited code a completion prompt draws on); a resting cursor starts a warm-up of its prompt. pygls keeps the open
+documents' text itself.
+
+A document the client names but has not opened is read from disk by `read_unopened` only, whoever asks for it
+(`document`, or any handler's `ls.workspace.get_text_document`: the workspace is a `ClientDocuments`): a regular
+file inside a workspace folder (symbolic links resolved), at most `MAX_UNOPENED_BYTES`, UTF-8, read within
+`READ_TIMEOUT_S`; never a device, a FIFO or a file outside the workspace. Anything else is an InvalidParams error
+that says why (pygls would read any path: a FIFO hangs the server, /dev/zero fills its memory).
+"""
 
 from __future__ import annotations
 
+import os
+import stat
+import threading
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 from lsprotocol import types as t
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument, Workspace
 
+from pyserver.index.files import MAX_FILE_BYTES
 from pyserver.server.sidecar import RyzansteinServer
 
 MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
+MAX_UNOPENED_BYTES = MAX_FILE_BYTES  # the index's cap: a larger file the client has not opened is not read
+READ_TIMEOUT_S = 2.0
+MAX_READS = 4  # reads at once (more when some hang past their timeout, on a hung file system, are refused)
 CURSOR_REST = "ryzanstein/cursorRest"
+
+_reads = threading.Semaphore(MAX_READS)
+
+
+class DocumentRefused(JsonRpcInvalidParams):
+    """A document the client has not opened and the server will not read (the message says why)."""
+
+
+def document(ls: RyzansteinServer, uri: str) -> TextDocument:
+    """The document at `uri`: the open one, else the file read by `read_unopened` (DocumentRefused if it may not
+    be read)."""
+    return text_document(ls.workspace, uri)
+
+
+def text_document(workspace: Workspace, uri: str) -> TextDocument:
+    """`document` for a workspace (what ClientDocuments.get_text_document answers)."""
+    doc = workspace.text_documents.get(unquote(uri))
+    if doc is not None:
+        return doc
+    source = read_unopened(uri, workspace_roots(workspace))
+    return TextDocument(uri, source=source, position_codec=workspace.position_codec)
+
+
+def workspace_roots(workspace: Workspace) -> list[Path]:
+    """The workspace folders on disk (the root when the client named no folder)."""
+    uris = [f.uri for f in workspace.folders.values()] or ([workspace.root_uri] if workspace.root_uri else [])
+    return [p for p in map(_fs_path, uris) if p is not None]
+
+
+def open_document(ls: RyzansteinServer, uri: str) -> TextDocument | None:
+    """The document at `uri` if the client has it open (never read from disk)."""
+    return ls.workspace.text_documents.get(unquote(uri))
+
+
+class ClientDocuments(Workspace):
+    """pygls' workspace, except that a document the client has not opened is read by `read_unopened`."""
+
+    @classmethod
+    def like(cls, workspace: Workspace) -> ClientDocuments:
+        """One with `workspace`'s root, folders and position encoding (made at initialize, before any document
+        is open)."""
+        return cls(
+            workspace.root_uri,
+            t.TextDocumentSyncKind.Incremental,
+            list(workspace.folders.values()),
+            workspace.position_encoding,
+        )
+
+    def get_text_document(self, doc_uri: str) -> TextDocument:
+        return text_document(self, doc_uri)
+
+
+def read_unopened(uri: str, roots: list[Path]) -> str:
+    """The text of the file at `uri`, which the client has not opened, if it may be read (see the module's
+    docstring); else DocumentRefused."""
+    path = _fs_path(uri)
+    if path is None:
+        raise DocumentRefused(f"{uri} is not open in the editor (and not a local file)")
+    try:
+        real = path.resolve(strict=True)
+        inside = [r for r in roots if real.is_relative_to(r.resolve())]
+        st = real.stat()
+    except (OSError, RuntimeError) as exc:  # missing, unreadable, a symbolic link loop
+        raise DocumentRefused(f"{uri} is not open in the editor and cannot be read: {_why(exc)}") from None
+    if not inside:
+        raise DocumentRefused(f"{uri} is not open in the editor and is outside the workspace folders")
+    if not stat.S_ISREG(st.st_mode):
+        raise DocumentRefused(f"{uri} is not open in the editor and is not a regular file")
+    if st.st_size > MAX_UNOPENED_BYTES:
+        raise DocumentRefused(f"{uri} is not open in the editor and is over {MAX_UNOPENED_BYTES} bytes")
+    return _read_within_timeout(uri, real, st)
+
+
+def _fs_path(uri: str) -> Path | None:
+    """The local path a file: URI names (percent-escapes decoded), or None."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file" or parsed.netloc not in ("", "localhost") or not parsed.path:
+        return None
+    return Path(url2pathname(parsed.path))
+
+
+def _why(exc: Exception) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+def _read_within_timeout(uri: str, path: Path, expected: os.stat_result) -> str:
+    """The file's text, read on a daemon thread: one stuck in a hung file system is left behind, never waited
+    for."""
+    if not _reads.acquire(blocking=False):
+        raise DocumentRefused(f"{uri} is not open in the editor, and {MAX_READS} reads of files are under way")
+    result: list[str | DocumentRefused] = []
+
+    def read() -> None:
+        try:
+            result.append(_read(uri, path, expected))
+        except DocumentRefused as exc:
+            result.append(exc)
+        except OSError as exc:
+            result.append(DocumentRefused(f"{uri} is not open in the editor and cannot be read: {_why(exc)}"))
+        except UnicodeDecodeError:
+            result.append(DocumentRefused(f"{uri} is not open in the editor and is not UTF-8 text"))
+        finally:
+            _reads.release()
+
+    reader = threading.Thread(target=read, name="document-read", daemon=True)
+    reader.start()
+    reader.join(READ_TIMEOUT_S)
+    if not result:
+        raise DocumentRefused(f"{uri} is not open in the editor and could not be read within {READ_TIMEOUT_S:.0f} s")
+    if isinstance(result[0], DocumentRefused):
+        raise result[0]
+    return result[0]
+
+
+def _read(uri: str, path: Path, expected: os.stat_result) -> str:
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    fd = os.open(path, flags)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)  # the file opened is the one checked, not one swapped in since
+        if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (expected.st_dev, expected.st_ino):
+            raise DocumentRefused(f"{uri} is not open in the editor and changed while it was read")
+        data = f.read(MAX_UNOPENED_BYTES + 1)
+    if len(data) > MAX_UNOPENED_BYTES:
+        raise DocumentRefused(f"{uri} is not open in the editor and is over {MAX_UNOPENED_BYTES} bytes")
+    return data.decode("utf-8")
 
 
 def did_open(ls: RyzansteinServer, params: t.DidOpenTextDocumentParams) -> None:
@@ -26,14 +170,14 @@ def did_change(ls: RyzansteinServer, params: t.DidChangeTextDocumentParams) -> N
             line = change.range.start.line
             if ls.last_line.get(uri) != line:  # re-chunk when the edit moves to another line, not per keystroke
                 ls.last_line[uri] = line
-                doc = ls.workspace.get_text_document(uri)
-                if len(doc.source) <= MAX_DOCUMENT_CHARS:
+                doc = open_document(ls, uri)
+                if doc is not None and len(doc.source) <= MAX_DOCUMENT_CHARS:
                     ls.pipeline.ring.add(uri, doc.source, line)
 
 
 def did_save(ls: RyzansteinServer, params: t.DidSaveTextDocumentParams) -> None:
-    doc = ls.workspace.get_text_document(params.text_document.uri)
-    if len(doc.source) <= MAX_DOCUMENT_CHARS:
+    doc = open_document(ls, params.text_document.uri)
+    if doc is not None and len(doc.source) <= MAX_DOCUMENT_CHARS:
         ls.pipeline.ring.add(doc.uri, doc.source, ls.last_line.get(doc.uri, 0))
 
 
@@ -51,9 +195,9 @@ def cursor_rest(ls: RyzansteinServer, params: object) -> None:
         line, character = int(_field(pos, "line")), int(_field(pos, "character"))
     except (TypeError, ValueError, KeyError, AttributeError):
         return
-    if not ls.settings.enable or not ls.host.ready or uri not in ls.workspace.text_documents:
+    doc = open_document(ls, uri)
+    if not ls.settings.enable or not ls.host.ready or doc is None:
         return
-    doc = ls.workspace.get_text_document(uri)
     if len(doc.source) > MAX_DOCUMENT_CHARS or not ls.settings.language_enabled(doc.language_id or ""):
         return
     offset = doc.offset_at_position(t.Position(line=max(0, line), character=max(0, character)))

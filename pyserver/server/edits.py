@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types as t
 from pygls.workspace import Workspace
 
+from pyserver.server.documents import read_unopened, workspace_roots
+
 ANNOTATION = "ryzanstein"
-MAX_TEST_FILE_BYTES = 2 * 2**20
 
 
 def digest(text: str) -> str:
@@ -43,30 +43,18 @@ def path_of(uri: str) -> Path | None:
     return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else None
 
 
-def read_regular(path: Path, cap: int = MAX_TEST_FILE_BYTES) -> str | None:
-    """A regular file's text (None when there is none); refuses devices, FIFOs, links and files over the cap."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        raise ValueError(f"{path.name} is not a regular file")
-    if st.st_size > cap:
-        raise ValueError(f"{path.name} is larger than {cap // 2**20} MiB")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        return f.read(cap + 1).decode("utf-8", "surrogateescape")
-
-
 def snapshot(workspace: Workspace, uri: str) -> Snapshot:
-    """The document as the editor has it open, else the file on disk (None when it does not exist)."""
-    doc = workspace.text_documents.get(uri)
+    """The document as the editor has it open, else the file on disk (read as documents.read_unopened reads:
+    inside the workspace, regular, under the cap, with a timeout), text None when it does not exist."""
+    doc = workspace.text_documents.get(unquote(uri))
     if doc is not None:
         return Snapshot(uri, doc.version, doc.source)
     path = path_of(uri)
     if path is None:
         raise ValueError(f"cannot read {uri}: not a file")
-    return Snapshot(uri, None, read_regular(path))
+    if not os.path.lexists(path):
+        return Snapshot(uri, None, None)
+    return Snapshot(uri, None, read_unopened(uri, workspace_roots(workspace)))
 
 
 def moved_on(workspace: Workspace, before: Snapshot) -> str | None:

@@ -1,6 +1,7 @@
-"""The session's life: initialize (settings from the client, the serving plan), initialized (the model loads with a
-progress notification; memory keeping, the first-run setup and the workspace index start), configuration changes,
-and shutdown."""
+"""The session's life: initialize (settings from the client, the serving plan, how documents the client has not
+opened are read), initialized (the model loads with a progress notification; memory keeping, the first-run setup
+and the workspace index start), configuration changes, the health check's ping, and shutdown. The order the LSP
+prescribes (nothing before initialize, one initialized, nothing after shutdown) is kept by protocol.py."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from lsprotocol import types as t
 
 from pyserver.server import background
 from pyserver.server.acceptance import AcceptanceStats, storage_folder
+from pyserver.server.documents import ClientDocuments
 from pyserver.server.progress import begin_progress
 from pyserver.server.sidecar import RyzansteinServer
 from pyserver.tiers.setup import read_config
+
+PING = "ryzanstein/ping"
 
 
 def settings_from(obj: Any) -> dict[str, Any] | None:
@@ -27,6 +31,7 @@ def settings_from(obj: Any) -> dict[str, Any] | None:
 
 
 def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
+    ls.protocol.use_workspace(ClientDocuments.like(ls.workspace))  # documents not open: read with care
     ls.settings, problems = ls.settings.checked(settings_from(params.initialization_options))
     ls.settings_problems(problems)
     ls.pipeline.settings = ls.settings.completion
@@ -53,6 +58,13 @@ async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None
 
 def did_change_configuration(ls: RyzansteinServer, params: t.DidChangeConfigurationParams) -> None:
     ls.apply_settings(settings_from(params.settings))
+
+
+def ping(ls: RyzansteinServer, params: Any = None) -> dict[str, Any]:
+    """`ryzanstein/ping`: answered at once on the event loop; the extension's health check (a sidecar that stops
+    answering it is restarted)."""
+    del params
+    return {"state": ls.host.state}
 
 
 def shutdown(ls: RyzansteinServer, *args: Any) -> None:

@@ -36,7 +36,14 @@ class WorkDone:
         """Ends the notification; later reports and ends do nothing."""
         if self.token is not None and not self._ended.is_set():
             self._ended.set()
-            self._call(self._ls.work_done_progress.end, t.WorkDoneProgressEnd(message=message))
+            self._call(self._end, t.WorkDoneProgressEnd(message=message))
+
+    def _end(self, token: str, value: t.WorkDoneProgressEnd) -> None:
+        """Sends the end and forgets the token: pygls keeps a future per token and never drops it (a leak per
+        command otherwise)."""
+        progress = self._ls.work_done_progress
+        progress.end(token, value)
+        progress.tokens.pop(token, None)
 
     def for_index(self) -> Progress:
         """The index's view of it: done / total reports (ended, "done", once done reaches total)."""

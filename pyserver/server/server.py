@@ -21,6 +21,7 @@ from pyserver.server import (
     completion_handler,
     documents,
     index_commands,
+    inspect_commands,
     lifecycle,
     model_commands,
     refactor_commands,
@@ -41,6 +42,7 @@ FEATURES: list[tuple[str, Any, Callable[..., Any]]] = [
     (documents.CURSOR_REST, None, documents.cursor_rest),
     (t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions(), completion_handler.inline_completion),
     (t.SHUTDOWN, None, lifecycle.shutdown),
+    (lifecycle.PING, None, lifecycle.ping),
 ]
 # The sidecar's commands have a namespace of their own: the language client registers every command a server
 # advertises as a VS Code command, which must not collide with the extension's palette commands.
@@ -56,6 +58,8 @@ COMMANDS: dict[str, Callable[..., Any]] = {
     "ryzanstein.sidecar.cancelDownload": model_commands.cmd_cancel_download,
     "ryzanstein.sidecar.reindex": index_commands.cmd_reindex,
     "ryzanstein.sidecar.search": index_commands.cmd_search,
+    "ryzanstein.sidecar.inspectModel": inspect_commands.cmd_inspect_model,
+    "ryzanstein.sidecar.inspectIndex": inspect_commands.cmd_inspect_index,
 }
 
 server = RyzansteinServer()
@@ -66,9 +70,14 @@ for _name, _command in COMMANDS.items():
 
 
 def serve() -> None:
+    """Serves on stdio; the process then ends with the protocol's exit code (LSP: 0 after shutdown and exit, 1
+    otherwise, so the extension restarts a sidecar that ended on its own)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("pygls").setLevel(logging.WARNING)  # it logs every message at INFO
     log.info("ryzanstein %s starting (stdio)", __version__)
     started = time.perf_counter()
     server.start_io()
-    log.info("stopped after %.0f s", time.perf_counter() - started)
+    code = server.protocol.exit_code
+    log.info("stopped after %.0f s (exit code %d)", time.perf_counter() - started, code)
+    if code:
+        raise SystemExit(code)

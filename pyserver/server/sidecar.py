@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from lsprotocol import types as t
+from pygls.io_ import StdoutWriter
 from pygls.lsp.server import LanguageServer
 
 from pyserver import __version__
@@ -37,6 +39,8 @@ DOWNLOAD_NOTIFICATION = "ryzanstein/download"
 
 class RyzansteinServer(LanguageServer):
     """The sidecar: one instance, `server.server`, with every handler registered on it."""
+
+    protocol: RyzansteinProtocol
 
     def __init__(self) -> None:
         super().__init__(
@@ -67,6 +71,18 @@ class RyzansteinServer(LanguageServer):
         self.speed_recorded_at = 0.0
         self.measure_scheduled = False
         self.last_line: dict[str, int] = {}  # per document: the line last edited (see documents.py)
+
+    def start_io(self, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+        """Serves on stdio until `exit` or the end of stdin, reading with our own framing (protocol.py) instead of
+        pygls' reader; the process's exit code is then `self.protocol.exit_code`."""
+        self.protocol.set_writer(StdoutWriter(stdout or sys.stdout.buffer))
+        try:
+            asyncio.run(self.protocol.serve(stdin or sys.stdin.buffer))
+        except BrokenPipeError:
+            log.error("the client closed its end of the pipe: stopping")
+            self.protocol.exit_code = 1
+        finally:
+            self.shutdown()  # type: ignore[no-untyped-call]  # pygls: its thread pool
 
     # ---- status and errors -------------------------------------------------------------
 

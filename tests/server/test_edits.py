@@ -10,7 +10,8 @@ import pytest
 from lsprotocol import types as t
 from pygls.workspace import Workspace
 
-from pyserver.server.edits import Snapshot, end_positions, moved_on, new_or_extended_file, read_regular, snapshot
+from pyserver.server.documents import DocumentRefused
+from pyserver.server.edits import Snapshot, end_positions, moved_on, new_or_extended_file, snapshot
 
 
 def test_positions_count_utf16_columns() -> None:
@@ -34,20 +35,19 @@ def test_a_file_changed_on_disk_refuses_the_edit(tmp_path: Path) -> None:
     assert "appeared" in str(moved_on(ws, gone))
 
 
-def test_only_regular_files_are_read(tmp_path: Path) -> None:
-    fifo = tmp_path / "pipe.py"
+def test_only_regular_files_inside_the_workspace_are_read(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path.as_uri())
+    fifo = tmp_path / "test_pipe.py"
     os.mkfifo(fifo)
-    with pytest.raises(ValueError, match="not a regular file"):
-        read_regular(fifo)  # (and without hanging)
-    link = tmp_path / "link.py"
+    with pytest.raises(DocumentRefused, match="not a regular file"):
+        snapshot(ws, fifo.as_uri())  # (and without hanging)
+    link = tmp_path / "test_link.py"
     link.symlink_to("/etc/passwd")
-    with pytest.raises(ValueError, match="not a regular file"):
-        read_regular(link)
-    big = tmp_path / "big.py"
-    big.write_bytes(b"x" * 100)
-    with pytest.raises(ValueError, match="larger than"):
-        read_regular(big, cap=10)
-    assert read_regular(tmp_path / "missing.py") is None
+    with pytest.raises(DocumentRefused, match="outside the workspace"):
+        snapshot(ws, link.as_uri())
+    with pytest.raises(DocumentRefused, match="outside the workspace"):
+        snapshot(ws, "file:///etc/hostname")
+    assert snapshot(ws, (tmp_path / "test_missing.py").as_uri()).text is None
 
 
 def test_an_existing_test_file_is_extended_not_replaced(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-// The sidecar process and its language client: started over stdio, restarted with back-off when it crashes.
+// The sidecar process and its language client: started over stdio, restarted with back-off when it crashes, or
+// when it stops answering (health.ts).
 
 import { type ChildProcess, spawn } from "node:child_process";
 import * as vscode from "vscode";
@@ -12,6 +13,7 @@ import {
 } from "vscode-languageclient/node";
 
 import { RestartBackoff } from "./backoff";
+import { HealthMonitor, PING } from "./health";
 import { LogLines } from "./logLines";
 import type { DownloadJob } from "./modelText";
 import type { SidecarStatus } from "./status";
@@ -32,6 +34,7 @@ export class Sidecar implements vscode.Disposable {
   private readonly backoff = new RestartBackoff();
   private stopping = false;
   private gaveUp = false;
+  private health: HealthMonitor | undefined;
 
   constructor(
     private readonly python: string,
@@ -66,6 +69,7 @@ export class Sidecar implements vscode.Disposable {
       errorHandler: {
         error: () => ({ action: ErrorAction.Continue }),
         closed: () => {
+          this.health?.dispose();
           if (!this.stopping) {
             this.scheduleRestart();
           }
@@ -82,14 +86,39 @@ export class Sidecar implements vscode.Disposable {
           if (delay > 0) {
             await new Promise((resolve) => setTimeout(resolve, delay));
           }
-          return token.isCancellationRequested ? null : next(document, position, context, token);
+          if (token.isCancellationRequested) {
+            return null;
+          }
+          const items = await next(document, position, context, token);
+          this.health?.answered();
+          return items;
+        },
+        executeCommand: async (command, args, next) => {
+          const result = await next(command, args);
+          this.health?.answered();
+          return result;
         },
       },
     };
     this.client = new LanguageClient("ryzanstein", "Ryzanstein", serverOptions, clientOptions);
     this.client.onNotification("ryzanstein/status", (s: SidecarStatus) => this.onStatus(s));
     this.client.onNotification("ryzanstein/download", (j: DownloadJob) => this.downloadEvents.fire(j));
-    await this.client.start();
+    const client = this.client;
+    await client.start();
+    this.health?.dispose();
+    this.health = new HealthMonitor(
+      () => client.sendRequest(PING),
+      (why) => this.deaf(why),
+    ).start();
+  }
+
+  /** Alive but not answering: killed, so that the client sees it close and it restarts with the back-off. */
+  private deaf(why: string): void {
+    this.output.error(`${why}: restarting it`);
+    const p = this.process;
+    if (p && p.exitCode === null && p.signalCode === null) {
+      p.kill("SIGKILL");
+    }
   }
 
   private scheduleRestart(): void {
@@ -123,6 +152,8 @@ export class Sidecar implements vscode.Disposable {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.health?.dispose();
+    this.health = undefined;
     const c = this.client;
     this.client = undefined;
     if (c) {
