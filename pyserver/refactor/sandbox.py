@@ -8,7 +8,7 @@ large files), with the unsaved text of the document under test. pytest runs in a
   `RYZANSTEIN_SANDBOX=1` for code that wants to know;
 - no network: a `sitecustomize` in the copy refuses every socket connection that is not a Unix socket, and on
   Linux the child also runs in a new network namespace when unprivileged user namespaces allow it;
-- limits on memory, processes and file size (`resource`).
+- limits on memory and file size (`resource`, set by that `sitecustomize`).
 The counts come from pytest's JUnit XML report, not from its console text."""
 
 from __future__ import annotations
@@ -31,9 +31,18 @@ SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "ven
 COPY_SUFFIXES = {".py", ".pyi", ".cfg", ".toml", ".ini", ".json", ".txt", ".csv", ".yaml", ".yml", ".md"}
 KEEP_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SYSTEMROOT", "PYTHONHASHSEED")
 
-# Loaded by every Python process in the sandbox (the copy's root is on PYTHONPATH): no network connections.
+# Loaded by every Python process in the sandbox (the copy's root is on PYTHONPATH): limits on memory and file size,
+# and no network connections. (The limits are set here, not in a preexec_fn: a child forked from a process with
+# threads can deadlock in Python code before it execs, as it did in the editor.)
 SITECUSTOMIZE = """\
+import resource
 import socket
+
+for _what, _value in ((resource.RLIMIT_AS, 4 << 30), (resource.RLIMIT_FSIZE, 256 << 20)):
+    try:
+        resource.setrlimit(_what, (_value, _value))
+    except (ValueError, OSError):
+        pass
 
 _connect = socket.socket.connect
 
@@ -103,17 +112,6 @@ def copy_workspace(root: Path, module: Path, dest: Path) -> None:
         target = dest / p.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(p, target)
-
-
-def _limits() -> None:  # pragma: no cover (runs in the child)
-    import resource
-
-    os.setsid()
-    for what, value in ((resource.RLIMIT_AS, 4 * 2**30), (resource.RLIMIT_FSIZE, 256 * 2**20)):
-        try:
-            resource.setrlimit(what, (value, value))
-        except (ValueError, OSError):
-            pass
 
 
 def _unshare_prefix() -> list[str]:
@@ -198,7 +196,7 @@ def run_tests(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_limits if os.name == "posix" else None,
+            start_new_session=True,  # its own process group: a timeout kills pytest and whatever it started
         )
         try:
             out, _ = proc.communicate(timeout=timeout_s)

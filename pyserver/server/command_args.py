@@ -45,6 +45,9 @@ class DocstringArgs:
     position: t.Position
     mode: str = "add"
     force: bool = False
+    # true: answer with the edit and the proposed text for the client to preview and apply (VS Code, below);
+    # false: send it through workspace/applyEdit (needsConfirmation annotations), as any LSP client expects
+    preview: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class WriteTestsArgs:
 
     uri: str
     position: t.Position
+    preview: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class RewriteArgs:
     range: t.Range
     instruction: str
     position: t.Position | None = None
+    preview: bool = False
 
     def __post_init__(self) -> None:
         if not self.instruction.strip():

@@ -116,3 +116,13 @@ def end_positions(text: str) -> Any:
         return t.Position(line=line, character=len(col.encode("utf-16-le", "surrogatepass")) // 2)
 
     return at
+
+
+def without_annotations(edit: Any) -> Any:
+    """An unstructured WorkspaceEdit with its change annotations taken out: the client that previews it itself
+    applies it as it is (VS Code would otherwise open its own preview again, with the changes unticked)."""
+    if isinstance(edit, dict):
+        return {k: without_annotations(v) for k, v in edit.items() if k not in ("annotationId", "changeAnnotations")}
+    if isinstance(edit, list):
+        return [without_annotations(v) for v in edit]
+    return edit

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 from lsprotocol import types as t
+from lsprotocol.converters import get_converter
 
 from pyserver.completion.prompt import context_block
 from pyserver.refactor import TextEdit
@@ -43,6 +44,7 @@ from pyserver.server.edits import (
     path_of,
     replace,
     snapshot,
+    without_annotations,
 )
 from pyserver.server.progress import begin_progress
 from pyserver.server.sidecar import RyzansteinServer
@@ -114,6 +116,7 @@ async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         "Ryzanstein: writing a docstring",
         "Add docstring" if a.mode == "add" else "Update docstring",
         lambda writer, text, stop, ctx: docstring_edit(writer, text, line, n, stop, ctx, a.mode),
+        a.preview,
     )
 
 
@@ -131,6 +134,7 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         "Ryzanstein: rewriting",
         f"Rewrite: {a.instruction[:60]}",
         lambda writer, text, stop, ctx: rewrite_edit(writer, text, start, end, a.instruction, n, stop, ctx, python),
+        a.preview,
     )
 
 
@@ -157,7 +161,8 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
         return {"applied": False, "reason": result}
     changes = new_or_extended_file(target, result.file.text, end_positions(target.text or ""))
     verb = "Add tests to" if result.appended else "Create"
-    out = await _apply(ls, target, changes, f"{verb} {result.file.name}", result.report(), open_after=True)
+    label = f"{verb} {result.file.name}"
+    out = await _apply(ls, target, changes, label, result.report(), result.file.text, a.preview, open_after=True)
     out["report"] = result.report()
     return out
 
@@ -178,7 +183,7 @@ def _workspace_context(ls: RyzansteinServer, uri: str, code: str) -> str:
 
 
 async def _edit_command(
-    ls: RyzansteinServer, uri: str, line: int, title: str, label: str, make: MakeEdit
+    ls: RyzansteinServer, uri: str, line: int, title: str, label: str, make: MakeEdit, preview: bool = False
 ) -> dict[str, Any]:
     """Runs `make` on the document as it is now, then offers the edit for preview if the document has not moved
     on. The workspace context is what the code around `line` uses."""
@@ -194,7 +199,8 @@ async def _edit_command(
     if isinstance(edit, str):
         return {"applied": False, "reason": edit}
     changes = [replace(before, edit.start, edit.end, edit.new_text, end_positions(before_text))]
-    return await _apply(ls, before, changes, label, Path(urlparse(uri).path).name)
+    proposed = before_text[: edit.start] + edit.new_text + before_text[edit.end :]
+    return await _apply(ls, before, changes, label, Path(urlparse(uri).path).name, proposed, preview)
 
 
 async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldStop, Writer], R]) -> R:
@@ -225,14 +231,33 @@ async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldS
 
 
 async def _apply(
-    ls: RyzansteinServer, before: Snapshot, changes: list[Any], label: str, description: str, open_after: bool = False
+    ls: RyzansteinServer,
+    before: Snapshot,
+    changes: list[Any],
+    label: str,
+    description: str,
+    proposed: str,
+    preview: bool,
+    open_after: bool = False,
 ) -> dict[str, Any]:
-    """Offers the changes for preview (the editor applies them only when the user accepts), unless the document
-    they were computed on moved on meanwhile."""
+    """Unless the document the changes were computed on moved on meanwhile: with `preview`, answers with the edit
+    and the file's proposed text for the client to show and apply; else sends the edit for the editor to preview
+    (needsConfirmation annotations: the editor applies it only when the user accepts)."""
     problem = moved_on(ls.workspace, before)
     if problem:
         return {"applied": False, "reason": problem}
     edit = t.WorkspaceEdit(document_changes=changes, change_annotations=annotated(f"Ryzanstein: {label}", description))
+    if preview:
+        return {
+            "applied": False,
+            "preview": {
+                "edit": without_annotations(get_converter().unstructure(edit)),
+                "uri": before.uri,
+                "text": proposed,
+                "exists": before.text is not None,
+            },
+            "label": f"Ryzanstein: {label}",
+        }
     result = await ls.workspace_apply_edit_async(t.ApplyWorkspaceEditParams(edit=edit, label=f"Ryzanstein: {label}"))
     out: dict[str, Any] = {"applied": bool(result.applied)}
     if not result.applied:

@@ -72,7 +72,8 @@ def test_no_network(project: Path) -> None:
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
     tests = (
         "import os, socket\n\n\n"
-        "def test_sandboxed():\n    assert os.environ['RYZANSTEIN_SANDBOX'] == '1'\n\n\n"
+        "def test_sandboxed():\n    assert os.environ['RYZANSTEIN_SANDBOX'] == '1'\n"
+        "    import resource\n    assert resource.getrlimit(resource.RLIMIT_AS)[0] == 4 << 30\n\n\n"
         f"def test_connect():\n    socket.create_connection(('127.0.0.1', {port}), timeout=2)\n"
     )
     r = run(project, tests)

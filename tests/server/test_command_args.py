@@ -32,7 +32,7 @@ POSITION_NEEDED = 'needs a position {"line": n, "character": n} (integers, 0 or 
 RANGE = t.Range(start=t.Position(line=1, character=4), end=t.Position(line=3, character=0))
 
 
-EXPECTED_DOCSTRING = 'expected one argument {"uri": ..., "position": ..., "mode": ..., "force": ...}'
+EXPECTED_DOCSTRING = 'expected one argument {"uri": ..., "position": ..., "mode": ..., "force": ..., "preview": ...}'
 
 
 @pytest.mark.parametrize(

@@ -210,3 +210,23 @@ async def test_a_configured_remote_server_writes_the_explanation(client: Languag
     assert "text" in result or result["applied"] is False  # the local model answered (or its text was refused)
     status = await command(client, "status")
     assert status["larger_tier"]["remote"]["down"] is True and status["larger_tier"]["remote"]["error"]
+
+
+@pytest.mark.asyncio
+async def test_with_preview_the_edit_comes_back_for_the_client_to_show(client: LanguageClient) -> None:
+    """VS Code's extension asks for `preview`: nothing is sent to apply; the answer holds the edit (without change
+    annotations, which would make VS Code preview it again) and the file's proposed text."""
+    open_doc(client, GEOMETRY)
+    result = await command(client, "writeTests", at(4, preview=True))
+    if result["applied"] is False and "preview" not in result:
+        assert result["reason"].startswith("no usable tests")
+        return
+    assert client.edits == []  # type: ignore[attr-defined]
+    proposal = result["preview"]
+    assert proposal["uri"] == (WORKSPACE / "test_geometry.py").as_uri() and proposal["exists"] is False
+    assert proposal["text"].startswith("from geometry import circle_area\n")
+    assert result["label"] == "Ryzanstein: Create test_geometry.py" and result["report"].startswith("test_geometry.py")
+    create, insert = proposal["edit"]["documentChanges"]
+    assert create["kind"] == "create" and insert["edits"][0]["newText"] == proposal["text"]
+    assert "annotationId" not in str(proposal["edit"]) and "changeAnnotations" not in proposal["edit"]
+    assert not (WORKSPACE / "test_geometry.py").exists()

@@ -1,4 +1,5 @@
-// Palette commands: the refactors run in the sidecar (which offers their edits for preview); the rest are local.
+// Palette commands: the refactors run in the sidecar (their edits previewed here before anything is written); the
+// rest are local.
 
 import * as path from "node:path";
 import * as vscode from "vscode";
@@ -6,6 +7,7 @@ import * as vscode from "vscode";
 import { runInspection, vscodeInspectUi } from "./inspect";
 import type { ModelManager } from "./models";
 import type { Sidecar } from "./server";
+import { isProposal, previewAndApply, Proposals } from "./preview";
 import type { Snooze } from "./snooze";
 
 type Args = Record<string, unknown>;
@@ -19,18 +21,32 @@ function where(editor: vscode.TextEditor): Args {
   };
 }
 
-async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {}, models?: ModelManager):
-  Promise<Args | undefined> {
+async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {}, models?: ModelManager,
+  proposals?: Proposals): Promise<Args | undefined> {
   const editor = vscode.window.activeTextEditor;
-  if (!editor || !sidecar.client) {
+  const client = sidecar.client;
+  if (!editor || !client) {
     void vscode.window.showWarningMessage("Ryzanstein: open a file first (and wait for the sidecar to start).");
     return undefined;
   }
-  const args = { ...where(editor), ...extra };
-  const result = (await sidecar.client.sendRequest("workspace/executeCommand", { command, arguments: [args] })) as
-    Args | undefined;
+  const args = { ...where(editor), ...extra, ...(proposals ? { preview: true } : {}) };
+  let result: Args | undefined;
+  try {
+    result = (await client.sendRequest("workspace/executeCommand", { command, arguments: [args] })) as
+      Args | undefined;
+  } catch (e) {  // the sidecar refused the request, or restarted while it ran
+    void vscode.window.showWarningMessage(`Ryzanstein: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
   if (result?.gated === true && typeof result.reason === "string") {
-    return offerLargerModel(result.reason, models, () => runInSidecar(sidecar, command, { ...extra, force: true }));
+    return offerLargerModel(result.reason, models,
+      () => runInSidecar(sidecar, command, { ...extra, force: true }, models, proposals));
+  }
+  if (proposals && isProposal(result?.preview)) {
+    const label = typeof result.label === "string" ? result.label : "Ryzanstein";
+    const detail = typeof result.report === "string" ? result.report : "";
+    const applied = await previewAndApply(client, proposals, result.preview, label, detail);
+    return { ...result, applied, uri: result.preview.uri };
   }
   if (result && result.applied === false && typeof result.reason === "string") {
     void vscode.window.showWarningMessage(`Ryzanstein: ${result.reason}`);
@@ -57,28 +73,30 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
   const reg: Register = (id, fn) => ctx.subscriptions.push(vscode.commands.registerCommand(id, fn));
   const explanations = new Explanations();
   ctx.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(Explanations.scheme, explanations));
-  registerRefactors(reg, sidecar, explanations, models);
+  const proposals = new Proposals();
+  ctx.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(Proposals.scheme, proposals));
+  registerRefactors(reg, sidecar, explanations, models, proposals);
   registerCompletionControls(reg, snooze, refreshStatus);
   registerSidecarCommands(reg, sidecar, showStatus, models);
 }
 
-/** The refactors: run in the sidecar, whose edits arrive for preview (VS Code's Refactor Preview: Apply or
- * Discard). */
-function registerRefactors(reg: Register, sidecar: Sidecar, explanations: Explanations, models: ModelManager): void {
+/** The refactors: run in the sidecar; their edits are previewed as a diff and applied only on "Apply". */
+function registerRefactors(reg: Register, sidecar: Sidecar, explanations: Explanations, models: ModelManager,
+  proposals: Proposals): void {
+  const edit = (command: string, extra: Args = {}) => runInSidecar(sidecar, command, extra, models, proposals);
   reg("ryzanstein.explain", () => explain(sidecar, explanations, models));
-  reg("ryzanstein.docstring", () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "add" }, models));
-  reg("ryzanstein.updateDocstring",
-    () => runInSidecar(sidecar, "ryzanstein.sidecar.docstring", { mode: "update" }, models));
+  reg("ryzanstein.docstring", () => edit("ryzanstein.sidecar.docstring", { mode: "add" }));
+  reg("ryzanstein.updateDocstring", () => edit("ryzanstein.sidecar.docstring", { mode: "update" }));
   reg("ryzanstein.writeTests", async () => {
-    const result = await runInSidecar(sidecar, "ryzanstein.sidecar.writeTests", {}, models);
+    const result = await edit("ryzanstein.sidecar.writeTests");
     if (result?.applied === true && typeof result.uri === "string") {
       await vscode.window.showTextDocument(vscode.Uri.parse(result.uri), { preview: false });
     }
-    if (typeof result?.report === "string") {
+    if (result?.applied === true && typeof result.report === "string") {
       void vscode.window.showInformationMessage(`Ryzanstein: ${result.report}`);
     }
   });
-  reg("ryzanstein.rewrite", () => rewrite(sidecar, models));
+  reg("ryzanstein.rewrite", () => rewrite(edit));
 }
 
 let streams = 0;
@@ -149,10 +167,10 @@ export class Explanations implements vscode.TextDocumentContentProvider {
   }
 }
 
-async function rewrite(sidecar: Sidecar, models: ModelManager): Promise<void> {
+async function rewrite(edit: (command: string, extra?: Args) => Promise<unknown>): Promise<void> {
   const instruction = await vscode.window.showInputBox({ prompt: "How should the selection be rewritten?" });
   if (instruction) {
-    await runInSidecar(sidecar, "ryzanstein.sidecar.rewrite", { instruction }, models);
+    await edit("ryzanstein.sidecar.rewrite", { instruction });
   }
 }
 

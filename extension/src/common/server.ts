@@ -101,8 +101,15 @@ export class Sidecar implements vscode.Disposable {
       },
     };
     this.client = new LanguageClient("ryzanstein", "Ryzanstein", serverOptions, clientOptions);
-    this.client.onNotification("ryzanstein/status", (s: SidecarStatus) => this.onStatus(s));
-    this.client.onNotification("ryzanstein/download", (j: DownloadJob) => this.downloadEvents.fire(j));
+    // (what the sidecar sends on its own also shows it hears: its event loop wrote it)
+    this.client.onNotification("ryzanstein/status", (s: SidecarStatus) => {
+      this.health?.answered();
+      this.onStatus(s);
+    });
+    this.client.onNotification("ryzanstein/download", (j: DownloadJob) => {
+      this.health?.answered();
+      this.downloadEvents.fire(j);
+    });
     const client = this.client;
     await client.start();
     this.health?.dispose();

@@ -128,9 +128,20 @@ async function statusText(page: Page): Promise<string> {
 }
 
 async function runCommand(page: Page, title: string): Promise<void> {
-  await page.keyboard.press("F1");
   const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: 10_000 });
+  if (await input.isVisible()) { // a quick input still open (or fading out) is not the palette
+    await page.keyboard.press("Escape");
+    await input.waitFor({ state: "hidden", timeout: 10_000 });
+  }
+  // The palette opens with ">" in its input; until then, keys would go to the editor (and replace its selection).
+  await waitFor("the command palette", 20_000, async () => {
+    if (!(await input.isVisible())) {
+      await page.locator(".part.statusbar").click({ position: { x: 5, y: 5 } }); // out of any webview's frame
+      await page.keyboard.press("F1");
+      await page.waitForTimeout(300);
+    }
+    return (await input.isVisible()) && (await input.inputValue()).startsWith(">") ? true : undefined;
+  });
   await input.fill(`>${title}`);
   await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 10_000 });
   await page.keyboard.press("Enter");
@@ -155,9 +166,12 @@ async function save(page: Page, file: string, previous: string | undefined): Pro
     await new Promise((r) => setTimeout(r, 1000));
     return readFileSync(file, "utf8");
   }
+  let last: string | undefined;
   return waitFor("the file to be saved", 15_000, async () => {
     const now = readFileSync(file, "utf8");
-    return now !== previous ? now : undefined;
+    const settled = now !== previous && now === last; // (two reads alike: not caught half-written)
+    last = now;
+    return settled ? now : undefined;
   });
 }
 
@@ -312,16 +326,21 @@ function toast(page: Page, text: string | RegExp): Locator {
   return page.locator(".notifications-toasts .notification-toast", { hasText: text });
 }
 
-/** VS Code's Refactor Preview (edits marked needsConfirmation): its Apply and Discard buttons. */
+/** A refactor's preview: a diff editor of the file as it is and as the edit would leave it, and a notification of
+ * ours asking to Apply or Discard. */
 function previewButton(page: Page, label: "Apply" | "Discard"): Locator {
-  return page.locator(".part.panel .monaco-button", { hasText: new RegExp(`^\\s*${label}\\s*$`) });
+  return toast(page, "Ryzanstein:").locator(".monaco-button", { hasText: new RegExp(`^\\s*${label}\\s*$`) });
 }
 
 async function gotoLine(page: Page, line: number): Promise<void> {
-  await page.locator(".tabs-container .tab", { hasText: FILE }).first().click();
+  await page.locator(".tabs-container .tab", { hasText: new RegExp(`^\\s*${FILE}`) }).first().click();
+  await editorLines(page).click();
   await page.keyboard.press("Control+G");
-  await page.keyboard.type(String(line));
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: 10_000 });
+  await input.fill(`:${line}`);
   await page.keyboard.press("Enter");
+  await input.waitFor({ state: "hidden", timeout: 10_000 });
 }
 
 /** Runs a gated refactor: the shipped model is measured too weak for it, so a message offers a larger model or
@@ -337,7 +356,8 @@ async function passTheGate(page: Page, command: string, gate: string, file: stri
   if ((await save(page, file, undefined)) !== accepted) {
     throw new Error("a gated refactor changed the file");
   }
-  log(`${command}: gated (${(await message.first().innerText()).split("\n")[0].slice(0, 90)}…); file untouched`);
+  const said = await message.first().locator(".notification-list-item-message").innerText();
+  log(`${command}: gated ("${said.slice(0, 100)}…"); file untouched`);
   await message.first().locator(".monaco-button", { hasText: "Try Anyway" }).click();
 }
 
@@ -352,14 +372,18 @@ async function previewOrRefusal(page: Page, what: string, refusal: Locator, befo
   });
   if (outcome === "refused") {
     log(`${what}: refused (${(await refusal.last().innerText()).split("\n")[0]})`);
+    return false;
   }
-  return outcome === "preview";
+  await page.locator(".monaco-diff-editor").first().waitFor({ timeout: 15_000 });
+  return true;
 }
 
 async function clickPreview(page: Page, label: "Apply" | "Discard"): Promise<void> {
   await previewButton(page, label).first().click();
   await waitFor(`the preview to close after ${label}`, 15_000, async () =>
-    (await previewButton(page, "Apply").count()) === 0 ? true : undefined);
+    (await previewButton(page, "Apply").count()) === 0 && (await page.locator(".monaco-diff-editor").count()) === 0
+      ? true : undefined);
+  await editorLines(page).click(); // the editor has the focus again (for Ctrl+S and Ctrl+Z)
 }
 
 /** Add Docstring on circle_area: gated for the shipped model (file untouched); tried anyway, the docstring comes
@@ -432,8 +456,13 @@ async function writeTestsPreview(page: Page, workspace: string): Promise<void> {
     await page.locator(".tabs-container .tab", { hasText: "test_geometry.py" }).first().waitFor({ timeout: 15_000 });
     await editorLines(page).filter({ hasText: "from geometry import circle_area" }).waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, "tests.png") });
-    log(`tests applied and opened: "${(await report.first().innerText()).split("\n")[0]}" (screenshot build/e2e/tests.png)`);
-    await page.keyboard.press("Control+S");
+    const said = await report.first().locator(".notification-list-item-message").innerText();
+    log(`tests applied and opened: "${said}" (screenshot build/e2e/tests.png)`);
+    await editorLines(page).click();
+    const saved = await save(page, target, "");
+    if (!saved.startsWith("from geometry import circle_area")) {
+      throw new Error(`test_geometry.py holds:\n${saved}`);
+    }
     await page.keyboard.press("Control+W");
   }
 }
@@ -471,6 +500,24 @@ async function explainReadOnly(page: Page, file: string, accepted: string): Prom
     "(screenshot build/e2e/explain.png)");
   await tab.first().click();
   await page.keyboard.press("Control+W");
+}
+
+/** "Inspect Model" and "Inspect Index": the sidecar's reports open in webview tabs (their content is an iframe the
+ * page cannot script; the screenshots show it). */
+async function checkInspect(page: Page): Promise<void> {
+  for (const [command, title, shot] of [["Ryzanstein: Inspect Model", "Inspect: ryzanstein-code.gguf", "inspect-model.png"],
+    ["Ryzanstein: Inspect Index", "Inspect Index: workspace", "inspect-index.png"]] as const) {
+    await runCommand(page, command);
+    const tab = page.locator(".tabs-container .tab", { hasText: title });
+    await tab.first().waitFor({ timeout: 120_000 });
+    const frame = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+    await frame.locator("svg").first().waitFor({ timeout: 30_000 });
+    const svgs = await frame.locator("svg").count();
+    await page.screenshot({ path: path.join(ARTIFACTS, shot) });
+    log(`${command}: a "${title}" tab with ${svgs} figures (screenshot build/e2e/${shot})`);
+    await tab.first().click();
+    await page.keyboard.press("Control+W");
+  }
 }
 
 /** The workspace index, through the palette: the sidecar indexed the folder at start; re-indexing reports it. */
@@ -572,6 +619,7 @@ async function main(): Promise<void> {
     await writeTestsPreview(page, run.workspace);
     await explainReadOnly(page, run.file, accepted);
     await checkReindex(page);
+    await checkInspect(page);
     await checkModelPicker(page);
     await checkDoctorReport(page);
     await checkSidecarRestart(page, run.tmp);
