@@ -61,7 +61,7 @@ def unpack_hf_bitnet(packed: np.ndarray, rows: int) -> np.ndarray:
     return codes
 
 
-class _Tensors:
+class CheckpointTensors:
     """Every tensor of the checkpoint's shards, by name (each shard's header checked as it is opened)."""
 
     def __init__(self, directory: Path) -> None:
@@ -189,7 +189,7 @@ def hf_config(
     )
 
 
-def _table(t: _Tensors, name: str, config: ModelConfig) -> FloatTable:
+def _table(t: CheckpointTensors, name: str, config: ModelConfig) -> FloatTable:
     t.table_rows(name)
     f = t.get(name)
     dtype, (rows, cols) = f.dtype(name), f.shape(name)
@@ -200,7 +200,7 @@ def _table(t: _Tensors, name: str, config: ModelConfig) -> FloatTable:
     return FloatTable(dtype, f.array(name).reshape(-1).view(np.uint8), rows, cols)
 
 
-def _linear(t: _Tensors, name: str, rows: int, cols: int, packed: bool) -> TernaryTensor:
+def _linear(t: CheckpointTensors, name: str, rows: int, cols: int, packed: bool) -> TernaryTensor:
     f = t.get(f"{name}.weight")
     shape, dtype = f.shape(f"{name}.weight"), f.dtype(f"{name}.weight")
     if packed and dtype == "U8":
@@ -249,7 +249,7 @@ def read_json_file(path: Path, what: str) -> Any:
         raise ModelLoadError(path, f"unreadable {what}: {exc}") from exc
 
 
-def _layer(t: _Tensors, config: ModelConfig, i: int, packed: bool) -> LayerWeights:
+def _layer(t: CheckpointTensors, config: ModelConfig, i: int, packed: bool) -> LayerWeights:
     p = f"model.layers.{i}."
     layer = LayerWeights()
     sizes = config.norm_sizes()
@@ -272,7 +272,7 @@ def load_safetensors_dir(directory: Path) -> tuple[ModelWeights, Tokenizer]:
     packed = qcfg.get("quant_method") == "bitnet"
     if packed and qcfg.get("use_rms_norm"):
         raise ModelLoadError(cfg_path, "BitLinear with its own RMSNorm (use_rms_norm) is not supported")
-    t = _Tensors(directory)
+    t = CheckpointTensors(directory)
     vocab = t.table_rows("model.embed_tokens.weight")
     if cfg.get("vocab_size") is not None and _positive_int(cfg, "vocab_size", cfg_path) != vocab:
         raise ModelLoadError(

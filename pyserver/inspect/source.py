@@ -27,7 +27,14 @@ from pyserver.engine.errors import ModelLoadError
 from pyserver.engine.gguf_file import GGUFFile, TensorInfo, read_file_range
 from pyserver.engine.gguf_loader import TABLE_TYPES, gguf_config
 from pyserver.engine.safetensors_file import SafetensorsFile
-from pyserver.engine.safetensors_loader import HF_LINEARS, HF_NORMS, hf_config, read_json_file, unpack_hf_bitnet
+from pyserver.engine.safetensors_loader import (
+    HF_LINEARS,
+    HF_NORMS,
+    CheckpointTensors,
+    hf_config,
+    read_json_file,
+    unpack_hf_bitnet,
+)
 from pyserver.engine.weights import (
     FLOAT_TABLE_TYPES,
     TERNARY_FORMATS,
@@ -238,24 +245,8 @@ def _open_gguf(path: Path) -> ModelSource:
 # ---- Hugging Face checkpoints -------------------------------------------------------------------------------------
 
 
-class _Shards:
-    def __init__(self, directory: Path) -> None:
-        self.files = [SafetensorsFile(p) for p in sorted(directory.glob("*.safetensors"))]
-        if not self.files:
-            raise ModelLoadError(directory, "no *.safetensors files in the directory")
-        self.where: dict[str, SafetensorsFile] = {}
-        for f in self.files:
-            for name in f.entries:
-                if name in self.where:
-                    raise ModelLoadError(f.path, f"tensor '{name}' is also in {self.where[name].path.name}")
-                self.where[name] = f
-        self.directory = directory
-
-    def get(self, name: str) -> SafetensorsFile:
-        f = self.where.get(name)
-        if f is None:
-            raise ModelLoadError(self.directory, f"missing tensor '{name}'")
-        return f
+class _Shards(CheckpointTensors):
+    """The checkpoint's tensors (the loader's own table of them), read a block of rows at a time."""
 
     def float_reader(self, name: str, cols: int) -> Callable[[int, int], np.ndarray]:
         f = self.get(name)
