@@ -114,6 +114,26 @@ def _parser(language: str) -> Parser | None:
     return Parser(lang)
 
 
+def syntax_error(text: str, language: str) -> str | None:
+    """Where tree-sitter finds the first syntax error in text ("line N: ..."), None when it parses, or when there
+    is no grammar for the language (nothing to check with)."""
+    parser = _parser(language)
+    if parser is None:
+        return None
+    root = parser.parse(text.encode("utf-8", "surrogatepass")).root_node
+    if not root.has_error:
+        return None
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if node.is_missing:
+            return f"line {node.start_point[0] + 1}: missing {node.type}"
+        if node.type == "ERROR":
+            return f"line {node.start_point[0] + 1}: unexpected {_text(node)[:40]!r}"
+        stack.extend(reversed([c for c in node.children if c.has_error or c.is_missing]))
+    return "it does not parse"
+
+
 def _text(node: Node | None) -> str:
     return node.text.decode("utf-8", errors="replace") if node is not None and node.text is not None else ""
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pyserver.completion.filters.block_end import block_end
 from pyserver.completion.filters.context import CursorContext
 from pyserver.refactor import TextEdit
-from pyserver.refactor.verify import applied, degenerate, keeps_signatures, parses
+from pyserver.refactor.verify import applied, degenerate, keeps_signatures, parses, parses_as
 from pyserver.refactor.writer import Writer
 
 
@@ -21,10 +21,11 @@ def rewrite_edit(
     max_tokens: int,
     should_stop: Callable[[], bool],
     context: str = "",
-    python: bool = True,
+    language: str | None = "python",
 ) -> TextEdit | str | None:
-    """The edit, a reason string (nothing to do, or the model's code fails verification: for Python it must parse and
-    keep every function's signature), or None when stopped."""
+    """The edit, a reason string (nothing to do, or the model's code fails verification: it must parse, with `ast`
+    for Python, tree-sitter for the index's other languages; Python must keep every function's signature), or None
+    when stopped. `language`: the index's name for it (pyserver/index/files.py), None when unknown."""
     if start >= end:
         return "select the code to rewrite"
     line_start = text.rfind("\n", 0, start) + 1
@@ -46,7 +47,7 @@ def rewrite_edit(
     if problem:
         return problem
     edit = TextEdit(line_start, end, indent + new.lstrip() + ("\n" if original.endswith("\n") else ""))
-    if not python:
-        return edit
     after = applied(text, edit)
+    if language != "python":
+        return parses_as(after, language) or edit
     return parses(after) or keeps_signatures(text, after) or edit

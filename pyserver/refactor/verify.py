@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import re
 
+from pyserver.index.chunking import syntax_error
 from pyserver.refactor import TextEdit
 
 CODE_IN_PROSE = re.compile(r"^\s*(def |class |import |from \S+ import |return\b|if .*:\s*$|for .*:\s*$)|[{};]\s*$")
@@ -23,6 +24,17 @@ def parses(source: str, what: str = "the result") -> str | None:
     except SyntaxError as exc:
         return f"{what} does not parse (line {exc.lineno}: {exc.msg})"
     return None
+
+
+def parses_as(source: str, language: str | None, what: str = "the result") -> str | None:
+    """`parses` for Python (its own parser, `ast`), tree-sitter's grammar for the index's other languages; None when
+    it parses or when there is no grammar for the language."""
+    if language is None:
+        return None
+    if language == "python":
+        return parses(source, what)
+    where = syntax_error(source, language)
+    return f"{what} does not parse ({where})" if where else None
 
 
 def _signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:

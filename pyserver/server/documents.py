@@ -11,6 +11,7 @@ that says why (pygls would read any path: a FIFO hangs the server, /dev/zero fil
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -25,6 +26,8 @@ from pygls.workspace import TextDocument, Workspace
 
 from pyserver.index.files import MAX_FILE_BYTES
 from pyserver.server.sidecar import RyzansteinServer
+
+log = logging.getLogger("ryzanstein")
 
 MAX_DOCUMENT_CHARS = 4_000_000  # larger documents get no completions (and never reach the model whole)
 MAX_UNOPENED_BYTES = MAX_FILE_BYTES  # the index's cap: a larger file the client has not opened is not read
@@ -79,8 +82,48 @@ class ClientDocuments(Workspace):
             workspace.position_encoding,
         )
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.out_of_sync: dict[str, str] = {}  # uri -> why the server lost track of its text (update_text_document)
+
     def get_text_document(self, doc_uri: str) -> TextDocument:
+        why = self.out_of_sync.get(unquote(doc_uri))
+        if why:
+            raise DocumentRefused(f"{doc_uri}: an edit to it could not be applied ({why}); close and reopen it")
         return text_document(self, doc_uri)
+
+    def update_text_document(
+        self, text_doc: t.VersionedTextDocumentIdentifier, change: t.TextDocumentContentChangeEvent
+    ) -> None:
+        """pygls drops a change whose range ends before it starts and puts one past the last line at the end:
+        either way the server's text would part from the editor's without a word. Such a change is refused
+        instead, and the document is out of sync (refused by get_text_document) until the editor opens it again."""
+        uri = unquote(text_doc.uri)
+        doc = self.text_documents.get(uri)
+        problem = _bad_change(doc.source, change) if doc is not None else None
+        if problem:
+            self.out_of_sync[uri] = problem
+            log.warning("%s: change refused (%s); the document is out of sync until it is reopened", uri, problem)
+            return
+        super().update_text_document(text_doc, change)
+
+    def put_text_document(self, text_document: t.TextDocumentItem, notebook_uri: str | None = None) -> None:
+        self.out_of_sync.pop(unquote(text_document.uri), None)
+        super().put_text_document(text_document, notebook_uri)
+
+
+def _bad_change(source: str, change: t.TextDocumentContentChangeEvent) -> str | None:
+    """Why a change cannot be applied to source as LSP defines it, or None. (A character past a line's end is
+    allowed: LSP says it means the line's end.)"""
+    if not isinstance(change, t.TextDocumentContentChangePartial):
+        return None
+    start, end = change.range.start, change.range.end
+    if (end.line, end.character) < (start.line, start.character):
+        return f"its range ends ({end.line}:{end.character}) before it starts ({start.line}:{start.character})"
+    last = source.count("\n")  # the last line's index (the empty line after a final newline counts)
+    if end.line > last:
+        return f"its range reaches line {end.line}, past the document's last line {last}"
+    return None
 
 
 def read_unopened(uri: str, roots: list[Path]) -> str:

@@ -20,6 +20,7 @@ from lsprotocol import types as t
 from lsprotocol.converters import get_converter
 
 from pyserver.completion.prompt import context_block
+from pyserver.index.files import language_of
 from pyserver.refactor import TextEdit
 from pyserver.refactor.docstring import MODES, docstring_edit
 from pyserver.refactor.explain import explain, explanation_problem
@@ -126,14 +127,14 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
     n = ls.settings.refactor_max_tokens
     around = (a.position or a.range.start).line
-    python = (doc.language_id or "python") == "python"
+    language = language_of(unquote(urlparse(a.uri).path)) or (doc.language_id or None)
     return await _edit_command(
         ls,
         a.uri,
         around,
         "Ryzanstein: rewriting",
         f"Rewrite: {a.instruction[:60]}",
-        lambda writer, text, stop, ctx: rewrite_edit(writer, text, start, end, a.instruction, n, stop, ctx, python),
+        lambda writer, text, stop, ctx: rewrite_edit(writer, text, start, end, a.instruction, n, stop, ctx, language),
         a.preview,
     )
 

@@ -212,3 +212,32 @@ def test_explanations_worth_showing(text: str, why: str | None) -> None:
 
     got = explanation_problem(text)
     assert (got is None) if why is None else (got is not None and why in got)
+
+
+@pytest.mark.parametrize(
+    ("language", "said", "why"),
+    [
+        ("javascript", "return a + ;", "does not parse (line 2: missing identifier)"),
+        ("go", "return a +", "does not parse"),
+        ("javascript", "return a + b;", None),
+        (None, "return a + ;", None),  # a language without a grammar: nothing to parse with
+    ],
+)
+def test_rewrites_in_other_languages_must_parse(
+    monkeypatch: pytest.MonkeyPatch, model: Model, language: str | None, said: str, why: str | None
+) -> None:
+    """tree-sitter's grammar for the index's other languages, as `ast` for Python."""
+    from pyserver.refactor import rewrite
+
+    source = (
+        "function add(a, b) {\n  return a - b;\n}\n"
+        if language != "go"
+        else "func add(a, b int) int {\n  return a - b\n}\n"
+    )
+    _model_says(monkeypatch, rewrite, said)
+    start = source.index("return")
+    result = rewrite_edit(w(model), source, start, source.index("\n", start) + 1, "add", 16, never, "", language)
+    if why is None:
+        assert isinstance(result, TextEdit)
+    else:
+        assert isinstance(result, str) and why in result

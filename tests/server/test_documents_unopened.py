@@ -167,3 +167,29 @@ def test_a_read_that_hangs_is_given_up(monkeypatch: pytest.MonkeyPatch, workspac
     with pytest.raises(DocumentRefused, match="could not be read within"):
         read_unopened(uri(workspace / "ok.py"), [workspace])
     assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize(
+    ("start", "end", "why"),
+    [((1, 2), (0, 0), "ends (0:0) before it starts (1:2)"), ((5, 0), (6, 0), "reaches line 6, past the document")],
+)
+async def test_a_change_that_cannot_apply_is_not_dropped_silently(
+    rpc: StdioServer, workspace: Path, start: tuple[int, int], end: tuple[int, int], why: str
+) -> None:
+    """pygls would drop the first and append the second: the server's text would part from the editor's. The
+    document is refused (with the reason) until the editor opens it again."""
+    target = uri(workspace / "ok.py")
+    item = {"uri": target, "languageId": "python", "version": 1, "text": "x = 1\ny = 2\n"}
+    await rpc.notify("textDocument/didOpen", {"textDocument": item})
+    rng = {"start": {"line": start[0], "character": start[1]}, "end": {"line": end[0], "character": end[1]}}
+    await rpc.notify(
+        "textDocument/didChange",
+        {"textDocument": {"uri": target, "version": 2}, "contentChanges": [{"range": rng, "text": "Z"}]},
+    )
+    refused(await complete(rpc, target), why)
+    refused(await complete(rpc, target), "close and reopen it")
+    await rpc.notify("textDocument/didClose", {"textDocument": {"uri": target}})
+    await rpc.notify("textDocument/didOpen", {"textDocument": item})
+    assert "result" in await complete(rpc, target)  # reopened: in sync again
+    await rpc.notify("textDocument/didClose", {"textDocument": {"uri": target}})
