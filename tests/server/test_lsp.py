@@ -226,7 +226,8 @@ async def test_malformed_command_argument_gets_a_clear_error(client: LanguageCli
             t.ExecuteCommandParams(command="ryzanstein.sidecar.docstring", arguments=["not a dict"])
         )
     assert answer.value.code == -32602  # InvalidParams, saying what was expected, with no traceback
-    assert 'expected one argument {"uri": ..., "position": ..., "mode": ..., "force": ..., "preview": ...}' in answer.value.message
+    expected = 'expected one argument {"uri": ..., "position": ..., "mode": ..., "force": ..., "preview": ...}'
+    assert expected in answer.value.message
     assert not answer.value.data
     with pytest.raises(JsonRpcException, match="'position' needs a position"):
         await client.workspace_execute_command_async(
