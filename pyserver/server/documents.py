@@ -60,7 +60,7 @@ def text_document(workspace: Workspace, uri: str) -> TextDocument:
 def workspace_roots(workspace: Workspace) -> list[Path]:
     """The workspace folders on disk (the root when the client named no folder)."""
     uris = [f.uri for f in workspace.folders.values()] or ([workspace.root_uri] if workspace.root_uri else [])
-    return [p for p in map(_fs_path, uris) if p is not None]
+    return [p for p in map(fs_path, uris) if p is not None]
 
 
 def open_document(ls: RyzansteinServer, uri: str) -> TextDocument | None:
@@ -129,7 +129,7 @@ def _bad_change(source: str, change: t.TextDocumentContentChangeEvent) -> str | 
 def read_unopened(uri: str, roots: list[Path]) -> str:
     """The text of the file at `uri`, which the client has not opened, if it may be read (see the module's
     docstring); else DocumentRefused."""
-    path = _fs_path(uri)
+    path = fs_path(uri)
     if path is None:
         raise DocumentRefused(f"{uri} is not open in the editor (and not a local file)")
     try:
@@ -147,7 +147,7 @@ def read_unopened(uri: str, roots: list[Path]) -> str:
     return _read_within_timeout(uri, real, st)
 
 
-def _fs_path(uri: str) -> Path | None:
+def fs_path(uri: str) -> Path | None:
     """The local path a file: URI names (percent-escapes decoded), or None."""
     parsed = urlparse(uri)
     if parsed.scheme != "file" or parsed.netloc not in ("", "localhost") or not parsed.path:

@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlparse
 from lsprotocol import types as t
 from pygls.workspace import Workspace
 
-from pyserver.server.documents import read_unopened, workspace_roots
+from pyserver.server.documents import fs_path, read_unopened, workspace_roots
 
 ANNOTATION = "ryzanstein"
 
@@ -39,17 +39,13 @@ class Snapshot:
         return None if self.text is None else digest(self.text)
 
 
-def path_of(uri: str) -> Path | None:
-    return Path(unquote(urlparse(uri).path)) if uri.startswith("file:") else None
-
-
 def snapshot(workspace: Workspace, uri: str) -> Snapshot:
     """The document as the editor has it open, else the file on disk (read as documents.read_unopened reads:
     inside the workspace, regular, under the cap, with a timeout), text None when it does not exist."""
     doc = workspace.text_documents.get(unquote(uri))
     if doc is not None:
         return Snapshot(uri, doc.version, doc.source)
-    path = path_of(uri)
+    path = fs_path(uri)
     if path is None:
         raise ValueError(f"cannot read {uri}: not a file")
     if not os.path.lexists(path):

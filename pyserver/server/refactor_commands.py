@@ -36,13 +36,13 @@ from pyserver.server.command_args import (
     WriteTestsArgs,
     parse,
 )
+from pyserver.server.documents import fs_path
 from pyserver.server.edits import (
     Snapshot,
     annotated,
     end_positions,
     moved_on,
     new_or_extended_file,
-    path_of,
     replace,
     snapshot,
     without_annotations,
@@ -145,7 +145,7 @@ async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(WriteTestsArgs, args)
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens
     doc = ls.workspace.get_text_document(a.uri)
-    module = path_of(a.uri) or Path("/module.py")
+    module = fs_path(a.uri) or Path("/module.py")
     text = doc.source
     target = snapshot(ls.workspace, a.uri.rsplit("/", 1)[0] + f"/test_{module.stem}.py")
     workspace = _folder_of(ls, module)

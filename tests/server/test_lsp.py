@@ -12,13 +12,14 @@ import pytest
 import pytest_lsp
 from lsprotocol import types as t
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
+from pytest_lsp import ClientServerConfig, LanguageClient
 
 from pyserver.completion.pipeline import CompletionPipeline
 from pyserver.engine.host import ModelHost
 from pyserver.server.settings import ServerSettings
 from tests.server.stdio_server import StdioServer
 from tests.support.builders import random_model, write_gguf
+from tests.support.lsp import capabilities
 
 MODEL_DIR = Path(__file__).resolve().parent / "_model"
 SETTINGS = {"maxTokens": 24, "timeBudgetMs": 60_000}
@@ -33,13 +34,6 @@ def model_path() -> Path:
         m.token_embd[-5:] = 0.0  # special tokens (end-of-text among them) never win: generations run long
         write_gguf(m, path, context_length=8192)
     return path
-
-
-def capabilities() -> t.ClientCapabilities:
-    caps = client_capabilities("visual-studio-code")
-    assert caps.text_document is not None
-    caps.text_document.inline_completion = t.InlineCompletionClientCapabilities(dynamic_registration=False)
-    return caps
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))

@@ -19,9 +19,9 @@ from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from pyserver.tiers.registry import registry_path
-from tests.server.test_lsp import capabilities
 from tests.support.builders import random_model, write_gguf
 from tests.support.fake_hub import FakeHub
+from tests.support.lsp import capabilities
 from tests.support.registry import tiny_entry, write_registry
 
 REPO, FILE = "tiny-org/tiny-ternary-gguf", "tiny-i2.gguf"

@@ -18,7 +18,7 @@ from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from pyserver.models import default_model_path
-from tests.server.test_lsp import capabilities
+from tests.support.lsp import capabilities
 
 HOME = Path(tempfile.mkdtemp(prefix="ryz-home-"))
 ENV = dict(os.environ) | {

@@ -14,7 +14,8 @@ import pytest_lsp
 from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.server.test_lsp import SETTINGS, capabilities, model_path
+from tests.server.test_lsp import SETTINGS, model_path
+from tests.support.lsp import command, start_in
 
 WORKSPACE = Path(tempfile.mkdtemp(prefix="ryz-ws-"))
 STORAGE = Path(tempfile.mkdtemp(prefix="ryz-storage-"))
@@ -25,23 +26,9 @@ STORAGE = Path(tempfile.mkdtemp(prefix="ryz-storage-"))
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))
 async def client(lsp_client: LanguageClient) -> Any:
-    await lsp_client.initialize_session(
-        t.InitializeParams(
-            capabilities=capabilities(),
-            workspace_folders=[t.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="ws")],
-            initialization_options={
-                "ryzanstein": {**SETTINGS, "modelPath": str(model_path()), "storagePath": str(STORAGE)}
-            },
-        )
-    )
+    await start_in(lsp_client, WORKSPACE, {**SETTINGS, "modelPath": str(model_path()), "storagePath": str(STORAGE)})
     yield
     await lsp_client.shutdown_session()
-
-
-async def command(client: LanguageClient, name: str, *args: Any) -> Any:
-    return await client.workspace_execute_command_async(
-        t.ExecuteCommandParams(command=f"ryzanstein.sidecar.{name}", arguments=list(args))
-    )
 
 
 async def search_symbols(client: LanguageClient, query: str) -> list[str]:

@@ -11,7 +11,8 @@ import pytest_lsp
 from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.server.test_lsp import capabilities, open_doc, request
+from tests.server.test_lsp import open_doc, request
+from tests.support.lsp import capabilities
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=[sys.executable, "-m", "pyserver"]))

@@ -16,7 +16,8 @@ from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from pyserver.models import default_model_path
-from tests.server.test_lsp import SETTINGS, capabilities
+from tests.server.test_lsp import SETTINGS
+from tests.support.lsp import command, start_in
 
 WORKSPACE = Path(tempfile.mkdtemp(prefix="ryz-refactor-ws-"))
 STORAGE = Path(tempfile.mkdtemp(prefix="ryz-refactor-storage-"))
@@ -44,32 +45,14 @@ async def client(lsp_client: LanguageClient) -> Any:
     def explanation(params: Any) -> None:
         lsp_client.streamed.append(params)  # type: ignore[attr-defined]
 
-    await lsp_client.initialize_session(
-        t.InitializeParams(
-            capabilities=capabilities(),
-            workspace_folders=[t.WorkspaceFolder(uri=WORKSPACE.as_uri(), name="ws")],
-            initialization_options={
-                "ryzanstein": {
-                    **SETTINGS,
-                    "modelPath": str(default_model_path()),
-                    "storagePath": str(STORAGE),
-                    "indexEnable": False,
-                }
-            },
-        )
-    )
+    settings = {"modelPath": str(default_model_path()), "storagePath": str(STORAGE), "indexEnable": False}
+    await start_in(lsp_client, WORKSPACE, {**SETTINGS, **settings})
     for _ in range(200):
         if (await command(lsp_client, "status"))["state"] == "ready":
             break
         await asyncio.sleep(0.05)
     yield
     await lsp_client.shutdown_session()
-
-
-async def command(client: LanguageClient, name: str, *args: Any) -> Any:
-    return await client.workspace_execute_command_async(
-        t.ExecuteCommandParams(command=f"ryzanstein.sidecar.{name}", arguments=list(args))
-    )
 
 
 def open_doc(client: LanguageClient, text: str, version: int = 1, uri: str = URI) -> None:
