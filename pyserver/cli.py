@@ -67,25 +67,44 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         from pyserver.bench.peers import run_peers_bench
 
         report = run_peers_bench(
-            args.shape or "2b4t",
+            args.shape or ("bonsai-1.7b" if args.arch == "qwen3" else "2b4t"),
             variants=args.variant,
             threads=args.threads,
             reps=1 if args.quick else 3,
+            pp=args.pp,
+            tg=args.tg,
             isas=args.isa,
             layouts=args.layout,
+            arch=args.arch,
+        )
+    elif args.what == "agreement":
+        from pyserver.bench.agreement import run_agreement
+
+        report = run_agreement(
+            args.shape or "bonsai-1.7b",
+            variants=args.variant,
+            positions=args.positions,
+            threads=max(args.threads),
         )
     elif args.what == "speculative":
         from pyserver.bench.speculative import run_speculative_bench
 
-        report = run_speculative_bench(quick=args.quick)
+        threads = max(args.threads) if args.arch == "qwen3" else 0
+        report = run_speculative_bench(quick=args.quick, arch=args.arch, threads=threads)
     elif args.what == "index":
         from pyserver.bench.index import run_index_bench
 
         report = run_index_bench(quick=args.quick)
+    elif args.what == "documents":
+        from pyserver.bench.documents import run_documents_bench
+
+        model = Path(args.model[0]) if args.model else None
+        report = run_documents_bench(args.mb, 20 if args.quick else args.keystrokes, model)
     elif args.what == "soak":
         from pyserver.bench.soak import run_soak
 
-        report = run_soak(args.minutes, args.rate, Path(args.model[0]) if args.model else None)
+        model = Path(args.model[0]) if args.model else None
+        report = run_soak(args.minutes, model=model, shape=args.shape, **({"rate": args.rate} if args.rate else {}))
     elif args.what == "quality":
         from pyserver.bench.quality import run_quality_bench
         from pyserver.models import default_model_path
@@ -311,7 +330,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
 def _cmd_models(args: argparse.Namespace) -> int:
     from pyserver.tiers.setup import models_table
 
-    _emit(models_table(args.models_dir or ()), args)
+    _emit(models_table(args.models_dir or (), measure=not args.no_measure), args)
     return 0
 
 
@@ -399,8 +418,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks printing JSON (medians and ratios)")
     bench.add_argument(
         "what",
-        choices=["kernels", "model", "peers", "quality", "completion", "index", "speculative", "refactors", "soak"],
-        help="what to measure",
+        choices=[
+            "kernels",
+            "model",
+            "peers",
+            "quality",
+            "completion",
+            "index",
+            "speculative",
+            "refactors",
+            "soak",
+            "documents",
+            "agreement",
+        ],
+        help="what to measure (agreement: this engine's logits against llama.cpp's on random Qwen3 files)",
+    )
+    bench.add_argument(
+        "--arch",
+        default="bitnet",
+        choices=["bitnet", "qwen3"],
+        help="peers, speculative: bitnet (BitNet shapes, the default) or qwen3 (Ternary-Bonsai shapes: peers on"
+        " Q2_0 and TQ2_0 files, speculative with the 1.7B drafting for the 8B)",
     )
     bench.add_argument(
         "--model",
@@ -433,9 +471,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--shape",
         default=None,
-        choices=["2b4t", "large", "3b-falcon", "7b-falcon", "10b-falcon", "tiny"],
-        help="model, peers (default 2b4t): the real checkpoint shape to build with random weights; completion: "
-        "measure latency on a random model of this shape with a code vocabulary",
+        choices=[
+            "2b4t",
+            "large",
+            "3b-falcon",
+            "7b-falcon",
+            "10b-falcon",
+            "tiny",
+            "bonsai-1.7b",
+            "bonsai-4b",
+            "bonsai-8b",
+            "qwen3-tiny",
+        ],
+        help="model, peers (default 2b4t; with --arch qwen3 bonsai-1.7b), agreement (default bonsai-1.7b): the real"
+        " checkpoint shape to build with random weights; completion, soak: a random model of this shape with a code"
+        " vocabulary (completion: its latency)",
     )
     bench.add_argument(
         "--latency",
@@ -454,8 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--variant",
         nargs="+",
         default=None,
-        help="peers: which files (tq2_0-f16 tq2_0-q6_k tq1_0-f16 tq1_0-q6_k; default all)",
+        help="peers: which files (tq2_0-f16 tq2_0-q6_k tq1_0-f16 tq1_0-q6_k; with --arch qwen3 tq2_0 q2_0; default"
+        " all); agreement: which of f16 q2_0 tq2_0 (default: all)",
     )
+    bench.add_argument("--pp", type=int, default=128, help="peers: prompt tokens of the prefill timed")
+    bench.add_argument("--tg", type=int, default=64, help="peers: decode steps timed")
+    bench.add_argument("--positions", type=int, default=256, help="agreement: positions whose logits are compared")
     bench.add_argument(
         "--layout",
         nargs="+",
@@ -470,8 +524,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="peers: this engine's ISA levels to time (default: every SIMD level the CPU has)",
     )
     bench.add_argument("--no-scalar", action="store_true", help="skip the (slow) scalar reference path")
+    bench.add_argument("--mb", type=float, default=20.0, help="documents: the document's size in MB")
+    bench.add_argument("--keystrokes", type=int, default=200, help="documents: keystrokes at each of three places")
     bench.add_argument("--minutes", type=float, default=10.0, help="soak: how long to type into the sidecar")
-    bench.add_argument("--rate", type=float, default=20.0, help="soak: keystrokes (each with a completion) per second")
+    bench.add_argument(
+        "--rate", type=float, default=None, help="soak: keystrokes (each with a completion) per second (3.33: 300 ms)"
+    )
     bench.set_defaults(func=_cmd_bench)
 
     api = sub.add_parser(
@@ -571,6 +629,11 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="the tiers, which models are here, and what would be chosen")
     models.add_argument("--models-dir", action="append", help="another folder with model files (repeatable)")
     models.add_argument("--json", action="store_true", help="print JSON")
+    models.add_argument(
+        "--no-measure",
+        action="store_true",
+        help="do not measure this machine now (the last measurement, else a provisional guess of the speeds)",
+    )
     models.set_defaults(func=_cmd_models)
     return parser
 

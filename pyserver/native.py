@@ -14,6 +14,8 @@ TernaryMatrix = _native.TernaryMatrix
 pack = _native.pack
 unpack = _native.unpack
 repack_i2s4 = _native.repack_i2s4
+r16_target = _native.r16_target
+repack_r16 = _native.repack_r16
 trit_counts = _native.trit_counts
 packed_nbytes = _native.packed_nbytes
 scale_count = _native.scale_count
@@ -33,11 +35,33 @@ quantize_weight_rows_i4 = _native.quantize_weight_rows_i4
 hamming_topk = _native.hamming_topk
 hamming_nearest = _native.hamming_nearest
 
-# The file packings, and I2_S4: the layout the engine repacks 2-bit and TQ1_0 projections into for decode.
-FORMATS = ("TQ2_0", "TQ1_0", "I2_S", "I2_S4")
+# The file packings (TQ2_0, TQ1_0, I2_S; Q2_0 and Q2_0_128, llama.cpp's and PrismML's group-scaled Q2_0), and the
+# layouts the engine repacks into: I2_S4 (rows in fours, one scale) and I2_R16 (16 rows interleaved for the
+# outer-product kernels; one scale, or one f16 scale per row and group of 64 / 128 / 256 columns).
+FILE_FORMATS = ("TQ2_0", "TQ1_0", "I2_S", "Q2_0", "Q2_0_128")
+LAYOUT_FORMATS = ("I2_S4", "I2_R16", "I2_R16_G64", "I2_R16_G128", "I2_R16_G256")
+FORMATS = FILE_FORMATS + LAYOUT_FORMATS
+# File packings with SIMD GEMVs of their own (Q2_0 files have none: models repack them).
+SIMD_GEMV_FORMATS = ("TQ2_0", "TQ1_0", "I2_S") + LAYOUT_FORMATS
+# Columns that share one scale; absent: one scale per tensor.
+SCALE_GROUP = {
+    "TQ2_0": 256,
+    "TQ1_0": 256,
+    "Q2_0": 64,
+    "Q2_0_128": 128,
+    "I2_R16_G64": 64,
+    "I2_R16_G128": 128,
+    "I2_R16_G256": 256,
+}
 
 __all__ = [
+    "FILE_FORMATS",
     "FORMATS",
+    "LAYOUT_FORMATS",
+    "SCALE_GROUP",
+    "SIMD_GEMV_FORMATS",
+    "r16_target",
+    "repack_r16",
     "CancelFlag",
     "KvCache",
     "Model",

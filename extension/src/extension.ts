@@ -11,10 +11,11 @@ import { LocalApi, setUpContinue } from "./common/localApi";
 import { ModelManager } from "./common/models";
 import { findPython } from "./common/python";
 import { Sidecar } from "./common/server";
-import { clientSettings, needsRestart, serverSettings, wantsSuggestion } from "./common/settings";
+import { clientSettings, needsRestart, serverSettings, wantsSuggestion, whyNoSuggestion } from "./common/settings";
 import { ensureSidecar, run } from "./common/setup";
 import { Snooze } from "./common/snooze";
 import { StatusItem } from "./common/status";
+import { waitForTrust } from "./common/trust";
 
 let sidecar: Sidecar | undefined;
 
@@ -30,6 +31,12 @@ async function activeInterpreter(): Promise<string | undefined> {
 }
 
 export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
+  if (!waitForTrust(ctx, () => start(ctx))) {
+    await start(ctx);
+  }
+}
+
+async function start(ctx: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel("Ryzanstein", { log: true });
   // The shipped model travels once in the VSIX, beside the wheels (which leave it out): the sidecar and every
   // Python run of ours find it through this variable.
@@ -69,8 +76,10 @@ export async function activate(ctx: vscode.ExtensionContext): Promise<void> {
   const showState = (s = status.last) => status.update(s, clientSettings(get).enable, snooze.minutesLeft());
   sidecar = new Sidecar(python, storage, output, () => serverSettings(get), {
     debounceMs: () => clientSettings(get).debounceMs,
-    wanted: (doc, c) => wantsSuggestion(clientSettings(get), doc.languageId,
-      c.triggerKind === vscode.InlineCompletionTriggerKind.Automatic, snooze.active()),
+    whyNot: (doc, c) => whyNoSuggestion(clientSettings(get), doc.languageId,
+      c.triggerKind === vscode.InlineCompletionTriggerKind.Automatic, snooze.minutesLeft()),
+    nothingCame: (why) => status.flash(why.startsWith("no suggestion") ? why : `no suggestion: ${why}`),
+    outcome: (o) => status.outcome(o),
   }, (s) => showState(s));
   ctx.subscriptions.push(sidecar);
   ctx.subscriptions.push(watchCursorRest(

@@ -22,6 +22,10 @@ test("status: present, serving, recommended, too slow for completions", () => {
   const here = row({ present: true, path: "/m/ggml-model-i2_s.gguf", fast_enough_for_completions: true });
   assert.equal(modelStatus(here, "ggml-model-i2_s.gguf", "bitnet-b1.58-2b4t"),
     "here · serving now · recommended for this machine");
+  // too slow: by how much, and the closest model that fits
+  const slow = row({ predicted_completion_ms: 4616, over_budget: 7.69, closest_fit: "ryzanstein-code" });
+  assert.equal(modelStatus(slow, null, null), "not downloaded · too slow here for inline completions " +
+    "(~4616 ms a completion, 7.7x the budget; the closest that fits: ryzanstein-code): refactors and explanations");
 });
 
 test("download progress in MB and time left", () => {
@@ -37,4 +41,14 @@ test("the first-run notice offers the recommended tier only when it is absent", 
   assert.equal(recommendedAbsent(table)?.id, "bitnet-b1.58-2b4t");
   assert.equal(recommendedAbsent({ ...table, tiers: { "3B": [row({ present: true })] } }), undefined);
   assert.equal(recommendedAbsent({ ...table, would_choose: { tier: "shipped", model: "ryzanstein-code", use_now: null } }), undefined);
+});
+
+test("the first-run notice offers the first download (the smallest that serves completions) before the tier's model", () => {
+  const b17 = row({ id: "ternary-bonsai-1.7b", name: "Ternary-Bonsai 1.7B (PrismML)" });
+  const b8 = row({ id: "ternary-bonsai-8b", tier: "13B", name: "Ternary-Bonsai 8B (PrismML)" });
+  const table = { tiers: { "3B": [b17], "13B": [b8] }, would_choose: { tier: "13B", model: "ternary-bonsai-8b",
+    use_now: "ryzanstein-code", first_download: "ternary-bonsai-1.7b" } };
+  assert.equal(recommendedAbsent(table)?.id, "ternary-bonsai-1.7b");
+  assert.equal(recommendedAbsent({ ...table, would_choose: { ...table.would_choose, first_download: null } })?.id,
+    "ternary-bonsai-8b");
 });

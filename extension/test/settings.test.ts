@@ -13,7 +13,7 @@ test("defaults when nothing is set", () => {
   assert.deepEqual(serverSettings(none), {
     enable: true, maxLines: 8, maxTokens: 64, modelPath: "", tier: "auto", threads: 0, unloadIdleMinutes: 15,
     modelFolders: [], indexInclude: [], indexExclude: [], minConfidence: null, languages: DEFAULT_LANGUAGES,
-    trigger: "automatic",
+    trigger: "automatic", logPrompts: false,
   });
 });
 

@@ -19,6 +19,7 @@
 #include "model.h"
 #include "output_head.h"
 #include "thread_pool.h"
+#include "vec_ops.h"
 
 namespace py = pybind11;
 using namespace ryz;
@@ -30,7 +31,7 @@ namespace {
 Isa parse_isa(const std::string& name) {
     if (name == "auto") return resolve_auto_isa();
     const Isa isa = isa_from_name(name);
-    if (static_cast<int>(isa) > static_cast<int>(detected_isa()))
+    if (!isa_supported(isa))
         throw std::runtime_error(std::string("the ") + name + " path was requested but this CPU supports at most " +
                                  isa_name(detected_isa()));
     return isa;
@@ -65,10 +66,10 @@ py::dict cpu_info() {
     py::dict features;
     features["avx2"] = f.avx2; features["fma"] = f.fma; features["f16c"] = f.f16c;
     features["avx512f"] = f.avx512f; features["avx512bw"] = f.avx512bw; features["avx512vl"] = f.avx512vl;
-    features["avx512dq"] = f.avx512dq; features["avx512vnni"] = f.avx512vnni;
+    features["avx512dq"] = f.avx512dq; features["avx512vnni"] = f.avx512vnni; features["avx_vnni"] = f.avx_vnni;
     features["os_ymm"] = f.os_ymm; features["os_zmm"] = f.os_zmm;
     py::dict checks;
-    for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512}) checks[isa_name(i)] = self_check_status(i);
+    for (int i = 0; i < kIsaLevels; ++i) checks[isa_name(static_cast<Isa>(i))] = self_check_status(static_cast<Isa>(i));
     py::dict d;
     d["features"] = features;
     d["detected"] = isa_name(detected_isa());
@@ -81,7 +82,8 @@ py::dict cpu_info() {
 
 std::vector<std::string> available_isas() {
     std::vector<std::string> out;
-    for (int i = 0; i <= static_cast<int>(detected_isa()); ++i) out.emplace_back(isa_name(static_cast<Isa>(i)));
+    for (int i = 0; i < kIsaLevels; ++i)
+        if (isa_supported(static_cast<Isa>(i))) out.emplace_back(isa_name(static_cast<Isa>(i)));
     return out;
 }
 
@@ -159,6 +161,15 @@ py::array_t<uint8_t> py_pack(const std::string& fmt, const py::handle& w_obj, co
     return out;
 }
 
+// The -1 / 0 / +1 counts of a tensor, refusing one with 2-bit codes 3 (+2): not ternary, and the kernels' integer
+// bounds assume there are none.
+py::tuple ternary_counts(const int64_t* counts, const std::string& fmt) {
+    if (counts[3] > 0)
+        throw py::value_error(fmt + " tensor holds " + std::to_string(counts[3]) +
+                              " weights with the 2-bit code 3 (+2): not a ternary tensor");
+    return py::make_tuple(counts[0], counts[1], counts[2]);
+}
+
 py::object py_repack_i2s4(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols,
                           const py::handle& out_obj) {
     auto pm = make_matrix(fmt, data, rows, cols);
@@ -167,73 +178,127 @@ py::object py_repack_i2s4(const std::string& fmt, const py::buffer& data, int64_
         out.nbytes() != packed_bytes(Format::I2_S4, rows, cols))
         throw py::value_error("out must be a writable contiguous uint8 array of packed_nbytes('I2_S4', rows, cols) bytes");
     const MatView& v = pm->m->view();
-    int64_t counts[3];
+    int64_t counts[4];
     bool done;
     {
         py::gil_scoped_release release;
         done = repack_i2s4(v.fmt, v.data, rows, cols, static_cast<uint8_t*>(out.mutable_data()), counts);
     }
     if (!done) return py::none();
-    return py::make_tuple(counts[0], counts[1], counts[2]);
+    return ternary_counts(counts, fmt);
 }
 
 py::tuple py_trit_counts(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
     auto pm = make_matrix(fmt, data, rows, cols);
     const MatView& v = pm->m->view();
-    int64_t counts[3];
+    int64_t counts[4];
     {
         py::gil_scoped_release release;
         trit_counts(v.fmt, v.data, rows, cols, counts);
     }
-    return py::make_tuple(counts[0], counts[1], counts[2]);
+    return ternary_counts(counts, fmt);
 }
 
 auto py_unpack(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
     auto pm = make_matrix(fmt, data, rows, cols);
     const Format f = pm->m->view().fmt;
     py::array_t<int8_t> w({rows, cols});
-    py::array_t<float> s(is_i2(f) ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, cols / kTQBlock});
+    py::array_t<float> s(is_i2(f) ? std::vector<int64_t>{1} : std::vector<int64_t>{rows, cols / scale_group(f)});
     unpack(f, pm->m->view().data, rows, cols, w.mutable_data(), s.mutable_data());
     return py::make_tuple(w, s);
 }
 
-auto py_quantize_activations(const py::handle& x_obj) {
+auto py_quantize_activations(const py::handle& x_obj, int64_t block, const std::string& isa) {
+    const VecOps& ops = vec_ops_for(parse_isa(isa));
     auto x = strict_array<float>(x_obj, "activations", 1, 2);
     const int64_t n = x.ndim() == 2 ? x.shape(0) : 1, k = x.shape(x.ndim() - 1);
+    if (block < 0 || (block > 0 && k % block != 0))
+        throw py::value_error("block must be 0 (per token) or divide the row length " + std::to_string(k));
     py::array_t<int8_t> q(x.ndim() == 2 ? std::vector<int64_t>{n, k} : std::vector<int64_t>{k});
-    py::array_t<float> s(n);
-    quantize_rows(x.data(), n, k, q.mutable_data(), s.mutable_data());
-    return py::make_tuple(q, s);
+    if (block == 0) {
+        py::array_t<float> s(n);
+        ops.quantize_rows(x.data(), n, k, q.mutable_data(), s.mutable_data());
+        return py::make_tuple(q, s);
+    }
+    py::array_t<float> d(std::vector<int64_t>{n, k / block});
+    ops.quantize_blocks(x.data(), n, k, block, q.mutable_data(), d.mutable_data());
+    return py::make_tuple(q, d);
 }
 
-py::array_t<float> matrix_gemv(const PyTernaryMatrix& p, const py::handle& x_obj, const std::string& isa_name_) {
+// The activations of a TernaryMatrix call: int8 [n, cols] with, per block, their scales [n, cols / block].
+Acts matrix_acts(const py::array_t<int8_t>& x, int64_t n, int64_t cols, const py::object& scales_obj, int64_t block,
+                 py::array_t<float>& keep) {
+    if (block < 0 || (block > 0 && cols % block != 0))
+        throw py::value_error("block must be 0 (per token) or divide the row length " + std::to_string(cols));
+    if (block == 0) {
+        if (!scales_obj.is_none()) throw py::value_error("scales are for per-block activations (give block too)");
+        return Acts{x.data(), n, nullptr, 0};
+    }
+    keep = strict_array<float>(scales_obj, "scales", 1, 2);
+    if (keep.size() != n * (cols / block))
+        throw py::value_error("scales must hold n * cols / block = " + std::to_string(n * (cols / block)) + " values");
+    return Acts{x.data(), n, keep.data(), block};
+}
+
+py::array_t<float> matrix_gemv(const PyTernaryMatrix& p, const py::handle& x_obj, const std::string& isa_name_,
+                               const py::object& scales, int64_t block) {
     auto x = strict_array<int8_t>(x_obj, "activations", 1, 1);
     const MatView& v = p.m->view();
     if (x.shape(0) != v.cols)
         throw py::value_error("activations have " + std::to_string(x.shape(0)) + " values, matrix has " +
                               std::to_string(v.cols) + " columns");
     const Isa isa = parse_isa(isa_name_);
+    py::array_t<float> keep;
+    const Acts acts = matrix_acts(x, 1, v.cols, scales, block, keep);
     py::array_t<float> y(v.rows);
     {
         py::gil_scoped_release nogil;
-        p.m->gemv(x.data(), y.mutable_data(), isa);
+        p.m->gemv(acts, y.mutable_data(), isa);
     }
     return y;
 }
 
-py::array_t<float> matrix_gemm(const PyTernaryMatrix& p, const py::handle& x_obj, const std::string& isa_name_) {
+py::array_t<float> matrix_gemm(const PyTernaryMatrix& p, const py::handle& x_obj, const std::string& isa_name_,
+                               const py::object& scales, int64_t block) {
     auto x = strict_array<int8_t>(x_obj, "activations", 2, 2);
     const MatView& v = p.m->view();
     if (x.shape(1) != v.cols)
         throw py::value_error("activations have " + std::to_string(x.shape(1)) + " columns, matrix has " +
                               std::to_string(v.cols));
     const Isa isa = parse_isa(isa_name_);
+    py::array_t<float> keep;
+    const Acts acts = matrix_acts(x, x.shape(0), v.cols, scales, block, keep);
     py::array_t<float> y({static_cast<int64_t>(x.shape(0)), v.rows});
     {
         py::gil_scoped_release nogil;
-        p.m->gemm(x.data(), x.shape(0), y.mutable_data(), isa);
+        p.m->gemm(acts, y.mutable_data(), isa);
     }
     return y;
+}
+
+// The outer-product layout (I2_R16 / I2_R16_G*) a tensor repacks into, and the repack: (layout, counts).
+std::string py_r16_target(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
+    auto pm = make_matrix(fmt, data, rows, cols);
+    const MatView& v = pm->m->view();
+    return format_name(r16_target(v.fmt, v.data, rows, cols));
+}
+
+py::tuple py_repack_r16(const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols,
+                        const py::handle& out_obj) {
+    auto pm = make_matrix(fmt, data, rows, cols);
+    const MatView& v = pm->m->view();
+    const Format to = r16_target(v.fmt, v.data, rows, cols);
+    auto out = py::reinterpret_borrow<py::array>(out_obj);
+    if (!py::isinstance<py::array_t<uint8_t>>(out_obj) || !(out.flags() & py::array::c_style) || !out.writeable() ||
+        out.nbytes() != packed_bytes(to, rows, cols))
+        throw py::value_error(std::string("out must be a writable contiguous uint8 array of packed_nbytes('") +
+                              format_name(to) + "', rows, cols) bytes");
+    int64_t counts[4];
+    {
+        py::gil_scoped_release release;
+        repack_r16(v.fmt, v.data, rows, cols, static_cast<uint8_t*>(out.mutable_data()), counts);
+    }
+    return py::make_tuple(format_name(to), ternary_counts(counts, fmt));
 }
 
 void bind_kernels(py::module_& m) {
@@ -244,8 +309,15 @@ void bind_kernels(py::module_& m) {
         return scale_count(checked_format(fmt, rows, cols), rows, cols);
     }, py::arg("fmt"), py::arg("rows"), py::arg("cols"));
     m.def("pack", &py_pack, py::arg("fmt"), py::arg("weights"), py::arg("scales"),
-          "Packs an int8 {-1,0,1} matrix. scales: one per 256-block (TQ1_0/TQ2_0, shape [rows, cols/256]) or one "
-          "(I2_S).");
+          "Packs an int8 {-1,0,1} matrix. scales: one per block or group (TQ1_0/TQ2_0: 256, Q2_0: 64, Q2_0_128: 128, "
+          "I2_R16_G<n>: n; shape [rows, cols/group]) or one (I2_S, I2_S4, I2_R16).");
+    m.def("r16_target", &py_r16_target, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
+          "The outer-product layout the tensor repacks into: I2_R16 when its blocks share one nonzero scale, else "
+          "I2_R16_G<its group>.");
+    m.def("repack_r16", &py_repack_r16, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
+          py::arg("out"),
+          "Writes the tensor into out (packed_nbytes(r16_target(...)) bytes) in that layout; returns (layout, "
+          "(-1, 0, +1 counts)).");
     m.def("repack_i2s4", &py_repack_i2s4, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
           py::arg("out"),
           "Writes the tensor into out as I2_S4 (the decode layout) when its blocks share one nonzero scale and "
@@ -254,8 +326,9 @@ void bind_kernels(py::module_& m) {
           "The number of weights -1, 0 and +1 in a packed tensor.");
     m.def("unpack", &py_unpack, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
           "Returns (int8 weights [rows, cols], float32 scales).");
-    m.def("quantize_activations", &py_quantize_activations, py::arg("x"),
-          "Per-token absmax int8 quantization: returns (q, scale) with x ~= q / scale.");
+    m.def("quantize_activations", &py_quantize_activations, py::arg("x"), py::arg("block") = 0, py::arg("isa") = "auto",
+          "Absmax int8 quantization. block 0: per token, returns (q, scale) with x ~= q / scale; else per block of "
+          "`block` values, returns (q, d [n, cols/block]) with x ~= q * d.");
 
     py::class_<PyTernaryMatrix>(m, "TernaryMatrix")
         .def(py::init(&make_matrix), py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
@@ -266,9 +339,13 @@ void bind_kernels(py::module_& m) {
         .def_property_readonly("nbytes", [](const PyTernaryMatrix& p) {
             return packed_bytes(p.m->view().fmt, p.m->view().rows, p.m->view().cols);
         })
-        .def("gemv", &matrix_gemv, py::arg("x"), py::arg("isa") = "auto", "y = W x for int8 x (weight scales applied).")
-        .def("gemm", &matrix_gemm, py::arg("x"), py::arg("isa") = "auto",
-             "Y = X W^T for int8 X [n, cols] (weight scales applied).");
+        .def("gemv", &matrix_gemv, py::arg("x"), py::arg("isa") = "auto", py::arg("scales") = py::none(),
+             py::arg("block") = 0,
+             "y = W x for int8 x (weight scales applied; with block, x's per-block scales [cols/block] too).")
+        .def("gemm", &matrix_gemm, py::arg("x"), py::arg("isa") = "auto", py::arg("scales") = py::none(),
+             py::arg("block") = 0,
+             "Y = X W^T for int8 X [n, cols] (weight scales applied; with block, X's per-block scales [n, "
+             "cols/block] too).");
 }
 
 // ---- the model ------------------------------------------------------------------------------
@@ -313,6 +390,8 @@ ModelConfig parse_config(const py::dict& d) {
     else throw py::value_error("model config: unknown FFN activation '" + act + "' (silu, relu2)");
     c.sub_norms = cfg_get<bool>(d, "sub_norms");
     c.rope_neox = cfg_get<bool>(d, "rope_neox");
+    c.qk_norm = d.contains("qk_norm") ? d["qk_norm"].cast<bool>() : false;
+    c.act_block = d.contains("act_block") ? d["act_block"].cast<int64_t>() : 0;
     return c;
 }
 
@@ -333,7 +412,10 @@ void set_linear(PyModel& pm, int64_t layer, const std::string& name, const std::
 void set_norm(PyModel& pm, int64_t layer, const std::string& name, const py::handle& w_obj) {
     auto w = strict_array<float>(w_obj, name.c_str(), 1, 1);
     const ModelConfig& c = pm.m->config();
-    const int64_t want = name == "ffn_sub_norm" ? c.n_ff : name == "attn_sub_norm" ? c.n_head * c.head_dim : c.n_embd;
+    const int64_t want = name == "ffn_sub_norm"                              ? c.n_ff
+                         : name == "attn_sub_norm"                           ? c.n_head * c.head_dim
+                         : name == "attn_q_norm" || name == "attn_k_norm" ? c.head_dim
+                                                                             : c.n_embd;
     if (w.shape(0) != want)
         throw py::value_error(name + " has " + std::to_string(w.shape(0)) + " values, the config needs " +
                               std::to_string(want));
@@ -367,13 +449,28 @@ void set_quantized_head(PyModel& pm, const py::handle& q_obj, const py::handle& 
         throw py::value_error("quantized head must be [vocab, n_embd / " + std::to_string(kPerByte) +
                               "] with vocab scales");
     OutputHead h;
-    if constexpr (kPerByte == 1) h.q = q.data();
-    else h.q4 = q.data();
+    if constexpr (kPerByte == 1) {
+        h.q = q.data();
+        pm.owners.push_back(q);
+    } else {  // the kernels read the I4x4 layout: interleaved here, in memory the model owns
+        void* p = alloc_weights(i4x4_bytes(c.vocab, c.n_embd));
+        if (p == nullptr) throw std::bad_alloc();
+        py::capsule owner(p, [](void* b) { free_weights(b); });
+        interleave_head_i4(q.data(), c.vocab, c.n_embd, static_cast<uint8_t*>(p));
+        h.q4 = static_cast<const uint8_t*>(p);
+        pm.owners.push_back(owner);
+    }
     h.q_scale = s.data();
     set_exact(pm, h, exact, exact_type, rescore_k);
     pm.m->set_head(h);
-    pm.owners.push_back(q);
     pm.owners.push_back(s);
+}
+
+void set_head_ternary(PyModel& pm, const std::string& fmt, const py::buffer& data, int64_t rows, int64_t cols) {
+    auto holder = make_matrix(fmt, data, rows, cols);
+    pm.m->set_head_ternary(std::move(holder->m));
+    pm.owners.push_back(holder->owner);
+    pm.bufs.push_back(std::move(holder->buf));
 }
 
 void set_head_f32(PyModel& pm, const py::handle& w_obj) {
@@ -457,6 +554,8 @@ void bind_model(py::module_& m) {
              py::arg("exact") = py::none(), py::arg("exact_type") = "F16", py::arg("rescore_k") = 0,
              "Rows from quantize_weight_rows_i4 ([vocab, n_embd / 2] bytes); see set_head_int8 for the rest.")
         .def("set_head_f32", &set_head_f32, py::arg("rows"))
+        .def("set_head_ternary", &set_head_ternary, py::arg("fmt"), py::arg("data"), py::arg("rows"), py::arg("cols"),
+             "A ternary output head [vocab, n_embd] in any packing, served by the projections' kernels.")
         .def("check_complete", [](const PyModel& pm) { pm.m->check_complete(); })
         .def_property_readonly("isa", [](const PyModel& pm) { return isa_name(pm.m->isa()); })
         .def("forward", &forward, py::arg("cache"), py::arg("x"), py::arg("n_logits") = 1,

@@ -92,6 +92,33 @@ constexpr int kI2S4Rows = 4;
 constexpr int64_t kI2S4UnitStride = kI2S4Rows * kI2Bytes;
 static_assert(kI2S4UnitStride == 128, "a group's unit is two cache lines");
 
+// ---- Q2_0 (GGUF type 42): group-scaled 2-bit codes ------------------------------------------------------
+// Mainline llama.cpp's block_q2_0: 64 weights, an f16 scale, then 16 bytes; weight j of the block sits in byte j / 4
+// at bits 2 * (j % 4); code q means (q - 1) * d (code 3, +2, is not ternary). PrismML's original files use the same
+// codes in blocks of 128 (34 bytes); a loader tells the two apart by the tensor's byte size.
+template <int kWeights>
+struct BlockQ2 {
+    uint16_t d;  // f16 scale bits
+    uint8_t qs[kWeights / 4];
+};
+using BlockQ2_64 = BlockQ2<64>;
+using BlockQ2_128 = BlockQ2<128>;
+static_assert(sizeof(BlockQ2_64) == 18 && offsetof(BlockQ2_64, qs) == 2, "Q2_0 block: {f16 d; uint8 qs[16]}");
+static_assert(sizeof(BlockQ2_128) == 34 && offsetof(BlockQ2_128, qs) == 2, "Q2_0 g128 block: {f16 d; uint8 qs[32]}");
+
+// ---- I2_R16 (this engine's row-interleaved layout; never in a file) ---------------------------------------
+// Rows in groups of 16, each group's codes in chunks of 16 columns: a 64-byte chunk holds 16 rows x 16 columns,
+// byte b = 32h + 4(r % 8) + (k % 4) for row r of half h = r / 8 and column k, at bits 2 * ((k % 16) / 4). So the
+// chunk's 2-bit plane p (bits 2p..2p+1 of every byte) is rows 0..15 x columns 4p..4p+3, one byte each: the operand
+// of an outer-product step, where one 4-byte broadcast of activations meets 8 (AVX2) or 16 (AVX-512) rows at once.
+// Rows are padded to a multiple of 16 with zero weights (code 1). Scales: one fp32 for the tensor in an I2_S tail
+// (I2_R16), or one f16 per row and group of G columns (I2_R16_G64 / G128 / G256), stored after the codes as
+// [row group][group][16 rows], so a group's 16 row scales are one 32-byte load.
+constexpr int kR16Rows = 16;
+constexpr int kR16Cols = 16;                        // columns per chunk
+constexpr int64_t kR16Chunk = kR16Rows * kR16Cols / 4;  // bytes per chunk
+static_assert(kR16Chunk == 64, "a chunk is one cache line");
+
 // ---- 4-bit output-head rows (output_head.h) -----------------------------------------------------------------
 // Weight w in [-7, 7] stored as the nibble u = w + 8, 64 weights per 32-byte block: byte j holds element j in its
 // low nibble and element 32 + j in its high nibble, so one AND and one shift give 32 consecutive elements each.
@@ -103,5 +130,16 @@ constexpr int64_t kI4Block = 2 * sizeof(BlockI4);  // weights per block
 constexpr int64_t kI4Bytes = sizeof(BlockI4);
 constexpr int kI4Offset = 8;
 static_assert(sizeof(BlockI4) == 32, "4-bit head block: 64 nibbles");
+
+// The head as the kernels read it ("I4x4"): rows in groups of four, the group's rows interleaved one block at a
+// time (row 0's block b, row 1's, row 2's, row 3's, then block b + 1), so a GEMV over four rows reads one
+// sequential stream of whole cache lines instead of four row streams (the I2_S4 idea: the row-major head read at
+// about half the rate of the projections in a 2B4T decode step). Rows are padded to a multiple of four; the
+// row-major rows the quantizer writes are interleaved at load (interleave_head_i4, output_head.h).
+constexpr int64_t kI4GroupRows = 4;
+// Block b of row r in an I4x4 head whose rows are rb bytes.
+inline const uint8_t* i4x4_block(const uint8_t* W, int64_t rb, int64_t r, int64_t b) {
+    return W + (r / kI4GroupRows) * kI4GroupRows * rb + b * kI4GroupRows * kI4Bytes + (r % kI4GroupRows) * kI4Bytes;
+}
 
 }  // namespace ryz

@@ -14,6 +14,7 @@ const char* isa_name(Isa isa) {
     switch (isa) {
         case Isa::Scalar: return "scalar";
         case Isa::Avx2: return "avx2";
+        case Isa::AvxVnni: return "avxvnni";
         case Isa::Avx512: return "avx512";
     }
     return "?";
@@ -22,8 +23,9 @@ const char* isa_name(Isa isa) {
 Isa isa_from_name(const std::string& name) {
     if (name == "scalar") return Isa::Scalar;
     if (name == "avx2") return Isa::Avx2;
+    if (name == "avxvnni") return Isa::AvxVnni;
     if (name == "avx512") return Isa::Avx512;
-    throw std::invalid_argument("unknown ISA level '" + name + "' (expected scalar, avx2 or avx512)");
+    throw std::invalid_argument("unknown ISA level '" + name + "' (expected scalar, avx2, avxvnni or avx512)");
 }
 
 #if defined(RYZ_X86)
@@ -55,6 +57,8 @@ static CpuFeatures detect() {
         f.avx512bw = b & (1u << 30);
         f.avx512vl = b & (1u << 31);
         f.avx512vnni = c & (1u << 11);
+        __cpuid_count(7, 1, a, b, c, d);
+        f.avx_vnni = a & (1u << 4);
     }
 #endif
     return f;
@@ -65,18 +69,31 @@ const CpuFeatures& cpu_features() {
     return f;
 }
 
-Isa detected_isa() {
+bool isa_supported(Isa isa) {
     const CpuFeatures& f = cpu_features();
-    if (f.os_zmm && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni && f.avx2 && f.fma &&
-        f.f16c)
-        return Isa::Avx512;
-    if (f.os_ymm && f.avx2 && f.fma && f.f16c) return Isa::Avx2;
+    const bool avx2 = f.os_ymm && f.avx2 && f.fma && f.f16c;
+    switch (isa) {
+        case Isa::Scalar: return true;
+        case Isa::Avx2: return avx2;
+        case Isa::AvxVnni: return avx2 && f.avx_vnni;
+        case Isa::Avx512:
+            return avx2 && f.os_zmm && f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq && f.avx512vnni;
+    }
+    return false;
+}
+
+// The best supported level at or below `cap`.
+static Isa best_at_most(int cap) {
+    for (int i = cap; i > 0; --i)
+        if (isa_supported(static_cast<Isa>(i))) return static_cast<Isa>(i);
     return Isa::Scalar;
 }
 
+Isa detected_isa() { return best_at_most(kIsaLevels - 1); }
+
 static Isa initial_cap() {
     const char* env = std::getenv("RYZ_MAX_ISA");
-    if (env == nullptr || *env == '\0') return Isa::Avx512;
+    if (env == nullptr || *env == '\0') return static_cast<Isa>(kIsaLevels - 1);
     try {
         return isa_from_name(env);
     } catch (const std::invalid_argument&) {
@@ -86,14 +103,10 @@ static Isa initial_cap() {
 
 static std::atomic<int> g_cap{static_cast<int>(initial_cap())};
 
-Isa active_isa() {
-    const int det = static_cast<int>(detected_isa());
-    const int cap = g_cap.load(std::memory_order_relaxed);
-    return static_cast<Isa>(det < cap ? det : cap);
-}
+Isa active_isa() { return best_at_most(g_cap.load(std::memory_order_relaxed)); }
 
 void set_isa_cap(Isa cap) {
-    if (static_cast<int>(cap) > static_cast<int>(detected_isa()))
+    if (!isa_supported(cap))
         throw std::runtime_error(std::string("this CPU cannot run the ") + isa_name(cap) +
                                  " path (best available: " + isa_name(detected_isa()) + ")");
     g_cap.store(static_cast<int>(cap), std::memory_order_relaxed);

@@ -41,7 +41,10 @@ struct T {
     static V load_unit_tq1_tail(const uint8_t* const* p, int64_t off) {
         return pair(load_tq1_tail(p[0] + off), load_tq1_tail(p[1] + off));
     }
-    static Acc dot(Acc acc, V c, V x) { return gdot(acc, c, x); }
+    static Acc dot(Acc acc, V c, V x) {
+        asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(c), "v"(x));
+        return acc;
+    }
     static V widen(Acc a) { return a; }
     static V widen4(Acc a) { return _mm512_srai_epi32(a, 2); }  // acc holds 4x the true sums
     static V add32(V a, V b) { return _mm512_add_epi32(a, b); }
@@ -57,30 +60,45 @@ struct T {
         out[1] = hsum_ps(_mm512_extractf32x8_ps(a, 1));
     }
 
-    static constexpr int kGW = 64, kGemmRows = 4, kGemmToks = 4;
-    static constexpr bool kGAccInt32 = true;  // GEMM accumulators are int32 lanes (no int16 flush needed)
-    using GV = __m512i;
-    using GVF = __m512;
-    using GAcc = __m512i;
-    static GV gzero() { return _mm512_setzero_si512(); }
-    static GVF gfzero() { return _mm512_setzero_ps(); }
-    static GAcc gacc_zero() { return _mm512_setzero_si512(); }
-    static GV gload(const void* p) { return _mm512_loadu_si512(p); }
-    // In-place through asm: with the intrinsic, GCC copies every accumulator before and after each vpdpbusd,
-    // which doubled the GEMM micro-kernel's instructions (measured with perf annotate).
-    static GAcc gdot(GAcc acc, GV c, GV x) {
-        asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(c), "v"(x));
+    // Outer-product kernels (I2_R16 GEMV, GEMM): a vector is 16 rows x 4 columns of codes; vpdpbusd adds each row's
+    // dot product into its int32 lane, which cannot overflow at any real width.
+    using OV = __m512i;
+    using OVF = __m512;
+    using OAcc = __m512i;  // int32 lanes
+    static constexpr int kOVRows = 16;
+    static constexpr int64_t kAccSteps = int64_t(1) << 24;
+    static constexpr int kPanelRows = 32;     // 2 vectors of rows ...
+    static constexpr int kGemmToks = 8;       // ... x 8 tokens: 16 accumulators + 2 code vectors + 1 broadcast
+    static constexpr int64_t kGemmSlice = 1024;  // K columns per slice (see kernels_simd.inl: kKc)
+    static constexpr int kR16MultiGroup = 4;
+    static OV oset1_8(int8_t v) { return _mm512_set1_epi8(v); }
+    static OV oand(OV a, OV b) { return _mm512_and_si512(a, b); }
+    template <int N> static OV osrli16(OV a) { return _mm512_srli_epi16(a, N); }
+    static OV oload(const uint8_t* p) { return _mm512_loadu_si512(p); }
+    static OV obcast(const int8_t* p) { int32_t v; __builtin_memcpy(&v, p, 4); return _mm512_set1_epi32(v); }
+    // In-place through asm: with the intrinsic, GCC copies every accumulator before and after each vpdpbusd
+    // (measured with perf annotate on the previous GEMM).
+    static OAcc odot(OAcc acc, OV c, OV b) {
+        asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(c), "v"(b));
         return acc;
     }
-    static GV gwiden(GAcc a) { return a; }
-    static GV gadd32(GV a, GV b) { return _mm512_add_epi32(a, b); }
-    static GVF gcvt(GV a) { return _mm512_cvtepi32_ps(a); }
-    static GVF gfmadd(GVF a, GVF b, GVF c) { return _mm512_fmadd_ps(a, b, c); }
-    static GV gfbits_add(GV a, GVF b) { return _mm512_castps_si512(_mm512_add_ps(_mm512_castsi512_ps(a), b)); }
-    static GVF gasf(GV a) { return _mm512_castsi512_ps(a); }
-    static GVF gfset1(float d) { return _mm512_set1_ps(d); }
-    static int32_t ghsum32(GV a) { return _mm512_reduce_add_epi32(a); }
-    static float ghsumf(GVF a) { return _mm512_reduce_add_ps(a); }
+    static OV owiden(OAcc a) { return a; }
+    static OAcc oacc_zero() { return _mm512_setzero_si512(); }
+    static OV ozero() { return _mm512_setzero_si512(); }
+    static OVF ofzero() { return _mm512_setzero_ps(); }
+    static OV oadd32(OV a, OV b) { return _mm512_add_epi32(a, b); }
+    static OV osub32(OV a, OV b) { return _mm512_sub_epi32(a, b); }
+    static OV oset1_32(int32_t v) { return _mm512_set1_epi32(v); }
+    static OV oload32(const int32_t* p) { return _mm512_load_si512(p); }
+    static void ostore32(int32_t* p, OV v) { _mm512_store_si512(p, v); }
+    static OVF ocvt(OV a) { return _mm512_cvtepi32_ps(a); }
+    static OVF ofsub(OVF a, OVF b) { return _mm512_sub_ps(a, b); }
+    static OVF ofmul(OVF a, OVF b) { return _mm512_mul_ps(a, b); }
+    static OVF ofmadd(OVF a, OVF b, OVF c) { return _mm512_fmadd_ps(a, b, c); }
+    static OVF ofset1(float v) { return _mm512_set1_ps(v); }
+    static OVF oloadf(const float* p) { return _mm512_loadu_ps(p); }
+    static void ostore(float* p, OVF v) { _mm512_storeu_ps(p, v); }
+    static OVF ocvtph(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 };
 
 #include "kernels_simd.inl"

@@ -120,7 +120,7 @@ void gemv_2bit(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t 
                     float d[R];
                     for (int i = 0; i < R; ++i) {
                         d[i] = half_at(p[v * R + i] + b * kTQ2Bytes + kTQ2ScaleAt);
-                        corr[v * R + i] += d[i] * static_cast<float>(a.bsum[b]);
+                        corr[v * R + i] += d[i] * static_cast<float>(a.psum[b]);
                     }
                     facc[v] = T::fmadd(T::cvt(s), T::row_scales(d), facc[v]);
                 } else {
@@ -194,7 +194,7 @@ void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r
                 float d[R];
                 for (int i = 0; i < R; ++i) {
                     d[i] = half_at(p[v * R + i] + off + kTQ1ScaleAt);
-                    corr[v * R + i] += d[i] * static_cast<float>(a.bsum[b]);
+                    corr[v * R + i] += d[i] * static_cast<float>(a.psum[b]);
                 }
                 facc[v] = T::fmadd(T::cvt(T::widen(acc[v])), T::row_scales(d), facc[v]);
             }
@@ -208,7 +208,7 @@ void gemv_tq1(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r
     }
 }
 
-void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
+void gemv_file(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
     switch (m.fmt) {
         case Format::TQ2_0:
             if (m.uniform_scale) gemv_2bit<T::kGemvVecs, Format::TQ2_0, false>(m, a, y, r0, r1);
@@ -217,6 +217,7 @@ void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
         case Format::I2_S: gemv_2bit<T::kGemvVecs, Format::I2_S, false>(m, a, y, r0, r1); break;
         case Format::I2_S4: gemv_2bit<T::kGemvVecs, Format::I2_S4, false>(m, a, y, r0, r1); break;
         case Format::TQ1_0: gemv_tq1<T::kGemvVecs>(m, a, y, r0, r1); break;
+        default: break;  // Q2_0 files have no SIMD GEMV (the driver runs the scalar one; models repack them)
     }
 }
 
@@ -285,7 +286,7 @@ void gemv_multi_2bit(const MatView& m, const ActRow* a, int nt, float* const* y,
     }
 }
 
-void gemv_multi(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
+void gemv_multi_file(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
     if (m.fmt == Format::I2_S) gemv_multi_2bit<Format::I2_S>(m, a, nt, y, r0, r1);
     else if (m.fmt == Format::I2_S4) gemv_multi_2bit<Format::I2_S4>(m, a, nt, y, r0, r1);
     else gemv_multi_2bit<Format::TQ2_0>(m, a, nt, y, r0, r1);  // with uniform scales (the driver checks)
@@ -325,6 +326,10 @@ void unpack_row_codes(const MatView& m, const uint8_t* row, uint8_t* codes) {
         }
         return;
     }
+    if (m.fmt != Format::TQ2_0 && m.fmt != Format::I2_S && m.fmt != Format::I2_S4) {
+        decode_row_codes(m.fmt, row, m.cols, codes);  // Q2_0 files (always repacked by models), I2_R16 (unused)
+        return;
+    }
     const bool tq2 = m.fmt == Format::TQ2_0;
     for (int64_t u = 0; u < m.cols / kUnitCodes2; ++u) {
         const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + unit_offset(m.fmt, u)));
@@ -335,7 +340,7 @@ void unpack_row_codes(const MatView& m, const uint8_t* row, uint8_t* codes) {
     }
 }
 
-// Thread-local scratch for a panel of unpacked rows (internal linkage, plain memory).
+// Thread-local scratch (internal linkage, plain memory).
 struct Scratch {
     uint8_t* p = nullptr;
     size_t n = 0;
@@ -351,160 +356,393 @@ struct Scratch {
 };
 thread_local Scratch t_scratch;
 
-// Micro-kernel: R code rows x NT token rows over K elements, width T::kGW.
-// kBlock: flush per 256-block with per-(row, block) scales into floats; else
-// widen to int32 every 1024 elements. Adds its lanes into the vector sums
-// vs[i][j] (horizontal sums wait until the whole row of K is done).
-template <int R, int NT, bool kBlock>
-inline void micro(const uint8_t* const* c, const int8_t* const* x, int64_t K, const float* const* dsc,
-                  typename T::GV* const* vs) {
-    constexpr int W = T::kGW;
-    const int64_t steps = K / W;
-    if constexpr (!kBlock && T::kGAccInt32) {
-        // Integer lanes that cannot overflow within a slice (|sum| <= 2 * 128 * kKc): accumulate straight into
-        // them. Half the registers of the flushing loop below, so the 4 x 4 block stays in registers.
-        typename T::GAcc acc[R][NT];
-        for (int i = 0; i < R; ++i)
-            for (int j = 0; j < NT; ++j) acc[i][j] = T::gacc_zero();
-        for (int64_t s = 0; s < steps; ++s) {
-            typename T::GV w[R];
-            for (int i = 0; i < R; ++i) w[i] = T::gload(c[i] + s * W);
-            for (int j = 0; j < NT; ++j) {
-                const typename T::GV xv = T::gload(x[j] + s * W);
-                for (int i = 0; i < R; ++i) acc[i][j] = T::gdot(acc[i][j], w[i], xv);
-            }
-        }
-        for (int i = 0; i < R; ++i)
-            for (int j = 0; j < NT; ++j) vs[j][i] = T::gadd32(vs[j][i], acc[i][j]);
+// ------------------------------------------------------ outer-product kernels (I2_R16 GEMV, every GEMM)
+//
+// An outer-product step multiplies one vector of codes, kOVRows rows x 4 columns (one byte each), by one 4-byte
+// broadcast of a token's activations: each row's 32-bit lane gets its dot product over those 4 columns (AVX2: two
+// int16 pair sums, widened later; AVX-512: vpdpbusd into int32). Lanes are rows, so nothing is summed across lanes:
+// the results are stored as they are, and a row's scale for a group of columns is one vector multiply for
+// kOVRows rows at once. That is what makes group scales and per-block activation scales cheap here.
+//
+// Scaling happens per period of columns (ActRow::period): at each period's end the integer sums become floats,
+// (sum(c x) - sum(x)) * activation scale * weight scales (per row: a vector). Without periods they stay integers to
+// the end.
+
+using OV = typename T::OV;
+using OVF = typename T::OVF;
+constexpr int kOVRows = T::kOVRows;
+constexpr int kOVPerGroup = kR16Rows / kOVRows;  // vectors per 16-row group: AVX2 2, AVX-512 1
+constexpr int64_t kOVBytes = kOVRows * 4;
+
+// Steps (4 columns each) an accumulator may take before its lanes could overflow (AVX2: int16 pair sums of codes
+// up to 2 times |x| <= 128: 2 * 2 * 128 per step, 63 steps < 32767; the loaders refuse the non-ternary code 3).
+constexpr int64_t kAccSteps = T::kAccSteps;
+
+// The longest run of units (steps, chunks) an accumulator takes between flushes: at most `most`, and dividing the
+// period when there is one, so that no run crosses a period's end.
+inline int64_t run_length(int64_t period_units, int64_t most) {
+    if (period_units <= 0) return most;
+    int64_t r = period_units < most ? period_units : most;
+    while (period_units % r != 0) --r;
+    return r;
+}
+
+// The f16 scales of group g for the kOVRows rows of vector v of row group rg (I2_R16_G*).
+inline OVF r16_scales(const MatView& m, int64_t rg, int64_t g, int v) {
+    return T::ocvtph(m.gscales + ((rg * (m.cols / m.group) + g) * kR16Rows + v * kOVRows));
+}
+
+// Stores kOVRows results for rows [r, r + kOVRows) of y, the ones in [r0, r1).
+inline void store_rows(float* y, int64_t r, int64_t r0, int64_t r1, OVF v) {
+    if (r >= r0 && r + kOVRows <= r1) {
+        T::ostore(y + r, v);
         return;
     }
-    constexpr int kFlush = kBlock ? kTQBlock / W : 1024 / W;
-    typename T::GV i32[R][NT];
-    typename T::GVF f32[R][NT];
-    for (int i = 0; i < R; ++i)
-        for (int j = 0; j < NT; ++j) { i32[i][j] = T::gzero(); f32[i][j] = T::gfzero(); }
-    for (int64_t s0 = 0; s0 < steps; s0 += kFlush) {
-        const int64_t s1 = s0 + kFlush < steps ? s0 + kFlush : steps;
-        typename T::GAcc acc[R][NT];
-        for (int i = 0; i < R; ++i)
-            for (int j = 0; j < NT; ++j) acc[i][j] = T::gacc_zero();
-        for (int64_t s = s0; s < s1; ++s) {
-            typename T::GV w[R];
-            for (int i = 0; i < R; ++i) w[i] = T::gload(c[i] + s * W);
-            for (int j = 0; j < NT; ++j) {
-                const typename T::GV xv = T::gload(x[j] + s * W);
-                for (int i = 0; i < R; ++i) acc[i][j] = T::gdot(acc[i][j], w[i], xv);
+    alignas(64) float tmp[kOVRows];
+    T::ostore(tmp, v);
+    for (int i = 0; i < kOVRows; ++i)
+        if (r + i >= r0 && r + i < r1) y[r + i] = tmp[i];
+}
+
+// GEMV over I2_R16*, NT tokens at once (NT > 1: a draft-verify pass or a short append, the chunks of a row group
+// read from memory once and from L1 for the other tokens). Row groups [r0 / 16, ceil(r1 / 16)).
+#ifndef RYZ_PREFETCH_R16
+#define RYZ_PREFETCH_R16 8192
+#endif
+constexpr int64_t kPrefetchR16 = RYZ_PREFETCH_R16;  // bytes ahead in a row group's one stream
+
+template <int NT, bool kFloat>
+void gemv_r16_tokens(const MatView& m, const ActRow* a, float* const* y, int64_t r0, int64_t r1) {
+    const int64_t chunks = m.cols / kR16Cols, period = a[0].period;
+    const int64_t period_chunks = period > 0 ? period / kR16Cols : chunks;
+    const int64_t flush_chunks = run_length(period > 0 ? period_chunks : 0, kAccSteps / 4);  // 4 steps a chunk
+    const OV mask = T::oset1_8(3);
+    for (int64_t rg = r0 / kR16Rows; rg * kR16Rows < r1; ++rg) {
+        const uint8_t* base = m.data + rg * kR16Rows * m.row_bytes;
+        // One token: two accumulators per vector (planes 0-1 and 2-3), two dependency chains instead of one. More
+        // tokens are chains enough, and their registers are needed for the accumulators.
+        constexpr int C = NT == 1 ? 2 : 1;
+        typename T::OAcc acc[NT][kOVPerGroup][C];
+        OV isum[NT][kOVPerGroup];
+        OVF fsum[NT][kOVPerGroup];
+        for (int j = 0; j < NT; ++j)
+            for (int v = 0; v < kOVPerGroup; ++v) {
+                for (int k = 0; k < C; ++k) acc[j][v][k] = T::oacc_zero();
+                isum[j][v] = T::ozero();
+                fsum[j][v] = T::ofzero();
             }
-        }
-        for (int i = 0; i < R; ++i)
-            for (int j = 0; j < NT; ++j) {
-                if (kBlock) {
-                    const float d = dsc[i][s0 * W / kTQBlock];
-                    f32[i][j] = T::gfmadd(T::gcvt(T::gwiden(acc[i][j])), T::gfset1(d), f32[i][j]);
-                } else {
-                    i32[i][j] = T::gadd32(i32[i][j], T::gwiden(acc[i][j]));
+        // Counters, not c % n: an integer division per chunk cost more than the chunk's arithmetic.
+        int64_t to_flush = flush_chunks, to_period_end = period_chunks, f = 0;
+        for (int64_t c = 0; c < chunks; ++c) {
+            const uint8_t* ch = base + c * kR16Chunk;
+            _mm_prefetch(reinterpret_cast<const char*>(ch + kPrefetchR16), _MM_HINT_T0);
+            for (int v = 0; v < kOVPerGroup; ++v) {
+                const OV w = T::oload(ch + v * kOVBytes);
+                const OV c0 = T::oand(w, mask), c1 = T::oand(T::template osrli16<2>(w), mask);
+                const OV c2 = T::oand(T::template osrli16<4>(w), mask), c3 = T::oand(T::template osrli16<6>(w), mask);
+                for (int j = 0; j < NT; ++j) {
+                    const int8_t* x = a[j].q + c * kR16Cols;
+                    acc[j][v][0] = T::odot(acc[j][v][0], c0, T::obcast(x));
+                    acc[j][v][C - 1] = T::odot(acc[j][v][C - 1], c2, T::obcast(x + 8));
+                    acc[j][v][0] = T::odot(acc[j][v][0], c1, T::obcast(x + 4));
+                    acc[j][v][C - 1] = T::odot(acc[j][v][C - 1], c3, T::obcast(x + 12));
                 }
             }
+            const bool period_end = --to_period_end == 0;
+            if (!period_end && --to_flush != 0) continue;
+            to_flush = flush_chunks;
+            for (int j = 0; j < NT; ++j)
+                for (int v = 0; v < kOVPerGroup; ++v) {
+                    for (int k = 0; k < C; ++k) {
+                        isum[j][v] = T::oadd32(isum[j][v], T::owiden(acc[j][v][k]));
+                        acc[j][v][k] = T::oacc_zero();
+                    }
+                }
+            if (!period_end) continue;
+            to_period_end = period_chunks;
+            if (!kFloat) continue;
+            for (int v = 0; v < kOVPerGroup; ++v) {
+                const OVF ws = m.gscales != nullptr ? r16_scales(m, rg, f * period / m.group, v) : T::ofset1(m.tensor_scale);
+                for (int j = 0; j < NT; ++j) {
+                    OVF s = T::ofsub(T::ocvt(isum[j][v]), T::ofset1(static_cast<float>(a[j].psum[f])));
+                    if (a[j].pscale != nullptr) s = T::ofmul(s, T::ofset1(a[j].pscale[f]));
+                    fsum[j][v] = T::ofmadd(s, ws, fsum[j][v]);
+                    isum[j][v] = T::ozero();
+                }
+            }
+            ++f;
+        }
+        for (int j = 0; j < NT; ++j)
+            for (int v = 0; v < kOVPerGroup; ++v) {
+                OVF out = fsum[j][v];
+                if (!kFloat)
+                    out = T::ofmul(T::ocvt(T::osub32(isum[j][v], T::oset1_32(a[j].total))), T::ofset1(m.tensor_scale));
+                store_rows(y[j], rg * kR16Rows + v * kOVRows, r0, r1, out);
+            }
     }
-    for (int i = 0; i < R; ++i)
+}
+
+template <int NT>
+void gemv_r16(const MatView& m, const ActRow* a, float* const* y, int64_t r0, int64_t r1) {
+    if (a[0].period > 0) gemv_r16_tokens<NT, true>(m, a, y, r0, r1);
+    else gemv_r16_tokens<NT, false>(m, a, y, r0, r1);
+}
+
+void gemv_r16_multi(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
+    constexpr int G = T::kR16MultiGroup;
+    for (int j0 = 0; j0 < nt; j0 += G) {
+        switch (nt - j0 < G ? nt - j0 : G) {
+            case 1: gemv_r16<1>(m, a + j0, y + j0, r0, r1); break;
+            case 2: gemv_r16<2>(m, a + j0, y + j0, r0, r1); break;
+            case 3: gemv_r16<3 <= G ? 3 : 1>(m, a + j0, y + j0, r0, r1); break;
+            default: gemv_r16<4 <= G ? 4 : 1>(m, a + j0, y + j0, r0, r1); break;
+        }
+    }
+}
+
+void gemv(const MatView& m, const ActRow& a, float* y, int64_t r0, int64_t r1) {
+    if (is_r16(m.fmt)) {
+        gemv_r16<1>(m, &a, &y, r0, r1);
+        return;
+    }
+    gemv_file(m, a, y, r0, r1);
+}
+
+void gemv_multi(const MatView& m, const ActRow* a, int nt, float* const* y, int64_t r0, int64_t r1) {
+    if (is_r16(m.fmt)) gemv_r16_multi(m, a, nt, y, r0, r1);
+    else gemv_multi_file(m, a, nt, y, r0, r1);
+}
+
+// -------------------------------------------------------------------- GEMM
+//
+// A panel of kPanel rows is unpacked once into codes in outer-product order, [cols / 4][kPanel][4] bytes (the
+// vectors the steps read), with its weight scales per group; then an RV x NT register block (RV vectors of
+// kOVRows rows, NT tokens) runs over all columns for each group of NT tokens. The panel of an I2_R16 tensor is
+// its chunks' planes; a row-major packing is decoded row by row and transposed in 4-byte words.
+
+constexpr int kPanel = T::kPanelRows;
+constexpr int kRV = kPanel / kOVRows;
+constexpr int kNT = T::kGemmToks;
+static_assert(kPanel % kR16Rows == 0, "a panel holds whole I2_R16 row groups");
+
+// 8 x 8 transpose of 32-bit words: out[i] word j = in[j] word i (AVX2; both units have it).
+inline void transpose8x8_epi32(__m256i* r) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 8; i += 2) { t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]); t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]); }
+    for (int i = 0; i < 8; i += 4)
+        for (int k = 0; k < 2; ++k) {
+            u[i + k] = _mm256_unpacklo_epi64(t[i + k], t[i + 2 + k]);
+            u[i + 2 + k] = _mm256_unpackhi_epi64(t[i + k], t[i + 2 + k]);
+        }
+    // u[0..3] hold words (0,1,2,3 of rows) for columns {0,4}, {2,6}? lay out: u0 = col 0|4, u2 = col 1|5 (lo/hi),
+    // u1 = col 2|6, u3 = col 3|7 for rows 0..3; u4..u7 the same for rows 4..7.
+    r[0] = _mm256_permute2x128_si256(u[0], u[4], 0x20);
+    r[1] = _mm256_permute2x128_si256(u[2], u[6], 0x20);
+    r[2] = _mm256_permute2x128_si256(u[1], u[5], 0x20);
+    r[3] = _mm256_permute2x128_si256(u[3], u[7], 0x20);
+    r[4] = _mm256_permute2x128_si256(u[0], u[4], 0x31);
+    r[5] = _mm256_permute2x128_si256(u[2], u[6], 0x31);
+    r[6] = _mm256_permute2x128_si256(u[1], u[5], 0x31);
+    r[7] = _mm256_permute2x128_si256(u[3], u[7], 0x31);
+}
+
+// Codes of rows [p0, p0 + np) into the panel (rows past np: code 1, zero weight).
+void unpack_panel(const MatView& m, int64_t p0, int np, uint8_t* panel, uint8_t* rowbuf) {
+    const int64_t K = m.cols, quads = K / 4;
+    if (is_r16(m.fmt)) {
+        const __m256i mask = _mm256_set1_epi8(3);
+        for (int g = 0; g < kPanel / kR16Rows; ++g) {
+            const int64_t rg = p0 / kR16Rows + g;
+            uint8_t* dst = panel + g * kR16Chunk;
+            if ((rg - p0 / kR16Rows) * kR16Rows >= np) {  // a row group past the matrix: zero weights
+                for (int64_t q = 0; q < quads; ++q) __builtin_memset(dst + q * kPanel * 4, 1, kR16Chunk);
+                continue;
+            }
+            const uint8_t* src = m.data + rg * kR16Rows * m.row_bytes;
+            for (int64_t c = 0; c < K / kR16Cols; ++c)
+                for (int h = 0; h < 2; ++h) {
+                    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + c * kR16Chunk + 32 * h));
+                    for (int p = 0; p < 4; ++p)
+                        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + (4 * c + p) * kPanel * 4 + 32 * h),
+                                            _mm256_and_si256(_mm256_srli_epi16(w, 2 * p), mask));
+                }
+        }
+        return;
+    }
+    // Row-major packings: natural-order rows (8 at a time), then 8 x 8 word transposes into the panel.
+    for (int i0 = 0; i0 < kPanel; i0 += 8) {
+        for (int i = 0; i < 8; ++i) {
+            uint8_t* row = rowbuf + static_cast<int64_t>(i) * K;
+            if (i0 + i < np) unpack_row_codes(m, row_at(m, p0 + i0 + i), row);
+            else __builtin_memset(row, 1, static_cast<size_t>(K));
+        }
+        for (int64_t q0 = 0; q0 < quads; q0 += 8) {
+            __m256i r[8];
+            for (int i = 0; i < 8; ++i)
+                r[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(rowbuf + static_cast<int64_t>(i) * K + 4 * q0));
+            transpose8x8_epi32(r);
+            for (int j = 0; j < 8; ++j)
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(panel + (q0 + j) * kPanel * 4 + 4 * i0), r[j]);
+        }
+    }
+}
+
+// The panel's weight scales: per row one scale (`uniform`: every nonzero group scale of each row equal; groups
+// whose scale is zero get codes 1, so they add nothing), else per group [groups][kPanel] (rows past np: 0).
+bool panel_scales(const MatView& m, int64_t p0, int np, uint8_t* panel, float* rscale, float* gsc) {
+    for (int i = np; i < kPanel; ++i) rscale[i] = 0.0f;
+    if (m.group == 0) {
+        for (int i = 0; i < np; ++i) rscale[i] = m.tensor_scale;
+        return true;
+    }
+    const int64_t ng = m.cols / m.group;
+    bool uniform = true;
+    for (int i = 0; i < kPanel; ++i) {
+        float common = 0.0f;
+        for (int64_t g = 0; g < ng; ++g) {
+            const float d = i < np ? group_scale(m, p0 + i, g) : 0.0f;
+            gsc[g * kPanel + i] = d;
+            if (i >= np) continue;
+            if (d == 0.0f) {
+                for (int64_t k = g * m.group; k < (g + 1) * m.group; ++k) panel[(k / 4) * kPanel * 4 + 4 * i + k % 4] = 1;
+            } else if (common == 0.0f) {
+                common = d;
+            } else if (d != common) {
+                uniform = false;
+            }
+        }
+        if (i < np) rscale[i] = common;
+    }
+    return uniform;
+}
+
+// The steps of one segment: kRV x NT accumulators, from zero, over `steps` steps of the panel from c, the tokens'
+// activations from x (rows K apart). A function of its own, with nothing else live, so that the compiler keeps every
+// accumulator in a register (inlined into the segment loop, GCC spilled them: half the speed on AVX2).
+template <int NT>
+__attribute__((noinline)) void block_steps(const uint8_t* c, const int8_t* x, int64_t K, int64_t steps,
+                                           typename T::OAcc* out) {
+    typename T::OAcc acc[kRV][NT];
+    for (int v = 0; v < kRV; ++v)
+        for (int j = 0; j < NT; ++j) acc[v][j] = T::oacc_zero();
+    for (int64_t s = 0; s < steps; ++s, c += kPanel * 4, x += 4) {
+        OV w[kRV];
+        for (int v = 0; v < kRV; ++v) w[v] = T::oload(c + v * kOVBytes);
         for (int j = 0; j < NT; ++j) {
-            typename T::GV* v = vs[j] + i;
-            if (kBlock) *v = T::gfbits_add(*v, f32[i][j]);
-            else *v = T::gadd32(*v, i32[i][j]);
+            const OV b = T::obcast(x + j * K);
+            for (int v = 0; v < kRV; ++v) acc[v][j] = T::odot(acc[v][j], w[v], b);
         }
+    }
+    for (int v = 0; v < kRV; ++v)
+        for (int j = 0; j < NT; ++j) out[v * NT + j] = acc[v][j];
 }
 
-// One panel of np unpacked rows against every token. K is walked in slices of
-// kKc so the panel's slice and a token group's slice stay in L1 while all
-// token groups and row groups use them; partial sums collect in fsum / isum.
-constexpr int64_t kKc = 1024;
+// The K slice: columns of a panel walked for every token before the next slice, so the slice of the panel and a
+// token group's activations stay in L1 (AVX2: 16 x 1024 + 6 x 1024 bytes; AVX-512: 32 x 512 + 8 x 512).
+constexpr int64_t kKc = T::kGemmSlice;
+static_assert(kKc % 256 == 0, "slices hold whole periods (64, 128, 256 columns) and whole accumulator segments");
 
-template <bool kBlock>
-void gemm_panel(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t p0, int np,
-                const uint8_t* codes, const float* dsc, const float* rscale, typename T::GV* vsum) {
-    constexpr int R = T::kGemmRows, NT = T::kGemmToks;
-    const int64_t K = m.cols, nb = m.cols / kTQBlock, n = a.n;
-    const int64_t npad = (np + R - 1) / R * R;
-    // vsum[t * npad + i]: lanes of row i's sum for token t (int32, or float bits when kBlock)
-    for (int64_t i = 0; i < (n + NT) * npad; ++i) vsum[i] = T::gzero();
-    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
-        const int64_t kl = K - k0 < kKc ? K - k0 : kKc;
-        for (int64_t t0 = 0; t0 < n; t0 += NT) {
-            const int8_t* x[NT];
-            for (int j = 0; j < NT; ++j) x[j] = a.q + ((t0 + j < n) ? t0 + j : n - 1) * K + k0;
-            for (int i0 = 0; i0 < np; i0 += R) {
-                const uint8_t* c[R];
-                const float* d[R];
-                for (int i = 0; i < R; ++i) {
-                    const int ii = i0 + i < np ? i0 + i : np - 1;
-                    c[i] = codes + ii * K + k0;
-                    d[i] = dsc + ii * nb + k0 / kTQBlock;
-                }
-                // padded tokens (t >= n) land in spare rows of vsum and are never read
-                typename T::GV* vs[NT];
-                for (int j = 0; j < NT; ++j) vs[j] = vsum + (t0 + j) * npad + i0;
-                micro<R, NT, kBlock>(c, x, kl, d, vs);
+// The per-token sums of a panel, kept across slices: isum [n][kPanel] int32 lanes (until a period ends), fsum
+// [n][kPanel] floats (periods' scaled sums).
+struct Tiles {
+    int32_t* isum;
+    float* fsum;
+};
+
+// NT tokens from t0 over columns [k0, k1) of the panel: segments of at most kAccSteps steps that never cross a
+// period's end; each segment's sums join isum, and at a period's end isum, scaled, joins fsum.
+template <int NT, bool kFloat>
+void gemm_block(const uint8_t* panel, int64_t K, int64_t k0, int64_t k1, const ActBatch& a, int64_t t0,
+                const float* rscale, const float* gsc, int64_t group, const Tiles& tl) {
+    const int64_t period = a.period;
+    const int64_t period_steps = period > 0 ? period / 4 : K / 4;
+    const int64_t seg = run_length(period > 0 ? period_steps : 0, kAccSteps);
+    const int64_t np = period > 0 ? K / period : 0;
+    typename T::OAcc acc[kRV][NT];
+    for (int64_t s0 = k0 / 4; s0 < k1 / 4; s0 += seg) {
+        const int64_t s1 = s0 + seg < k1 / 4 ? s0 + seg : k1 / 4;
+        block_steps<NT>(panel + s0 * kPanel * 4, a.q + t0 * K + 4 * s0, K, s1 - s0, &acc[0][0]);
+        for (int v = 0; v < kRV; ++v)
+            for (int j = 0; j < NT; ++j) {
+                int32_t* is = tl.isum + (t0 + j) * kPanel + v * kOVRows;
+                T::ostore32(is, T::oadd32(T::oload32(is), T::owiden(acc[v][j])));
+            }
+        if (!kFloat || s1 % period_steps != 0) continue;
+        const int64_t f = s1 / period_steps - 1;
+        const float* ws = group > 0 ? gsc + (f * period / group) * kPanel : rscale;
+        for (int j = 0; j < NT; ++j) {
+            const int64_t t = t0 + j;
+            const OVF sum_x = T::ofset1(static_cast<float>(a.psum[t * np + f]));
+            const OVF dx = T::ofset1(a.pscale != nullptr ? a.pscale[t * np + f] : 1.0f);
+            for (int v = 0; v < kRV; ++v) {
+                int32_t* is = tl.isum + t * kPanel + v * kOVRows;
+                float* fs = tl.fsum + t * kPanel + v * kOVRows;
+                const OVF sv = T::ofmul(T::ofsub(T::ocvt(T::oload32(is)), sum_x), dx);
+                T::ostore(fs, T::ofmadd(sv, T::oloadf(ws + v * kOVRows), T::oloadf(fs)));
+                T::ostore32(is, T::ozero());
             }
         }
     }
-    for (int64_t t = 0; t < n; ++t)
-        for (int i = 0; i < np; ++i) {
-            float yv;
-            if (kBlock) {
-                float corr = 0.0f;
-                for (int64_t b = 0; b < nb; ++b) corr += dsc[i * nb + b] * static_cast<float>(a.bsum[t * nb + b]);
-                yv = T::ghsumf(T::gasf(vsum[t * npad + i])) - corr;
-            } else {
-                yv = rscale[i] * static_cast<float>(T::ghsum32(vsum[t * npad + i]) - a.total[t]);
-            }
-            Y[t * ldy + p0 + i] = yv;
-        }
 }
 
-void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
-    const int64_t K = m.cols, nb = m.cols / kTQBlock;
-    // Panel height: a kKc slice of the panel (P * 1 KiB) stays in L1 beside a token group's slice.
-    constexpr int P = 16;
-    static_assert(P % T::kGemmRows == 0, "panel must hold whole row groups");
-    const size_t codes_bytes = static_cast<size_t>(P) * K;
-    const size_t scales_bytes = (static_cast<size_t>(P) * (nb + 1) + P) * sizeof(float);
-    const size_t sums_bytes = static_cast<size_t>(a.n + T::kGemmToks) * P * sizeof(typename T::GV);
-    uint8_t* buf = t_scratch.get(codes_bytes + scales_bytes + sums_bytes + 256);
-    if (buf == nullptr) return;  // the driver checks for allocation failure before calling
-    uint8_t* codes = buf;
-    float* dsc = reinterpret_cast<float*>(buf + (codes_bytes + 63) / 64 * 64);
-    float* rscale = dsc + static_cast<size_t>(P) * (nb + 1);
-    auto* vsum = reinterpret_cast<typename T::GV*>(
-        buf + (codes_bytes + scales_bytes + 64 + 127) / 64 * 64);
-    const bool tq1 = m.fmt == Format::TQ1_0;
-    const int64_t block_bytes = tq1 ? kTQ1Bytes : kTQ2Bytes, scale_at = tq1 ? kTQ1ScaleAt : kTQ2ScaleAt;
-    for (int64_t p0 = r0; p0 < r1; p0 += P) {
-        const int np = static_cast<int>(r1 - p0 < P ? r1 - p0 : P);
-        bool uniform = true;
-        for (int i = 0; i < np; ++i) {
-            const uint8_t* row = row_at(m, p0 + i);
-            uint8_t* ci = codes + static_cast<size_t>(i) * K;
-            unpack_row_codes(m, row, ci);
-            if (is_i2(m.fmt)) { rscale[i] = m.tensor_scale; continue; }
-            // Rows whose nonzero block scales are all equal run on the integer path;
-            // zero-scale blocks contribute nothing, so their codes become zeros (c = 1).
-            float common = 0.0f;
-            for (int64_t b = 0; b < nb; ++b) {
-                const float d = half_at(row + b * block_bytes + scale_at);
-                dsc[i * nb + b] = d;
-                if (d == 0.0f) {
-                    __builtin_memset(ci + b * kTQBlock, 1, kTQBlock);
-                } else if (common == 0.0f) {
-                    common = d;
-                } else if (d != common) {
-                    uniform = false;
-                }
-            }
-            rscale[i] = common;
+template <bool kFloat>
+void gemm_panel(const uint8_t* panel, int64_t K, const ActBatch& a, const float* rscale, const float* gsc,
+                int64_t group, const Tiles& tl, float* Y, int64_t ldy, int64_t p0, int64_t r1) {
+    for (int64_t i = 0; i < a.n * kPanel; ++i) { tl.isum[i] = 0; tl.fsum[i] = 0.0f; }
+    for (int64_t k0 = 0; k0 < K; k0 += kKc) {
+        const int64_t k1 = k0 + kKc < K ? k0 + kKc : K;
+        int64_t t0 = 0;
+        for (; t0 + kNT <= a.n; t0 += kNT) gemm_block<kNT, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl);
+        switch (a.n - t0) {
+            case 0: break;
+            case 1: gemm_block<1, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl); break;
+            case 2: gemm_block<2, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl); break;
+            case 3: gemm_block<3, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl); break;
+            case 4: gemm_block<4 < kNT ? 4 : 1, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl); break;
+            case 5: gemm_block<5 < kNT ? 5 : 1, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl); break;
+            default:
+                for (; t0 + 6 <= a.n; t0 += 6) gemm_block<6 < kNT ? 6 : 1, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl);
+                for (; t0 < a.n; ++t0) gemm_block<1, kFloat>(panel, K, k0, k1, a, t0, rscale, gsc, group, tl);
+                break;
         }
-        if (uniform)
-            gemm_panel<false>(m, a, Y, ldy, p0, np, codes, dsc, rscale, vsum);
-        else
-            gemm_panel<true>(m, a, Y, ldy, p0, np, codes, dsc, rscale, vsum);
+    }
+    for (int64_t t = 0; t < a.n; ++t) {
+        float* y = Y + t * ldy;
+        for (int v = 0; v < kRV; ++v) {
+            OVF out = T::oloadf(tl.fsum + t * kPanel + v * kOVRows);
+            if (!kFloat)
+                out = T::ofmul(T::ocvt(T::osub32(T::oload32(tl.isum + t * kPanel + v * kOVRows), T::oset1_32(a.total[t]))),
+                               T::oloadf(rscale + v * kOVRows));
+            store_rows(y, p0 + v * kOVRows, p0, r1, out);
+        }
+    }
+}
+
+// Rows [r0, r1), r0 a multiple of kPanel (the driver splits on kGemmAlign).
+void gemm(const MatView& m, const ActBatch& a, float* Y, int64_t ldy, int64_t r0, int64_t r1) {
+    const int64_t K = m.cols, ng = m.group > 0 ? K / m.group : 0;
+    const size_t panel_bytes = static_cast<size_t>(kPanel) * K;
+    const size_t rows_bytes = is_r16(m.fmt) ? 0 : static_cast<size_t>(8) * K;
+    const size_t scale_bytes = (static_cast<size_t>(kPanel) * (ng + 1)) * sizeof(float);
+    const size_t tile_bytes = static_cast<size_t>(a.n) * kPanel * 4;
+    uint8_t* buf = t_scratch.get(panel_bytes + rows_bytes + scale_bytes + 2 * tile_bytes + 512);
+    if (buf == nullptr) return;  // the driver checks for allocation failure before calling
+    auto up64 = [](size_t b) { return (b + 63) / 64 * 64; };
+    uint8_t* panel = buf;
+    uint8_t* rowbuf = buf + up64(panel_bytes);
+    float* rscale = reinterpret_cast<float*>(rowbuf + up64(rows_bytes));
+    float* gsc = rscale + kPanel;
+    uint8_t* tiles = reinterpret_cast<uint8_t*>(rscale) + up64(scale_bytes);
+    const Tiles tl{reinterpret_cast<int32_t*>(tiles), reinterpret_cast<float*>(tiles + up64(tile_bytes))};
+    for (int64_t p0 = r0; p0 < r1; p0 += kPanel) {
+        const int np = static_cast<int>(r1 - p0 < kPanel ? r1 - p0 : kPanel);
+        unpack_panel(m, p0, np, panel, rowbuf);
+        const bool uniform = panel_scales(m, p0, np, panel, rscale, gsc);
+        // Per-token activations on uniform rows stay integers; anything else is scaled per period.
+        if (a.period == 0) {
+            gemm_panel<false>(panel, K, a, rscale, gsc, 0, tl, Y, ldy, p0, r1);
+        } else {
+            gemm_panel<true>(panel, K, a, rscale, gsc, uniform ? 0 : m.group, tl, Y, ldy, p0, r1);
+        }
     }
 }

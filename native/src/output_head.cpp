@@ -74,4 +74,16 @@ void quantize_head_rows_i4(const float* w, int64_t rows, int64_t cols, uint8_t* 
     }
 }
 
+int64_t i4x4_bytes(int64_t rows, int64_t cols) {
+    return (rows + kI4GroupRows - 1) / kI4GroupRows * kI4GroupRows * i4_row_bytes(cols);
+}
+
+void interleave_head_i4(const uint8_t* q, int64_t rows, int64_t cols, uint8_t* out) {
+    const int64_t rb = i4_row_bytes(cols), blocks = rb / kI4Bytes;
+    std::memset(out, 0, static_cast<size_t>(i4x4_bytes(rows, cols)));
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t b = 0; b < blocks; ++b)
+            std::memcpy(const_cast<uint8_t*>(i4x4_block(out, rb, r, b)), q + r * rb + b * kI4Bytes, kI4Bytes);
+}
+
 }  // namespace ryz

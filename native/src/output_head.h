@@ -17,7 +17,7 @@ enum class TableType : int { F32 = 0, F16 = 1, BF16 = 2 };
 
 struct OutputHead {
     const int8_t* q = nullptr;      // int8 rows [vocab, n_embd]
-    const uint8_t* q4 = nullptr;    // or 4-bit rows [vocab, n_embd / 2] (block_layouts.h: BlockI4)
+    const uint8_t* q4 = nullptr;    // or 4-bit rows [vocab, n_embd / 2] in the I4x4 layout (block_layouts.h)
     const float* q_scale = nullptr; // one per row, for either
     const float* f32 = nullptr;
     const void* exact = nullptr;
@@ -40,5 +40,9 @@ int64_t i4_row_bytes(int64_t cols);
 // Per-row symmetric 4-bit: scale = max|w| / 7, q = round_half_even(w / scale) in [-7, 7], written as BlockI4
 // rows (q: [rows, i4_row_bytes(cols)]).
 void quantize_head_rows_i4(const float* w, int64_t rows, int64_t cols, uint8_t* q, float* scales);
+// Bytes of the I4x4 layout of rows 4-bit rows (padded to a multiple of four rows).
+int64_t i4x4_bytes(int64_t rows, int64_t cols);
+// Row-major 4-bit rows (as quantize_head_rows_i4 writes them) -> the I4x4 layout (out: i4x4_bytes; pad rows zero).
+void interleave_head_i4(const uint8_t* q, int64_t rows, int64_t cols, uint8_t* out);
 
 }  // namespace ryz

@@ -9,6 +9,10 @@
 
 namespace ryz {
 
+// Positions per tile of the keys' transposed layout (see attn_scores): a tile's dimension rows are 128 contiguous
+// bytes, so the scores read one sequential stream, never a 4 KB stride that maps every row to one cache set.
+constexpr int64_t kKeyTile = 32;
+
 struct VecOps {
     float (*dot)(const float* a, const float* b, int64_t n);
     void (*axpy)(float* y, float a, const float* x, int64_t n);  // y += a * x
@@ -23,6 +27,26 @@ struct VecOps {
     // rows of `bytes` bytes, a multiple of 8 (the index's binary signatures).
     void (*hamming)(const uint8_t* sigs, int64_t bytes, const uint8_t* q, const int64_t* rows, int64_t i0,
                     int64_t i1, uint16_t* out);
+    // Attention. S[i][t] = scale * sum_d Q[i][d] K[t][d] for i < nq, t < nk: Q rows ldq apart, the keys in tiles
+    // of kKeyTile positions transposed ([nk / kKeyTile rounded up][hd][kKeyTile]: key t, dimension d at
+    // (t / kKeyTile) * hd * kKeyTile + d * kKeyTile + t % kKeyTile), S rows lds apart.
+    void (*attn_scores)(const float* Q, int64_t ldq, int nq, const float* Kt, int64_t hd, int64_t nk, float scale,
+                        float* S, int64_t lds);
+    int attn_rows;  // query rows the two attention kernels block by (a task's rows are best a multiple)
+    // O[i][0..hd) = sum_{t < nk} P[i][t] V[t][0..hd) for i < nq (V rows ldv apart).
+    void (*attn_wsum)(const float* P, int64_t ldp, int nq, const float* V, int64_t ldv, int64_t hd, int64_t nk,
+                      float* O, int64_t ldo);
+    // x[i] = exp(x[i] - max(x)) for i < n; returns their sum.
+    float (*softmax_exp)(float* x, int64_t n);
+    // g[i] = silu(g[i]) * u[i].
+    void (*silu_mul)(float* g, const float* u, int64_t n);
+    // out[t] = x[t] / rms(x[t]) * w for n rows of d (in place allowed).
+    void (*rms_norm)(const float* x, const float* w, int64_t n, int64_t d, float eps, float* out);
+    void (*add)(float* y, const float* x, int64_t n);  // y += x
+    void (*scale)(float* y, float s, int64_t n);       // y *= s
+    // Activation quantization (act_quant.h), vectorized: the same results as the scalar functions there.
+    void (*quantize_rows)(const float* x, int64_t n, int64_t k, int8_t* q, float* scale);
+    void (*quantize_blocks)(const float* x, int64_t n, int64_t k, int64_t block, int8_t* q, float* d);
 };
 
 // Element k of a 4-bit output-head row (block_layouts.h: BlockI4).

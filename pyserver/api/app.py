@@ -1,15 +1,21 @@
 """An OpenAI-compatible HTTP API over the engine (Starlette): `/v1/models`, `/v1/completions` (with `suffix` for
-fill-in-the-middle on models with FIM tokens) and `/v1/chat/completions`, plain or streamed as server-sent events.
+fill-in-the-middle on models with FIM tokens, cut at the gap: fim.py) and `/v1/chat/completions`, plain or
+streamed as server-sent events, with `logprobs` (and their top alternatives) when not streamed.
 
 Requests run one at a time in arrival order (runner.py); a client that disconnects stops its generation within a
-token. Bad requests get a 4xx JSON error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
-With an API key configured, every request needs `Authorization: Bearer <key>`.
+token. Bad requests get a 4xx JSON error in OpenAI's shape: {"error": {"message", "type", "param", "code"}}: a
+prompt longer than the model's context is a 400 with code `context_length_exceeded` (as OpenAI answers it), and a
+parameter the engine cannot honour (`n` > 1, a `tool_choice` or `function_call` that requires a call, `echo`,
+`best_of` > 1) is refused by name rather than ignored; tools offered with the choice left to the model ("auto")
+get a text answer, as OpenAI's "auto" allows. With an API key configured, every request needs
+`Authorization: Bearer <key>`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -23,22 +29,50 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from pyserver.api.chat import ChatTemplateError, render
+from pyserver.api.fim import middle_only
 from pyserver.api.runner import Job, Runner
 from pyserver.completion.window import layout
 from pyserver.engine.host import ModelHost
 from pyserver.engine.sampling import SamplerConfig
 
+log = logging.getLogger("ryzanstein")
+
 MAX_TOKENS_DEFAULT = 256
 
 
+MAX_COMPLETION_LOGPROBS = 5  # OpenAI's own limits
+MAX_CHAT_TOP_LOGPROBS = 20
+
+
 class BadRequest(ValueError):
-    def __init__(self, message: str, param: str | None = None, status: int = 400) -> None:
+    def __init__(self, message: str, param: str | None = None, status: int = 400, code: str | None = None) -> None:
         super().__init__(message)
-        self.param, self.status = param, status
+        self.param, self.status, self.code = param, status, code
 
 
-def error(message: str, status: int, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None}}, status)
+def error(
+    message: str, status: int, param: str | None = None, kind: str = "invalid_request_error", code: str | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": code}}, status)
+
+
+def _unsupported(body: dict[str, Any]) -> None:
+    """Parameters the engine cannot honour are refused by name, not ignored."""
+    n = body.get("n")
+    if n is not None and n != 1:
+        raise BadRequest("only n=1 is supported: this engine writes one choice per request", "n")
+    best_of = body.get("best_of")
+    if best_of is not None and best_of != 1:
+        raise BadRequest("best_of is not supported (only 1)", "best_of")
+    # Tools offered with the choice left to the model ("auto", as Continue sends them with every chat) are answered
+    # in text, which OpenAI's "auto" allows (and logged); a call it must make cannot be.
+    for key, choice in (("tools", "tool_choice"), ("functions", "function_call")):
+        if body.get(choice) not in (None, "none", "auto"):
+            raise BadRequest(f"'{choice}' asks for a tool call: this model does not call tools", choice)
+        if body.get(key):
+            log.info("a request offered %s: answered in text (this model does not call tools)", key)
+    if body.get("echo"):
+        raise BadRequest("'echo' is not supported", "echo")
 
 
 def _number(body: dict[str, Any], key: str, default: float, lo: float, hi: float) -> float:
@@ -75,9 +109,17 @@ class Api:
         if model is not None and model != self.model_id:
             raise BadRequest(f"model '{model}' is not served here (this server has '{self.model_id}')", "model", 404)
 
-    def _job(self, body: dict[str, Any], prompt: list[int]) -> Job:
+    def _job(self, body: dict[str, Any], prompt: list[int], param: str = "prompt", top_logprobs: int = 0) -> Job:
         if not prompt:
-            raise BadRequest("the prompt is empty", "prompt")
+            raise BadRequest("the prompt is empty", param)
+        n_ctx = self._context_length()
+        if len(prompt) >= n_ctx:
+            raise BadRequest(
+                f"This model's maximum context length is {n_ctx} tokens; the {param} has {len(prompt)}. Shorten it "
+                "(or serve a larger tier: python -m pyserver models).",
+                param,
+                code="context_length_exceeded",
+            )
         max_tokens = body.get("max_tokens", MAX_TOKENS_DEFAULT)
         if max_tokens is None:
             max_tokens = MAX_TOKENS_DEFAULT
@@ -92,7 +134,14 @@ class Api:
             )
         except ValueError as exc:
             raise BadRequest(str(exc)) from exc
-        return Job(prompt, max_tokens, sampler, _stops(body))
+        return Job(prompt, max_tokens, sampler, _stops(body), top_logprobs)
+
+    def _context_length(self) -> int:
+        try:
+            return int(self.host.refactor_session().n_ctx)
+        except AssertionError:  # (no session yet: the model's own figure)
+            assert self.host.model is not None
+            return int(self.host.model.config.context_length)
 
     def completion_prompt(self, body: dict[str, Any]) -> list[int]:
         tok = self._tokenizer()
@@ -157,15 +206,21 @@ class Api:
     async def completions(self, request: Request) -> Response:
         body = await _json(request)
         self._check(body)
-        job = self._job(body, self.completion_prompt(body))
+        _unsupported(body)
+        want = body.get("logprobs")
+        if want is not None and (isinstance(want, bool) or not isinstance(want, int) or not 0 <= want <= 5):
+            raise BadRequest(f"'logprobs' must be an integer from 0 to {MAX_COMPLETION_LOGPROBS}", "logprobs")
+        if want is not None and body.get("stream"):
+            raise BadRequest("'logprobs' is given with stream: false only", "logprobs")
+        job = self._job(body, self.completion_prompt(body), top_logprobs=want or 0)
         ident, created = f"cmpl-{uuid.uuid4().hex[:24]}", int(time.time())
-        logprobs = body.get("logprobs") not in (None, 0, False)
+        fim = body.get("suffix") is not None
+        prompt_text = str(body.get("prompt") or "") if isinstance(body.get("prompt"), str) else ""
 
         def choice(text: str, finish: str | None) -> dict[str, Any]:
             c: dict[str, Any] = {"index": 0, "text": text, "finish_reason": finish, "logprobs": None}
-            if logprobs and finish is not None and job.result is not None:
-                r, tok = job.result, self._tokenizer()
-                c["logprobs"] = {"tokens": [tok.decode([t]) for t in r.tokens], "token_logprobs": r.token_logprobs}
+            if want is not None and finish is not None and job.result is not None:
+                c["logprobs"] = self._completion_logprobs(job, want)
             return c
 
         def envelope(choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -178,10 +233,17 @@ class Api:
             }
 
         if body.get("stream"):
+            cut = (lambda text: middle_only(text, prompt_text, str(body["suffix"]))) if fim else None
             return self._sse(
-                request, job, lambda d: envelope([choice(d, None)]), lambda: envelope([choice("", _finish(job))])
+                request,
+                job,
+                lambda d: envelope([choice(d, None)]),
+                lambda: envelope([choice("", _finish(job))]),
+                cut,
             )
         text = await self._until_disconnect(request, self.runner.run(job))
+        if fim:
+            text = middle_only(text, prompt_text, str(body["suffix"]))
         out = envelope([choice(text, _finish(job))])
         out["usage"] = _usage(job)
         return JSONResponse(out)
@@ -189,7 +251,16 @@ class Api:
     async def chat_completions(self, request: Request) -> Response:
         body = await _json(request)
         self._check(body)
-        job = self._job(body, self.chat_prompt(body))
+        _unsupported(body)
+        want = bool(body.get("logprobs"))
+        top = body.get("top_logprobs") or 0
+        if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_CHAT_TOP_LOGPROBS:
+            raise BadRequest(f"'top_logprobs' must be an integer from 0 to {MAX_CHAT_TOP_LOGPROBS}", "top_logprobs")
+        if top and not want:
+            raise BadRequest("'top_logprobs' needs 'logprobs': true", "top_logprobs")
+        if want and body.get("stream"):
+            raise BadRequest("'logprobs' is given with stream: false only", "logprobs")
+        job = self._job(body, self.chat_prompt(body), "messages", top if want else 0)
         ident, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
 
         def envelope(kind: str, choices: list[dict[str, Any]]) -> dict[str, Any]:
@@ -212,16 +283,72 @@ class Api:
             )
         text = await self._until_disconnect(request, self.runner.run(job))
         message = {"role": "assistant", "content": text}
-        out = envelope("chat.completion", [{"index": 0, "message": message, "finish_reason": _finish(job)}])
+        answer: dict[str, Any] = {"index": 0, "message": message, "finish_reason": _finish(job), "logprobs": None}
+        if want:
+            answer["logprobs"] = {"content": self._chat_logprobs(job)}
+        out = envelope("chat.completion", [answer])
         out["usage"] = _usage(job)
         return JSONResponse(out)
 
+    def _pieces(self, job: Job) -> list[tuple[str, bytes]]:
+        """Each generated token's text and bytes."""
+        from pyserver.engine.token_bytes import matcher_for
+
+        assert job.result is not None
+        pieces = matcher_for(self._tokenizer()).pieces
+        return [(pieces[t].decode("utf-8", "replace"), bytes(pieces[t])) for t in job.result.tokens]
+
+    def _completion_logprobs(self, job: Job, k: int) -> dict[str, Any]:
+        r = job.result
+        assert r is not None
+        texts = [t for t, _ in self._pieces(job)]
+        offsets, at = [], 0
+        for t in texts:
+            offsets.append(at)
+            at += len(t)
+        tops = None
+        if k:
+            tops = [{self._piece(i): lp for i, lp in alts} for alts in r.top_alternatives]
+        return {"tokens": texts, "token_logprobs": r.token_logprobs, "top_logprobs": tops, "text_offset": offsets}
+
+    def _chat_logprobs(self, job: Job) -> list[dict[str, Any]]:
+        r = job.result
+        assert r is not None
+        out = []
+        for n, ((text, raw), lp) in enumerate(zip(self._pieces(job), r.token_logprobs)):
+            alts = r.top_alternatives[n] if n < len(r.top_alternatives) else []
+            top = [{"token": self._piece(i), "logprob": a, "bytes": list(self._raw(i))} for i, a in alts]
+            out.append({"token": text, "logprob": lp, "bytes": list(raw), "top_logprobs": top})
+        return out
+
+    def _raw(self, token: int) -> bytes:
+        from pyserver.engine.token_bytes import matcher_for
+
+        return bytes(matcher_for(self._tokenizer()).pieces[token])
+
+    def _piece(self, token: int) -> str:
+        return self._raw(token).decode("utf-8", "replace")
+
     def _sse(
-        self, request: Request, job: Job, chunk: Callable[[str], dict[str, Any]], last: Callable[[], dict[str, Any]]
+        self,
+        request: Request,
+        job: Job,
+        chunk: Callable[[str], dict[str, Any]],
+        last: Callable[[], dict[str, Any]],
+        cut: Callable[[str], str] | None = None,
     ) -> Response:
+        """Server-sent events of the job's text; with `cut` (fill-in-the-middle), the text is held back until the
+        end and sent cut, in one chunk."""
+
         async def events() -> AsyncIterator[str]:
+            held: list[str] = []
             async for piece in self.runner.stream(job):  # closing this generator (a disconnect) cancels the job
-                yield json.dumps(chunk(piece))
+                if cut is None:
+                    yield json.dumps(chunk(piece))
+                else:
+                    held.append(piece)
+            if cut is not None and (text := cut("".join(held))):
+                yield json.dumps(chunk(text))
             yield json.dumps(last())
             yield "[DONE]"
 
@@ -255,7 +382,7 @@ class Api:
                 try:
                     return await handler(request)
                 except BadRequest as exc:
-                    return error(str(exc), exc.status, exc.param)
+                    return error(str(exc), exc.status, exc.param, code=exc.code)
 
             return endpoint
 

@@ -22,6 +22,7 @@ class Job:
     max_tokens: int
     sampler: SamplerConfig
     stop: Sequence[str] = ()
+    top_logprobs: int = 0  # alternatives to record per token (0: none)
     cancel: threading.Event = field(default_factory=threading.Event)
     result: GenerationResult | None = None
 
@@ -64,6 +65,7 @@ class Runner:
                 max_tokens=min(job.max_tokens, budget),
                 stop_strings=job.stop,
                 should_stop=job.cancel.is_set,
+                top_logprobs=job.top_logprobs,
             )
             t0 = time.perf_counter()
             for piece in g:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 
 import uvicorn
 
@@ -24,9 +25,19 @@ def serve(
         print(f"error: the model did not load: {engine.error}")
         return 2
     api = Api(engine, api_key or os.environ.get("RYZANSTEIN_API_KEY") or None)
+    # Bound before the banner: a port already taken is an error, not a "serving" line followed by one.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        print(f"error: cannot listen on {host} port {port} ({exc.strerror or exc}); choose another with --port")
+        return 2
     print(
         f"ryzanstein API: http://{host}:{port}/v1 (model '{api.model_id}'{', key required' if api.api_key else ''})",
         flush=True,
     )
-    uvicorn.run(api.app(), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(api.app(), log_level="warning"))
+    server.run(sockets=[sock])
     return 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ def _run(engine: CompletionPipeline, samples: list[Sample]) -> list[dict[str, An
                 "target": s.target,
                 "candidate": c.candidate,
                 "evidence": c.evidence,
+                "reason": c.outcome.reason,
                 "ms": ms,
                 "right": is_right(c.candidate, s.target),
                 "exact": bool(c.candidate) and first_line(c.candidate) == s.target.rstrip(),
@@ -116,6 +118,15 @@ def _summary(rows: list[dict[str, Any]], gate: ConfidenceGate) -> dict[str, Any]
         "exact_match": round(float(np.mean([r["exact"] for r in rows] or [0])), 4),
         "edit_similarity": round(float(np.mean([r["es"] for r in rows] or [0])), 4),
         "empty_rate": round(1 - nonempty.sum() / n, 4),
+        # why each answer was empty or shown, as the editor's log and doctor count them (completion/outcome.py)
+        # (the pipeline ran with minConfidence 0: the gate's holds are counted here, as the editor would have them)
+        "reasons": dict(
+            sorted(
+                Counter(
+                    "gated" if r["reason"] == "shown" and not ok else r["reason"] for r, ok in zip(rows, shown)
+                ).items()
+            )
+        ),
         "by_kind": by_kind,
         "ungated": {"shown_rate": round(nonempty.sum() / n, 4), "precision": round(ungated_precision, 4)},
         "gated": {

@@ -1,7 +1,8 @@
 """Times mainline llama.cpp (PyPI's llama-cpp-python, low-level API) the way llama-bench does: prefill is one batch
 of `pp` tokens into an empty cache (logits for the last only), decode is `tg` single-token steps from position 0,
-each after one untimed warm-up. Runs in its own process so llama.cpp's threads and memory never share a process
-with the engine being compared:
+each after one untimed warm-up as llama-bench's (examples/llama-bench: the whole prompt once, then one decode step;
+llama.cpp's Q2_0 has no SIMD kernel, so a 1.7B prefill of it takes minutes on 2 cores). Runs in its own process so
+llama.cpp's threads and memory never share a process with the engine being compared:
 
     python -m pyserver.bench.peer_llama FILE --threads 2 --pp 128 --tg 64      # prints {"prefill_s": .., ...}
 """
@@ -64,16 +65,16 @@ def time_llama_cpp(path: str, threads: int, pp: int, tg: int, vocab: int) -> dic
         run(prompt, 0)
         return time.perf_counter() - t0
 
-    def decode() -> float:
+    def decode(n: int = tg) -> float:
         L.llama_memory_clear(memory, True)
         t0 = time.perf_counter()
-        for i in range(tg):
+        for i in range(n):
             run([prompt[i % pp]], i)
         return time.perf_counter() - t0
 
     prefill()
     pre = prefill()
-    decode()
+    decode(1)
     dec = decode()
     L.llama_batch_free(batch)
     L.llama_free(ctx)

@@ -1,15 +1,21 @@
-"""`python -m pyserver bench soak [--minutes 10] [--rate 20]`: the sidecar typed into for minutes, as an editor would.
+"""`python -m pyserver bench soak [--minutes 10] [--rate 3.33] [--model FILE | --shape 2b4t]`: the sidecar typed
+into for minutes, as an editor would, while it really generates.
 
 The real server (`python -m pyserver`) runs as a subprocess over stdio with a temporary workspace of a few real
 Python files (from the interpreter's standard library, indexed as a workspace is). One document is open; every
-1/rate seconds a character is typed into it (`textDocument/didChange`) and an inline completion is asked for at
-the cursor, without waiting for the last one (a newer request supersedes an older one, as in the editor). The
-typed text is deleted again every few thousand characters so the document stays the size of a real one.
+1/rate seconds (by default 300 ms: time for the model to answer) a character is typed into it
+(`textDocument/didChange`) and an inline completion is asked for at the cursor, without waiting for the last one (a
+newer request supersedes an older one, as in the editor). The confidence gate is off (`minConfidence` 0), so every
+generation that finishes is a suggestion sent back: the soak counts them. The typed text is deleted again every few
+thousand characters so the document stays the size of a real one. The model: the shipped one, any file, or a
+random-weight model at a real tier's shape with the shipped model's vocabulary (`--shape 2b4t`: written once into
+the benchmarks' cache, ~1.2 GB, as `bench completion --shape` writes it).
 
 Reported (JSON): the server's resident memory sampled every few seconds and its slope after a warm-up (MB/min, by
-least squares), threads and open file descriptors, the requests' latency (p50/p95/max), requests that were never
-answered, error answers, and whether the server died (a crash) or exited other than 0 after shutdown and exit.
-Targets: a slope under 0.5 MB/min after the warm-up and no unanswered request.
+least squares), threads and open file descriptors, the requests' latency (p50/p95/max), the suggestions produced,
+requests that were never answered, error answers, and whether the server died (a crash) or exited other than 0
+after shutdown and exit. Targets: a slope under 0.5 MB/min after the warm-up, no unanswered request, suggestions
+produced.
 
 `LspPipe`, the raw JSON-RPC client it uses, also drives the LSP fuzz test (tests/server/test_lsp_fuzz.py).
 """
@@ -35,6 +41,7 @@ import psutil
 from pyserver.models import default_model_path
 
 TARGETS = {"rss_slope_mb_per_min": 0.5, "unanswered": 0}
+RATE_PER_S = 1 / 0.3  # a keystroke every 300 ms
 SAMPLE_EVERY_S = 5.0
 RESET_EVERY_CHARS = 3000  # typed text is deleted again after this many characters
 # A few real files for the workspace (and the index): modules of the standard library.
@@ -62,6 +69,7 @@ class LspPipe:
             env=None if env is None else dict(env),
         )
         self.responses: dict[Any, tuple[float, dict[str, Any]]] = {}  # id -> (arrival, message)
+        self.answers: Counter[Any] = Counter()  # responses per id, however many came (each should get one)
         self.errors_without_id: list[dict[str, Any]] = []
         self.notifications: Counter[str] = Counter()
         self._arrived = threading.Condition()
@@ -168,8 +176,11 @@ class LspPipe:
             elif message.get("id") is None:
                 self.errors_without_id.append(message)
             else:
+                msg_id = message["id"]
+                key = msg_id if isinstance(msg_id, (str, int)) else repr(msg_id)  # (an id JSON-RPC does not allow)
                 with self._arrived:
-                    self.responses[message["id"]] = (time.perf_counter(), message)
+                    self.responses[key] = (time.perf_counter(), message)
+                    self.answers[key] += 1
                     self._arrived.notify_all()
 
 
@@ -211,11 +222,26 @@ def _position(text: str) -> dict[str, int]:
     return {"line": len(lines) - 1, "character": len(lines[-1])}
 
 
-def run_soak(minutes: float = 10.0, rate: float = 20.0, model: Path | None = None) -> dict[str, Any]:
-    """Types into the sidecar for `minutes` at `rate` keystrokes (each with a completion request) per second."""
-    model = model or default_model_path()
-    if model is None:
+def soak_model(model: Path | None = None, shape: str | None = None) -> Path:
+    """The model to soak: `model`, else a random one at `shape` (the shipped model's vocabulary), else the shipped
+    one."""
+    shipped = default_model_path()
+    if model is not None:
+        return model
+    if shipped is None:
         raise FileNotFoundError("no model given and no shipped model found in models/")
+    if shape is None:
+        return shipped
+    from pyserver.bench.completion_latency import tier_proxy_file
+
+    return tier_proxy_file(shape, shipped)  # a Bonsai shape: its Qwen3 file, as bench completion --shape
+
+
+def run_soak(
+    minutes: float = 10.0, rate: float = RATE_PER_S, model: Path | None = None, shape: str | None = None
+) -> dict[str, Any]:
+    """Types into the sidecar for `minutes` at `rate` keystrokes (each with a completion request) per second."""
+    model = soak_model(model, shape)
     with _workspace() as folder, tempfile.TemporaryFile() as log:
         pipe = LspPipe(stderr=log)
         try:
@@ -228,7 +254,8 @@ def run_soak(minutes: float = 10.0, rate: float = 20.0, model: Path | None = Non
 
 def _soak(pipe: LspPipe, folder: Path, model: Path, minutes: float, rate: float, log: IO[bytes]) -> dict[str, Any]:
     process = psutil.Process(pipe.proc.pid)
-    pipe.initialize({"modelPath": str(model), "storagePath": str(folder.parent / "storage")}, folder)
+    settings = {"modelPath": str(model), "storagePath": str(folder.parent / "storage"), "minConfidence": 0}
+    pipe.initialize(settings, folder)
     loaded = time.monotonic() + 180
     while time.monotonic() < loaded:  # the model loads (and the index starts) before the typing does
         state = pipe.request("workspace/executeCommand", {"command": "ryzanstein.sidecar.status"})
@@ -287,6 +314,7 @@ def _soak(pipe: LspPipe, folder: Path, model: Path, minutes: float, rate: float,
     if not crashed:
         samples.append(_sample(process, time.perf_counter() - start))
     latencies, errors, unanswered = [], Counter[int](), 0
+    suggestions, suggested_chars = 0, 0
     for msg_id, at in sent.items():
         got = pipe.responses.pop(msg_id, None)
         if got is None:
@@ -295,6 +323,10 @@ def _soak(pipe: LspPipe, folder: Path, model: Path, minutes: float, rate: float,
         latencies.append((got[0] - at) * 1e3)
         if "error" in got[1]:
             errors[int(got[1]["error"].get("code", 0))] += 1
+        items = (got[1].get("result") or {}).get("items") or []
+        if items and items[0].get("insertText"):
+            suggestions += 1
+            suggested_chars += len(items[0]["insertText"])
     exit_code = pipe.close() if not crashed else pipe.proc.returncode
 
     warmup = min(120.0, typing_s / 4)
@@ -307,6 +339,8 @@ def _soak(pipe: LspPipe, folder: Path, model: Path, minutes: float, rate: float,
         "rate_per_s": rate,
         "requests": len(sent),
         "answered": len(latencies),
+        "suggestions": suggestions,
+        "suggested_chars": suggested_chars,
         "unanswered": unanswered,
         "error_answers": dict(errors),
         "latency_ms": {
@@ -328,6 +362,7 @@ def _soak(pipe: LspPipe, folder: Path, model: Path, minutes: float, rate: float,
             "rss_slope_below_0.5_mb_per_min": slope < TARGETS["rss_slope_mb_per_min"],
             "no_unanswered": unanswered == TARGETS["unanswered"],
             "no_crash": not crashed and exit_code == 0,
+            "suggestions_produced": suggestions > 0,
         },
     }
     if crashed or exit_code != 0:

@@ -73,10 +73,13 @@ class ConfidenceGate:
         z = float(np.dot(self.weights, ev.vector())) + self.bias
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
+    def cut(self, min_confidence: float | None) -> float:
+        """The threshold in force: `min_confidence` is the user's setting (None: the calibrated threshold, 0 shows
+        everything)."""
+        return self.threshold if min_confidence is None else min_confidence
+
     def passes(self, confidence: float, min_confidence: float | None) -> bool:
-        """`min_confidence` is the user's setting: None uses the calibrated threshold, 0 shows everything."""
-        cut = self.threshold if min_confidence is None else min_confidence
-        return confidence >= cut
+        return confidence >= self.cut(min_confidence)
 
     def to_json(self) -> dict[str, object]:
         return {

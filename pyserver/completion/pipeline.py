@@ -14,7 +14,8 @@ from pyserver.completion.cache import SuggestionCache
 from pyserver.completion.calibration import load_gate
 from pyserver.completion.confidence import ConfidenceGate, Evidence, first_line_evidence
 from pyserver.completion.context_ring import ContextRing
-from pyserver.completion.filters import CursorContext, apply_filters
+from pyserver.completion.filters import CursorContext, filter_suggestion
+from pyserver.completion.outcome import FILTER_WORDS, SHOWN, Outcome
 from pyserver.completion.prompt import context_block, split_at_line_start
 from pyserver.completion.settings import CompletionSettings
 from pyserver.completion.window import PrefixWindows, layout
@@ -44,6 +45,25 @@ COLD_MIN_TOKENS = 64
 COLD_STEP_TOKENS = 64
 
 
+def _why(
+    shown: str,
+    candidate: str,
+    raw: str,
+    stop_reason: str,
+    removed_by: str | None,
+    confidence: float,
+    threshold: float,
+) -> Outcome:
+    """Why the model's answer is shown or not."""
+    if shown:
+        return SHOWN
+    if candidate:
+        return Outcome.of("gated", confidence=confidence, threshold=threshold)
+    if not raw.strip():
+        return Outcome.of("timeout" if stop_reason == "time_budget" else "model_empty")
+    return Outcome.of("filtered", detail=FILTER_WORDS.get(removed_by or "", removed_by or "a"))
+
+
 def _cut(affordable: int) -> int:
     """A cut prompt's size: what the time budget affords, leaving room in the quick cache for the typed part and
     the generation."""
@@ -66,6 +86,7 @@ class Completion:
     confidence: float = 1.0
     cold: bool = False  # the prompt was cut to fit the time budget: a warm-up of the whole prompt should follow
     prefill_ms: float = 0.0
+    outcome: Outcome = SHOWN  # why it is empty (or that it is shown)
 
 
 class CompletionPipeline:
@@ -85,6 +106,7 @@ class CompletionPipeline:
         self.gate = ConfidenceGate()  # the completion model's calibration (`calibration.load_gate`)
         self._gate_for: object = None  # the model the gate was loaded for
         self._prompt_lock = threading.Lock()  # completions and warm-ups build prompts on their own threads
+        self.last_prompt: list[int] = []  # the last completion's prompt (logged with ryzanstein.logPrompts)
 
     def _stable_extra_context(self, uri: str, prefix: str, suffix: str, budget: int) -> str:
         line = prefix.count("\n")
@@ -114,7 +136,13 @@ class CompletionPipeline:
         prefix, suffix = text[:offset], text[offset:]
         cached = self.cache.get(uri, prefix, suffix)
         if cached is not None:
-            return Completion(cached, (time.perf_counter() - t0) * 1e3, from_cache=True, candidate=cached)
+            return Completion(
+                cached,
+                (time.perf_counter() - t0) * 1e3,
+                from_cache=True,
+                candidate=cached,
+                outcome=Outcome.of("forwarded"),
+            )
         model = self.host.model
         if model is None or model.tokenizer is None or should_stop():
             return None
@@ -129,6 +157,7 @@ class CompletionPipeline:
             prompt, typed = self.prompt(uri, model.tokenizer, model.traits.fim_order, prefix, suffix, budget)
             affordable = self.affordable_prompt_tokens()
             cold = affordable is not None and len(prompt) - common_prefix(session.tokens, prompt) > affordable
+            whole = len(prompt)
             if cold:  # the full prompt would overrun the time budget: a cut one, on the document's quick cache
                 assert affordable is not None
                 prompt, typed = self.prompt(
@@ -152,11 +181,16 @@ class CompletionPipeline:
             self.host.speeds.note("prefill_tps", len(prompt) - r.reused_tokens, r.prefill_seconds)
         self.host.speeds.note("decode_tps", len(r.tokens), r.decode_seconds)
         self.finished_runs += 1
-        candidate = apply_filters(r.text, ctx, max_lines=s.max_lines)
+        candidate, removed_by = filter_suggestion(r.text, ctx, max_lines=s.max_lines)
         evidence = first_line_evidence(r, matcher_for(model.tokenizer).pieces)
         confidence = self.gate.confidence(evidence)
-        shown = candidate if candidate and self.gate.passes(confidence, s.min_confidence) else ""
+        threshold = self.gate.cut(s.min_confidence)
+        shown = candidate if candidate and confidence >= threshold else ""
         self.cache.put(uri, prefix, suffix, shown)
+        outcome = _why(shown, candidate, r.text, r.stop_reason, removed_by, confidence, threshold)
+        if cold and outcome.empty:
+            outcome = Outcome.of("cut_prompt", detail=f"{len(prompt)} of {whole} tokens; then {outcome.message}")
+        self.last_prompt = prompt
         free = r.token_entropies[r.forced_tokens :]
         return Completion(
             shown,
@@ -172,6 +206,7 @@ class CompletionPipeline:
             confidence=confidence,
             cold=cold,
             prefill_ms=r.prefill_seconds * 1e3,
+            outcome=outcome,
         )
 
     def affordable_prompt_tokens(self) -> int | None:

@@ -30,6 +30,15 @@ def split_at_line_start(text: str) -> tuple[str, str]:
     return text[:start], text[start:]
 
 
+def prompt_mode(tok: Tokenizer, order: str = "psm") -> str:
+    """How completion prompts are laid out for this model, as doctor reports it: fill-in-the-middle in `order` when
+    the file declares the three FIM tokens (`window.layout`), else the prefix alone."""
+    sp = tok.special
+    if sp.has_fim:
+        return f"fill-in-the-middle ({order.upper()}: the file declares its prefix / suffix / middle tokens)"
+    return "prefix only (the file declares no fill-in-the-middle tokens)"
+
+
 def fim_prompt(
     tok: Tokenizer, prefix: str, suffix: str, budget: int, suffix_tokens: int | None = None, order: str = "psm"
 ) -> list[int]:

@@ -1,11 +1,13 @@
 """The meta-backend: for each projection shape x packing a model has, which weight layout decodes fastest on this
 machine, found by timing the candidates here once and kept in the user cache per CPU model and engine build.
 
-Candidates are the file's own packing and the decode layout I2_S4 (rows interleaved in fours: one sequential
-stream per group of rows), each on every SIMD ISA level the CPU has. A model's tensors take the layout that won
-with the ISA the model runs on; the other ISAs' timings are kept beside it, so `python -m pyserver cpu` shows
-whether the picked ISA is the fastest. GEMV is what is timed: decode streams every weight once per token, and it
-is where the layout matters (prefill unpacks rows into a panel whatever their layout).
+Candidates are the file's own packing, the decode layout I2_S4 (rows interleaved in fours: one sequential stream
+per group of rows, one tensor scale) and the outer-product layout I2_R16 (16 rows interleaved per 64-byte chunk:
+one scale, or one per row and group), each on every SIMD ISA level the CPU has. A model's tensors take the layout
+that won with the ISA the model runs on; the other ISAs' timings are kept beside it, so `python -m pyserver cpu`
+shows whether the picked ISA is the fastest. Decode (GEMV) decides: it streams every weight once per token. Where
+two layouts decode within TIE of each other, prefill (GEMM, which unpacks I2_R16 without a transpose) breaks the
+tie.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,9 @@ from pyserver.paths import cache_dir
 
 WORKING_SET = 48 << 20  # bytes of distinct copies cycled through, so the weights come from memory, not cache
 CALLS = 24
-LAYOUTS = ("file", "decode")
+GEMM_TOKENS = 64
+TIE = 0.05  # decode speeds this close are equal; prefill decides
+LAYOUTS = ("file", "decode", "rows16")
 _lock = threading.Lock()
 
 
@@ -38,8 +42,9 @@ class KernelChoice:
     cols: int
     threads: int
     isa: str  # the ISA the model runs on
-    layout: str  # "file" or "decode" (I2_S4)
+    layout: str  # "file", "decode" (I2_S4) or "rows16" (I2_R16 / I2_R16_G*)
     gbs: dict[str, float]  # "<isa> <layout>" -> weight bytes read per second (GB/s), the file's bytes
+    gemm_gmacs: dict[str, float] = field(default_factory=dict)  # "<isa> <layout>" -> prefill GMAC/s (64 tokens)
 
     @property
     def key(self) -> str:
@@ -99,24 +104,53 @@ def _gbs(fmt: str, copies: list[np.ndarray], rows: int, cols: int, isa: str, fil
     return round(file_bytes / float(np.median(times)) / 1e9, 2)
 
 
+def _gemm_gmacs(fmt: str, data: np.ndarray, rows: int, cols: int, isa: str) -> float:
+    m = native.TernaryMatrix(fmt, data, rows, cols)
+    x = np.random.default_rng(1).integers(-127, 128, size=(GEMM_TOKENS, cols), dtype=np.int8)
+    m.gemm(x, isa)
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        m.gemm(x, isa)
+        times.append(time.perf_counter() - t0)
+    return round(rows * cols * GEMM_TOKENS / min(times) / 1e9, 1)
+
+
+def candidates(fmt: str, packed: np.ndarray, rows: int, cols: int) -> dict[str, tuple[str, np.ndarray]]:
+    """The layouts a tensor can run in: its file's packing, I2_S4 (when its blocks share one scale) and I2_R16."""
+    out = {"file": (fmt, packed)}
+    i2s4 = np.empty(native.packed_nbytes("I2_S4", rows, cols), np.uint8)
+    if fmt != "I2_S4" and native.repack_i2s4(fmt, packed, rows, cols, i2s4) is not None:
+        out["decode"] = ("I2_S4", i2s4)
+    target = native.r16_target(fmt, packed, rows, cols)
+    r16 = np.empty(native.packed_nbytes(target, rows, cols), np.uint8)
+    native.repack_r16(fmt, packed, rows, cols, r16)
+    out["rows16"] = (target, r16)
+    return out
+
+
+def pick(gbs: dict[str, float], gemm: dict[str, float], isa: str) -> str:
+    """The fastest decoder on `isa`; among those within TIE of it, the fastest prefill."""
+    mine = {key.split(" ", 1)[1]: v for key, v in gbs.items() if key.startswith(f"{isa} ")}
+    best = max(mine.values())
+    close = [lay for lay, v in mine.items() if v >= best * (1 - TIE)]
+    return max(close, key=lambda lay: (gemm.get(f"{isa} {lay}", 0.0), mine[lay]))
+
+
 def measure(fmt: str, rows: int, cols: int, isa: str) -> KernelChoice:
-    """Times the file's packing and the decode layout on every SIMD ISA for one shape (random weights)."""
+    """Times every candidate layout on every SIMD ISA for one shape (random weights with varied scales)."""
     rng = np.random.default_rng(0)
     packed = random_packed(fmt, rows, cols, rng)
-    i2s4 = np.empty(native.packed_nbytes("I2_S4", rows, cols), np.uint8)
-    candidates = {"file": (fmt, packed)}
-    if fmt != "I2_S4" and native.repack_i2s4(fmt, packed, rows, cols, i2s4) is not None:
-        candidates["decode"] = ("I2_S4", i2s4)
     gbs: dict[str, float] = {}
-    for layout, (f, data) in candidates.items():
+    gemm: dict[str, float] = {}
+    for layout, (f, data) in candidates(fmt, packed, rows, cols).items():
         copies = _copies(data)
         for level in native.available_isas():
             if level != "scalar":
                 gbs[f"{level} {layout}"] = _gbs(f, copies, rows, cols, level, packed.nbytes)
+                gemm[f"{level} {layout}"] = _gemm_gmacs(f, data, rows, cols, level)
         del copies
-    mine = {layout: gbs.get(f"{isa} {layout}", 0.0) for layout in candidates}
-    best = max(mine, key=lambda k: mine[k])
-    return KernelChoice(fmt, rows, cols, native.num_threads(), isa, best, gbs)
+    return KernelChoice(fmt, rows, cols, native.num_threads(), isa, pick(gbs, gemm, isa), gbs, gemm)
 
 
 def choose(shapes: set[tuple[str, int, int]], isa: str) -> dict[tuple[str, int, int], KernelChoice]:
@@ -130,7 +164,7 @@ def choose(shapes: set[tuple[str, int, int]], isa: str) -> dict[tuple[str, int, 
         for fmt, rows, cols in sorted(shapes):
             key = shape_key(fmt, rows, cols, threads)
             c = choices.get(key)
-            if c is None or c.get("isa") != isa:
+            if c is None or c.get("isa") != isa or c.get("layout") not in LAYOUTS:
                 choice = measure(fmt, rows, cols, isa)
                 choices[key] = asdict(choice)
                 changed = True

@@ -18,6 +18,10 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "bitnet-b1.58": {"act": "relu2", "sub_norms": True, "rope_neox": True},
     # llama.cpp's converter permutes Q/K rows of llama models for the interleaved rotation.
     "llama": {"act": "silu", "sub_norms": False, "rope_neox": False},
+    # Qwen3 (Ternary-Bonsai): RMSNorm on each head's q and k before RoPE, NEOX rotation, SwiGLU, no sub-norms. Its
+    # activations were never trained for one int8 scale per token and carry outlier channels 30-100x the rest, so
+    # they are quantized per block of 32 (llama.cpp's q8_0 block), chosen by agreement with llama.cpp's F16 run.
+    "qwen3": {"act": "silu", "sub_norms": False, "rope_neox": True, "qk_norm": True, "act_block": 32},
 }
 
 
@@ -39,6 +43,8 @@ class ModelConfig:
     sub_norms: bool = True  # BitNet's RMSNorm before attn_output and ffn_down
     rope_neox: bool = True  # rotate pairs (i, i + rope_dim/2); False: adjacent pairs, as llama GGUF files need
     tied_embeddings: bool = True  # the output head is the token embedding table
+    qk_norm: bool = False  # Qwen3's per-head RMSNorm of q and k (attn_q_norm / attn_k_norm, head_dim weights)
+    act_block: int = 0  # activation quantization: 0 one int8 scale per token (BitNet's rule), else per block of this
 
     def __post_init__(self) -> None:
         if not self.head_dim:
@@ -89,6 +95,8 @@ class ModelConfig:
         sizes = {"attn_norm": self.n_embd, "ffn_norm": self.n_embd}
         if self.sub_norms:
             sizes.update(attn_sub_norm=self.q_dim, ffn_sub_norm=self.n_ff)
+        if self.qk_norm:
+            sizes.update(attn_q_norm=self.head_dim, attn_k_norm=self.head_dim)
         return sizes
 
     def tensor_shapes(self) -> dict[str, tuple[int, ...]]:

@@ -3,6 +3,7 @@ there is one), on one line: the command line prints it as is, the editor shows i
 
 from __future__ import annotations
 
+import os
 import reprlib
 from pathlib import Path
 
@@ -23,3 +24,13 @@ class ModelLoadError(ValueError):
         self.path = str(path)
         self.problem = " ".join(problem.split())  # one line, whatever a library's message held
         super().__init__(f"{self.path}: {self.problem}")
+
+
+def unreachable(path: str | Path) -> str | None:
+    """Why there is nothing to open at `path` ("no such file or directory", "too many levels of symbolic links",
+    "permission denied", ...), or None. (Path.exists says False for all of them alike.)"""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return (exc.strerror or str(exc)).lower()
+    return None

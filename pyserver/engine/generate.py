@@ -30,6 +30,8 @@ class GenerationResult:
     # log-prob of the chosen token minus that of the most likely other token (negative when it was not the top one)
     token_margins: list[float] = field(default_factory=list)
     forced_tokens: int = 0  # leading tokens that spelled out `forced_prefix` (not part of `text`)
+    # with `top_logprobs` k: per generated token, the k most likely tokens of its step and their log-probs
+    top_alternatives: list[list[tuple[int, float]]] = field(default_factory=list)
 
     @property
     def decode_tokens_per_second(self) -> float:
@@ -78,8 +80,10 @@ class Generation:
         time_budget_s: float | None = None,
         should_stop: Callable[[], bool] | None = None,
         forced_prefix: str = "",
+        top_logprobs: int = 0,
     ) -> None:
         self.session = session
+        self.top_logprobs = top_logprobs
         self.prompt = [int(t) for t in prompt]
         self.sampler = sampler or Sampler()
         self.max_tokens = max_tokens
@@ -178,6 +182,15 @@ class Generation:
         r.token_logprobs.append(logp)
         r.token_entropies.append(ent)
         r.token_margins.append(margin)
+        if self.top_logprobs > 0:
+            z = logits.astype(np.float64)
+            finite = np.isfinite(z)
+            k = min(self.top_logprobs, int(finite.sum()))
+            best = np.argpartition(-np.where(finite, z, -np.inf), k - 1)[:k] if k else np.array([], dtype=np.int64)
+            m = z[finite].max()
+            lse = m + np.log(np.exp(z[finite] - m).sum())
+            top = sorted(((int(i), float(z[i] - lse)) for i in best), key=lambda x: -x[1])
+            r.top_alternatives.append(top)
 
     def _safe_length(self, text: str) -> int:
         """How much of text can be shown: not a tail that may grow into a stop string, nor half a character."""

@@ -45,6 +45,12 @@ DEFAULT_ALIGNMENT = 32
 BITNET_CPP_I2_S = 36
 BITNET_CPP_FILE_TYPE_I2_S = 40
 BITNET_CPP_ARCHS = ("bitnet-b1.58",)
+# GGUF type 42, Q2_0, has two layouts under one id: mainline llama.cpp's blocks of 64 weights (an FP16 scale, then 16
+# bytes of 2-bit codes: 18 bytes) and PrismML's original Ternary-Bonsai files' blocks of 128 (34 bytes). The gguf
+# package knows neither; this reader tells them apart by the bytes a tensor has before the next one (see
+# `_q2_0_layout`) and names them "Q2_0" and "Q2_0_128", the native packings' names.
+Q2_0_TYPE = 42
+Q2_0_LAYOUTS = {"Q2_0": (64, 18), "Q2_0_128": (128, 34)}  # name -> (weights per block, bytes per block)
 
 # Limits that keep a hostile header from allocating unbounded memory before the data is even looked at.
 MAX_STRING = 1 << 24
@@ -280,6 +286,8 @@ def tensor_type_name(type_id: int, arch: str, file_type: int | None) -> str:
     """The GGML type name for a tensor type id, given what the file says about itself."""
     if type_id == BITNET_CPP_I2_S and (arch in BITNET_CPP_ARCHS or file_type == BITNET_CPP_FILE_TYPE_I2_S):
         return "I2_S"
+    if type_id == Q2_0_TYPE:
+        return "Q2_0"  # the block-of-64 layout; `GGUFFile` renames a PrismML file's tensors Q2_0_128
     try:
         return GGMLQuantizationType(type_id).name
     except ValueError:
@@ -290,6 +298,9 @@ def tensor_nbytes(type_name: str, n_elements: int, inner: int) -> int | None:
     """Bytes a tensor occupies, or None when the type is unknown or the row does not fill whole blocks."""
     if type_name == "I2_S":
         return n_elements // 4 + 32 if n_elements % 4 == 0 else None
+    if type_name in Q2_0_LAYOUTS:
+        block, size = Q2_0_LAYOUTS[type_name]
+        return n_elements // block * size if inner % block == 0 else None
     try:
         block, size = GGML_QUANT_SIZES[GGMLQuantizationType[type_name]]
     except (KeyError, ValueError):
@@ -402,8 +413,11 @@ class GGUFFile:
         """Sizes each tensor and checks it lies inside the file, aligned, overlapping no other."""
         arch = self.architecture
         file_type = self.metadata.get("general.file_type")
+        q2_0 = self._q2_0_layout(raw)
         for name, dims, type_id, rel in raw:
             type_name = tensor_type_name(type_id, arch, int(file_type) if file_type is not None else None)
+            if type_id == Q2_0_TYPE:
+                type_name = q2_0
             n_el = math.prod(dims)
             nbytes = tensor_nbytes(type_name, n_el, dims[0]) or 0
             start = self.data_offset + rel
@@ -417,6 +431,26 @@ class GGUFFile:
                 )
             self.tensors[name] = TensorInfo(name, tuple(reversed(dims)), type_id, type_name, start, nbytes)
         self._check_no_overlap()
+
+    def _q2_0_layout(self, raw: list[_RawTensor]) -> str:
+        """Which Q2_0 layout the file's type-42 tensors use: blocks of 64 (18 bytes, 0.281 bytes a weight) unless
+        some type-42 tensor followed by another tensor has less room than that before it, which PrismML's blocks
+        of 128 (34 bytes, 0.266 a weight) fit. (Tensors lie in offset order, padded only to the alignment, which is
+        far less than the 1/64 byte a weight between the two.) Only a file whose only type-42 tensor is its last
+        one is judged by the room to the end of the file. One layout for the whole file: a g64 file cut short in
+        its last tensor is then reported truncated, not read as g128."""
+        ordered = sorted(raw, key=lambda r: r[3])
+        ends = [r[3] for r in ordered[1:]] + [self.size - self.data_offset]
+        room = [
+            (math.prod(dims), dims[0], end - rel) for (_, dims, t, rel), end in zip(ordered, ends) if t == Q2_0_TYPE
+        ]
+        if not room:
+            return "Q2_0"
+        judged = room[:-1] if len(room) > 1 and ordered[-1][2] == Q2_0_TYPE else room
+        for n, inner, space in judged:
+            if inner % 64 == 0 and space < n // 64 * 18 and inner % 128 == 0 and space >= n // 128 * 34:
+                return "Q2_0_128"
+        return "Q2_0"
 
     def _check_no_overlap(self) -> None:
         placed = sorted((t for t in self.tensors.values() if t.nbytes), key=lambda t: (t.offset, t.nbytes))

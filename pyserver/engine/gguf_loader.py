@@ -15,17 +15,28 @@ from pyserver.engine.traits import ModelTraits
 from pyserver.engine.weights import (
     FLOAT_TABLE_TYPES,
     TERNARY_FORMATS,
+    TERNARY_TABLE_FORMATS,
     FloatTable,
     LayerWeights,
     ModelWeights,
+    NotTernaryError,
+    PackedTable,
     TernaryTensor,
-    pack_ternary,
-    ternarize_absmean,
-    ternarize_exact,
+    pack_groups,
+    ternary_from_floats,
 )
 
 # Tables (embedding, output) we can read: plain floats, plus anything gguf.quants can dequantize.
-TABLE_TYPES = (*FLOAT_TABLE_TYPES, "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
+TABLE_TYPES = (
+    *FLOAT_TABLE_TYPES,
+    *("Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"),
+    *TERNARY_TABLE_FORMATS,  # Ternary-Bonsai's embedding and head: rows unpacked on lookup, the head run ternary
+)
+# Architectures whose float projections must be exactly ternary (per tensor or per group) unless the file asks for
+# the absmean rule with this key: a Qwen3 file with latent floats is not a ternary model, and re-ternarizing it with
+# one scale per tensor would be silently wrong. BitNet files keep today's rule (exact, else absmean).
+STRICT_TERNARY_ARCHS = ("qwen3",)
+TERNARIZE_KEY = "ryzanstein.ternarize"
 MAX_COUNT = 1 << 31  # any dimension or count in the metadata (the native engine takes 64-bit sizes; none is near)
 
 
@@ -133,6 +144,16 @@ def _vector(g: GGUFFile, name: str, length: int) -> np.ndarray:
     return FloatTable(info.type_name, g.tensor_data(name), 1, length).rows_f32(0, 1)[0].copy()
 
 
+def _ternary_check(g: GGUFFile, name: str, t: TernaryTensor) -> TernaryTensor:
+    """Refuses a packed tensor holding the 2-bit code 3 (+2: not ternary; the kernels' integer bounds assume there
+    is none), naming it (native.trit_counts raises ValueError for it)."""
+    try:
+        native.trit_counts(t.fmt, t.data, t.rows, t.cols)
+    except ValueError as exc:
+        raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
+    return t
+
+
 def _table(g: GGUFFile, name: str, rows: int | None, cols: int) -> FloatTable:
     info = _tensor(g, name)
     if len(info.shape) != 2 or info.shape[1] != cols or (rows is not None and info.shape[0] != rows):
@@ -143,7 +164,41 @@ def _table(g: GGUFFile, name: str, rows: int | None, cols: int) -> FloatTable:
         raise ModelLoadError(
             g.path, f"tensor '{name}' has unsupported type {info.type_name} (supported: {', '.join(TABLE_TYPES)})"
         )
+    if info.type_name in TERNARY_TABLE_FORMATS:
+        _packed_size(g, name, info, info.shape[0], cols)
+        packed = _ternary_check(g, name, TernaryTensor(info.type_name, g.tensor_data(name), info.shape[0], cols))
+        return PackedTable(packed.fmt, packed.data, packed.rows, packed.cols)
     return FloatTable(info.type_name, g.tensor_data(name), info.shape[0], cols)
+
+
+def _packed_size(g: GGUFFile, name: str, info: TensorInfo, rows: int, cols: int) -> None:
+    try:  # the packing's own rules (row length a multiple of its block), before native code sees the bytes
+        need = native.packed_nbytes(info.type_name, rows, cols)
+    except ValueError as exc:
+        raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
+    if info.nbytes < need:
+        raise ModelLoadError(g.path, f"tensor '{name}' has {info.nbytes} bytes, its packing needs {need}")
+
+
+def _ternary_head(g: GGUFFile, name: str, table: FloatTable, strict: bool) -> TernaryTensor | None:
+    """The table as a packed ternary head when it is one: stored ternary (rows as they are), or, in a Qwen3 file,
+    F16 / BF16 values exactly ternary times a scale per group of 128 or 64 (Ternary-Bonsai's F16 files)."""
+    if isinstance(table, PackedTable):  # code 3 already refused by _table
+        return TernaryTensor(table.type_name, table.data, table.rows, table.cols)
+    if strict and table.type_name in FLOAT_TABLE_TYPES:
+        return pack_groups(table)
+    return None
+
+
+def _absmean_allowed(g: GGUFFile) -> bool:
+    """Whether latent float projections may be ternarized with the absmean rule: always in BitNet files; in a Qwen3
+    file only when it says so (TERNARIZE_KEY = "absmean")."""
+    if g.architecture not in STRICT_TERNARY_ARCHS:
+        return True
+    value = g.metadata.get(TERNARIZE_KEY)
+    if value is not None and value != "absmean":
+        raise ModelLoadError(g.path, f"metadata '{TERNARIZE_KEY}' must be \"absmean\", got {short_repr(value)}")
+    return value == "absmean"
 
 
 def _linear(g: GGUFFile, name: str, rows: int, cols: int) -> TernaryTensor:
@@ -151,20 +206,20 @@ def _linear(g: GGUFFile, name: str, rows: int, cols: int) -> TernaryTensor:
     if info.shape != (rows, cols):
         raise ModelLoadError(g.path, f"tensor '{name}' has shape {list(info.shape)}, expected [{rows}, {cols}]")
     if info.type_name in TERNARY_FORMATS:
-        try:  # the packing's own rules (row length a multiple of its block), before native code sees the bytes
-            need = native.packed_nbytes(info.type_name, rows, cols)
-        except ValueError as exc:
-            raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
-        if info.nbytes < need:
-            raise ModelLoadError(g.path, f"tensor '{name}' has {info.nbytes} bytes, its packing needs {need}")
-        return TernaryTensor(info.type_name, g.tensor_data(name), rows, cols)
+        _packed_size(g, name, info, rows, cols)
+        return _ternary_check(g, name, TernaryTensor(info.type_name, g.tensor_data(name), rows, cols))
     if info.type_name in FLOAT_TABLE_TYPES:
-        # Converters write BitNet projections as floats already holding {-s, 0, +s}; latent weights get the absmean
-        # rule.
-        w = FloatTable(info.type_name, g.tensor_data(name), rows, cols).rows_f32(0, rows)
-        codes_scale = ternarize_exact(w) or ternarize_absmean(w)
+        # Converters write BitNet projections as floats already holding {-s, 0, +s}, Ternary-Bonsai's F16 files
+        # ternary values times group scales; latent weights get the absmean rule where that is allowed.
+        table = FloatTable(info.type_name, g.tensor_data(name), rows, cols)
         try:
-            return pack_ternary(*codes_scale)
+            return ternary_from_floats(table, _absmean_allowed(g))
+        except NotTernaryError as exc:
+            raise ModelLoadError(
+                g.path,
+                f"tensor '{name}' {exc}; a {g.architecture} file must hold ternary weights (metadata"
+                f" '{TERNARIZE_KEY}' = \"absmean\" asks for BitNet's absmean rule instead)",
+            ) from exc
         except ValueError as exc:
             raise ModelLoadError(g.path, f"tensor '{name}': {exc}") from exc
     raise ModelLoadError(
@@ -203,12 +258,16 @@ def load_gguf(path: str | Path) -> tuple[ModelWeights, GGUFFile]:
             layer.linears[lin] = t
         layers.append(layer)
     output = None if cfg.tied_embeddings else _table(g, "output.weight", cfg.vocab, cfg.n_embd)
+    token_embd = _table(g, "token_embd.weight", cfg.vocab, cfg.n_embd)
+    strict = arch in STRICT_TERNARY_ARCHS
+    head_name = "token_embd.weight" if output is None else "output.weight"
     weights = ModelWeights(
         config=cfg,
-        token_embd=_table(g, "token_embd.weight", cfg.vocab, cfg.n_embd),
+        token_embd=token_embd,
         output_norm=_vector(g, "output_norm.weight", cfg.n_embd),
         layers=layers,
         output=output,
+        output_ternary=_ternary_head(g, head_name, token_embd if output is None else output, strict),
         traits=ModelTraits.from_gguf_metadata(g.metadata),
     )
     return weights, g

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.errors import ModelLoadError, unreachable
 from pyserver.engine.tokenizer import Tokenizer
 from pyserver.engine.weights import ModelWeights
 
@@ -13,8 +13,8 @@ from pyserver.engine.weights import ModelWeights
 def load_weights(path: Path) -> tuple[ModelWeights, Tokenizer]:
     if path.is_dir():
         return _load_checkpoint_dir(path)
-    if not path.exists():
-        raise ModelLoadError(path, "no such file or directory")
+    if (problem := unreachable(path)) is not None:
+        raise ModelLoadError(path, problem)
     if path.suffix == ".safetensors":
         from pyserver.engine.safetensors_file import SafetensorsFile
 

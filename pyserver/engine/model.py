@@ -29,8 +29,10 @@ from pyserver.engine.weights import FLOAT_TABLE_TYPES, FloatTable, ModelWeights,
 
 HEAD_KINDS = ("auto", "int4", "int8", "f32")
 # Weight layouts: "auto" (the autotuner's measured choice per shape, engine/autotune.py), "decode" (I2_S4 wherever
-# a tensor has one scale), "file" (the file's packing). RYZANSTEIN_LAYOUT sets the default.
-LAYOUTS = ("auto", "decode", "file")
+# a tensor has one scale), "rows16" (I2_R16 everywhere), "file" (the file's packing). RYZANSTEIN_LAYOUT sets the
+# default. Tensors whose scales vary inside a row (group-scaled Q2_0, Bonsai's TQ repacks) always run in I2_R16_G*,
+# and so does every tensor of a model with per-block activations: the only layout with SIMD kernels for them.
+LAYOUTS = ("auto", "decode", "rows16", "file")
 # Top candidates of a quantized head recomputed from the stored table, per token. Greedy output then follows the
 # full-precision head whenever its best token is among them; the rows cost a few hundred KB per token at most.
 RESCORE_K = {"int4": 32, "int8": 8}
@@ -73,42 +75,56 @@ class TensorStats:
         return float(-(p * np.log2(p)).sum())
 
 
-def _decode_shapes(tensors: list[TernaryTensor], layout: str) -> set[tuple[str, int, int]]:
-    """The (packing, rows, cols) that run in the decode layout: all, none, or what the autotuner measured faster."""
-    shapes = {(t.fmt, t.rows, t.cols) for t in tensors if t.fmt != "I2_S4"}
-    if layout == "file":
-        return set()
-    if layout == "decode":
-        return shapes
-    from pyserver.engine.autotune import choose
+def _targets(tensors: list[TernaryTensor], layout: str, act_block: int) -> list[str]:
+    """The packing each tensor runs in: its file's, I2_S4 or its I2_R16 layout (by the rules in LAYOUTS)."""
+    r16 = [native.r16_target(t.fmt, t.data, t.rows, t.cols) if t.fmt != "I2_S4" else "" for t in tensors]
+    one_scale = [t.fmt == "I2_S4" or target == "I2_R16" for t, target in zip(tensors, r16)]
+    if act_block or layout == "rows16":
+        return [target or "I2_S4" for target in r16]  # I2_S4 tensors (given as such) keep their layout
+    chosen: dict[tuple[str, int, int], str] = {}
+    if layout == "auto":
+        from pyserver.engine.autotune import choose
 
-    choices = choose(shapes, str(native.cpu_info()["auto"]))
-    return {shape for shape, c in choices.items() if c.layout == "decode"}
+        shapes = {(t.fmt, t.rows, t.cols) for t, one in zip(tensors, one_scale) if one and t.fmt != "I2_S4"}
+        choices = choose(shapes, str(native.cpu_info()["auto"]))
+        chosen = {shape: c.layout for shape, c in choices.items()}
+    out = []
+    for t, target, one in zip(tensors, r16, one_scale):
+        if t.fmt == "I2_S4" or (layout == "file" and t.fmt in native.SIMD_GEMV_FORMATS):
+            out.append(t.fmt)
+        elif not one:
+            out.append(target)  # group scales: I2_R16_G*
+        else:
+            pick = "decode" if layout == "decode" else chosen.get((t.fmt, t.rows, t.cols), "decode")
+            out.append({"file": t.fmt, "decode": "I2_S4", "rows16": target}[pick])
+    return out
+
+
+def _repack(t: TernaryTensor, target: str, out: np.ndarray) -> tuple[int, int, int] | None:
+    """Writes t in the target packing into out; its trit counts, or None if it cannot (the tensor keeps its own)."""
+    if target == "I2_S4":
+        return native.repack_i2s4(t.fmt, t.data, t.rows, t.cols, out)
+    return native.repack_r16(t.fmt, t.data, t.rows, t.cols, out)[1]
 
 
 def _copy_to_weight_memory(
-    tensors: list[TernaryTensor], names: list[str], decode: set[tuple[str, int, int]]
+    tensors: list[TernaryTensor], names: list[str], targets: list[str]
 ) -> tuple[np.ndarray, list[TensorStats]]:
-    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them.
-    Tensors of the `decode` shapes whose blocks share one scale are written in the decode layout (I2_S4: rows
-    interleaved in fours, read as one sequential stream per group) instead of their file's packing. Returns the
+    """Copies every packed tensor into one huge-page-advised buffer (64-byte aligned each) and repoints them,
+    repacked on the way into its target packing where that is not the file's (I2_S4: rows interleaved in fours,
+    read as one sequential stream per group; I2_R16: 16 rows interleaved for the outer-product kernels). Returns the
     buffer and each tensor's trit counts (counted while repacking, else read from the packed bytes)."""
-    sizes = []
-    for t in tensors:
-        size = t.data.nbytes
-        if (t.fmt, t.rows, t.cols) in decode:
-            size = max(size, native.packed_nbytes("I2_S4", t.rows, t.cols))
-        sizes.append(size)
+    sizes = [max(t.data.nbytes, native.packed_nbytes(target, t.rows, t.cols)) for t, target in zip(tensors, targets)]
     offsets = np.concatenate([[0], np.cumsum([(n + 63) // 64 * 64 for n in sizes])]).astype(int)
     buf = native.alloc_weights(max(int(offsets[-1]), 1))
     stats = []
-    for t, name, off in zip(tensors, names, offsets[:-1]):
+    for t, name, off, target in zip(tensors, names, offsets[:-1], targets):
         fmt, counts = t.fmt, None
-        if (t.fmt, t.rows, t.cols) in decode:
-            out = buf[off : off + native.packed_nbytes("I2_S4", t.rows, t.cols)]
-            counts = native.repack_i2s4(t.fmt, t.data, t.rows, t.cols, out)
+        if target != t.fmt:
+            out = buf[off : off + native.packed_nbytes(target, t.rows, t.cols)]
+            counts = _repack(t, target, out)
             if counts is not None:
-                t.fmt, t.data = "I2_S4", out
+                t.fmt, t.data = target, out
         if counts is None:
             dst = buf[off : off + t.data.nbytes]
             dst[:] = t.data
@@ -127,9 +143,13 @@ def _set_layers(nm: native.Model, weights: ModelWeights) -> None:
     nm.set_norm(-1, "output_norm", np.ascontiguousarray(weights.output_norm, dtype=np.float32))
 
 
-def _set_head(nm: native.Model, table: FloatTable, head: str) -> int:
+def _set_head(nm: native.Model, table: FloatTable, head: str, ternary: TernaryTensor | None) -> int:
     """Quantizes the output table into the native model's head (int4/int8 rows, with the stored table kept for
-    rescoring the top candidates when it is plain floats), or hands it over as f32. Returns the head's bytes."""
+    rescoring the top candidates when it is plain floats), or hands it over as f32; a ternary head (its packed
+    tensor, already in its run-time layout) runs on the projections' kernels. Returns the head's bytes."""
+    if ternary is not None:
+        nm.set_head_ternary(ternary.fmt, ternary.data, ternary.rows, ternary.cols)
+        return int(ternary.data.nbytes)
     if head == "f32":
         f = np.concatenate([rows for _, rows in table.chunks()]) if table.rows else np.zeros((0, table.cols))
         nm.set_head_f32(np.ascontiguousarray(f, dtype=np.float32))
@@ -173,15 +193,23 @@ class Model:
         self._weights = weights
         linears = [t for layer in weights.layers for t in layer.linears.values()]
         names = [f"blk.{i}.{n}" for i, layer in enumerate(weights.layers) for n in layer.linears]
+        head_ternary = weights.output_ternary
+        if head_ternary is not None:  # a ternary head runs in a projection's layout (not counted in tensor_stats)
+            head_ternary = TernaryTensor(head_ternary.fmt, head_ternary.data, head_ternary.rows, head_ternary.cols)
         self._weight_buffer: np.ndarray | None = None
+        self._head_buffer: np.ndarray | None = None
         self.tensor_stats: list[TensorStats] = []  # empty when the weights are used in place (copy_weights=False)
+        act_block = int(getattr(self.config, "act_block", 0))
         try:
             if copy_weights:
-                decode = _decode_shapes(linears, layout)
-                self._weight_buffer, self.tensor_stats = _copy_to_weight_memory(linears, names, decode)
+                targets = _targets(linears, layout, act_block)
+                self._weight_buffer, self.tensor_stats = _copy_to_weight_memory(linears, names, targets)
+                if head_ternary is not None:
+                    target = _targets([head_ternary], "rows16", act_block)[0]
+                    self._head_buffer, _ = _copy_to_weight_memory([head_ternary], ["output"], [target])
             nm = native.Model(self.config.native())
             _set_layers(nm, weights)
-            head_bytes = _set_head(nm, weights.output or weights.token_embd, head)
+            head_bytes = _set_head(nm, weights.output or weights.token_embd, head, head_ternary)
             nm.check_complete()
         except ModelLoadError:
             raise

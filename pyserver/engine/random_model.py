@@ -3,6 +3,7 @@ benchmarks and the setup's speed measurement run, since speed does not depend on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,18 +36,29 @@ def random_packed(fmt: str, rows: int, cols: int, rng: np.random.Generator) -> n
     return out
 
 
-def random_ternary_model(cfg: ModelConfig, fmt: str, seed: int = 0) -> Model:
-    """A model of the config's shape and architecture with random weights, its projections in the packing fmt."""
-    rng = np.random.default_rng(seed)
+def random_layers(
+    cfg: ModelConfig,
+    fmt: str,
+    packer: Callable[[str, int, int, np.random.Generator], np.ndarray],
+    rng: np.random.Generator,
+) -> list[LayerWeights]:
+    """Every layer of cfg with norms 1 and one random packed matrix per projection shape (packer), shared by the
+    layers (the model copies every tensor into its own weight buffer, so each gets distinct memory there)."""
     shapes = cfg.linear_shapes()
-    packed = {name: random_packed(fmt, r, c, rng) for name, (r, c) in shapes.items()}
+    packed = {name: packer(fmt, r, c, rng) for name, (r, c) in shapes.items()}
     layers = []
     for _ in range(cfg.n_layer):
         layer = LayerWeights()
         layer.norms = {name: np.ones(size, np.float32) for name, size in cfg.norm_sizes().items()}
-        # Distinct memory per layer (the model copies every tensor into its own weight buffer).
         layer.linears = {n: TernaryTensor(fmt, packed[n], *shapes[n]) for n in shapes}
         layers.append(layer)
+    return layers
+
+
+def random_ternary_model(cfg: ModelConfig, fmt: str, seed: int = 0) -> Model:
+    """A model of the config's shape and architecture with random weights, its projections in the packing fmt."""
+    rng = np.random.default_rng(seed)
+    layers = random_layers(cfg, fmt, random_packed, rng)
     tile = rng.normal(0, 0.02, size=(min(cfg.vocab, 4096), cfg.n_embd)).astype(np.float16)
     embd = np.tile(tile, (-(-cfg.vocab // tile.shape[0]), 1))[: cfg.vocab]
     table = FloatTable("F16", embd.reshape(-1).view(np.uint8), cfg.vocab, cfg.n_embd)

@@ -25,10 +25,11 @@ from pyserver.engine.weights import (
     FloatTable,
     LayerWeights,
     ModelWeights,
+    NotTernaryError,
     TernaryTensor,
+    pack_groups,
     pack_ternary,
-    ternarize_absmean,
-    ternarize_exact,
+    ternary_from_floats,
 )
 
 HF_LINEARS = {
@@ -45,7 +46,12 @@ HF_NORMS = {
     "ffn_norm": ("post_attention_layernorm",),
     "attn_sub_norm": ("self_attn.attn_sub_norm", "self_attn.inner_attn_ln"),
     "ffn_sub_norm": ("mlp.ffn_sub_norm", "mlp.ffn_layernorm"),
+    "attn_q_norm": ("self_attn.q_norm",),  # Qwen3ForCausalLM's per-head norms
+    "attn_k_norm": ("self_attn.k_norm",),
 }
+# Qwen3 checkpoints (Ternary-Bonsai's `-unpacked`: BF16 values ternary times group scales) must hold ternary
+# projections: inexact floats are refused unless config.json asks for the absmean rule with this key.
+TERNARIZE_KEY = "ryzanstein_ternarize"
 FLOAT_DTYPES = ("F32", "F16", "BF16")
 MAX_COUNT = 1 << 31  # any dimension or count in config.json (the native engine takes 64-bit sizes; none is near)
 MAX_CONFIG_BYTES = 16 << 20
@@ -160,6 +166,8 @@ def hf_config(
         raise ModelLoadError(where, f"unsupported hidden_act {short_repr(act_name)}")
     act = ACTIVATIONS[act_name]
     arch = ("bitnet-b1.58" if act == "relu2" else "bitnet") if sub_norms else "llama"
+    if cfg.get("model_type") == "qwen3":
+        arch = "qwen3"
     n_embd, n_head = _positive_int(cfg, "hidden_size", where), _positive_int(cfg, "num_attention_heads", where)
     n_head_kv = _positive_int(cfg, "num_key_value_heads", where, n_head)
     if cfg.get("head_dim") is None and n_embd % n_head:
@@ -170,8 +178,8 @@ def hf_config(
     if head_dim % 2:
         raise ModelLoadError(where, f"'head_dim' {head_dim} must be even (rotary embedding pairs)")
     tie = _optional(cfg, "tie_word_embeddings", bool, where)
-    return ModelConfig(
-        arch=arch,
+    return ModelConfig.for_arch(  # qwen3: its q/k norms and activation blocks from the architecture table
+        arch,
         n_embd=n_embd,
         n_ff=_positive_int(cfg, "intermediate_size", where),
         n_layer=_positive_int(cfg, "num_hidden_layers", where),
@@ -200,7 +208,7 @@ def _table(t: CheckpointTensors, name: str, config: ModelConfig) -> FloatTable:
     return FloatTable(dtype, f.array(name).reshape(-1).view(np.uint8), rows, cols)
 
 
-def _linear(t: CheckpointTensors, name: str, rows: int, cols: int, packed: bool) -> TernaryTensor:
+def _linear(t: CheckpointTensors, name: str, rows: int, cols: int, packed: bool, absmean: bool = True) -> TernaryTensor:
     f = t.get(f"{name}.weight")
     shape, dtype = f.shape(f"{name}.weight"), f.dtype(f"{name}.weight")
     if packed and dtype == "U8":
@@ -222,9 +230,16 @@ def _linear(t: CheckpointTensors, name: str, rows: int, cols: int, packed: bool)
         raise ModelLoadError(f.path, f"tensor '{name}.weight' has dtype {dtype}; expected floats or packed uint8")
     if shape != (rows, cols):
         raise ModelLoadError(f.path, f"tensor '{name}.weight' has shape {list(shape)}, expected [{rows}, {cols}]")
-    w = f.float32(f"{name}.weight")
-    codes, scale = ternarize_exact(w) or ternarize_absmean(w)
-    return _pack(f.path, name, codes, scale)
+    try:
+        return ternary_from_floats(FloatTable("F32", f.float32(f"{name}.weight"), rows, cols), absmean)
+    except NotTernaryError as exc:
+        raise ModelLoadError(
+            f.path,
+            f"tensor '{name}.weight' {exc}; a Qwen3 checkpoint must hold ternary weights (config.json"
+            f" '{TERNARIZE_KEY}': \"absmean\" asks for BitNet's absmean rule instead)",
+        ) from exc
+    except ValueError as exc:
+        raise ModelLoadError(f.path, f"tensor '{name}': {exc}") from exc
 
 
 def _pack(path: Path, name: str, codes: np.ndarray, scale: float) -> TernaryTensor:
@@ -249,7 +264,7 @@ def read_json_file(path: Path, what: str) -> Any:
         raise ModelLoadError(path, f"unreadable {what}: {exc}") from exc
 
 
-def _layer(t: CheckpointTensors, config: ModelConfig, i: int, packed: bool) -> LayerWeights:
+def _layer(t: CheckpointTensors, config: ModelConfig, i: int, packed: bool, absmean: bool) -> LayerWeights:
     p = f"model.layers.{i}."
     layer = LayerWeights()
     sizes = config.norm_sizes()
@@ -259,7 +274,7 @@ def _layer(t: CheckpointTensors, config: ModelConfig, i: int, packed: bool) -> L
         name = next((f"{p}{c}.weight" for c in candidates if f"{p}{c}.weight" in t), f"{p}{candidates[0]}.weight")
         layer.norms[ours] = t.vector(name, sizes[ours])
     for ours, (rows, cols) in config.linear_shapes().items():
-        layer.linears[ours] = _linear(t, p + HF_LINEARS[ours], rows, cols, packed)
+        layer.linears[ours] = _linear(t, p + HF_LINEARS[ours], rows, cols, packed, absmean)
     return layer
 
 
@@ -288,12 +303,19 @@ def load_safetensors_dir(directory: Path) -> tuple[ModelWeights, Tokenizer]:
     )
     token_embd = _table(t, "model.embed_tokens.weight", config)  # checked before any layer is read
     output = None if config.tied_embeddings else _table(t, "lm_head.weight", config)
+    strict = config.arch == "qwen3"
+    ternarize = _optional(cfg, TERNARIZE_KEY, str, cfg_path)
+    if ternarize not in (None, "absmean"):
+        raise ModelLoadError(cfg_path, f"'{TERNARIZE_KEY}' must be \"absmean\", got {short_repr(ternarize)}")
+    absmean = not strict or ternarize == "absmean"
     weights = ModelWeights(
         config=config,
         token_embd=token_embd,
         output_norm=t.vector("model.norm.weight", config.n_embd),
-        layers=[_layer(t, config, i, packed) for i in range(config.n_layer)],
+        layers=[_layer(t, config, i, packed, absmean) for i in range(config.n_layer)],
         output=output,
+        # Ternary-Bonsai's head is ternary per group too: run it on the projection kernels.
+        output_ternary=pack_groups(token_embd if output is None else output) if strict else None,
     )
     tok_path = directory / "tokenizer.json"
     if not tok_path.exists():

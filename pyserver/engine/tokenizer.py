@@ -27,6 +27,11 @@ _LLAMA3_RE = (
     r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
     r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
 )
+# Qwen2 / Qwen3 (llama.cpp's "qwen2"): llama3's, but digits one at a time.
+_QWEN2_RE = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 PRE_TOKENIZER_REGEX = {
     "default": _GPT2_RE,
     "gpt2": _GPT2_RE,
@@ -35,6 +40,7 @@ PRE_TOKENIZER_REGEX = {
     "llama3": _LLAMA3_RE,
     "falcon3": _LLAMA3_RE,
     "smaug-bpe": _LLAMA3_RE,
+    "qwen2": _QWEN2_RE,
 }
 
 FIM_NAMES = {

@@ -14,9 +14,14 @@ from pyserver import native
 from pyserver.engine.config import ModelConfig
 from pyserver.engine.traits import ModelTraits
 
-NORM_NAMES = ("attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm")
-TERNARY_FORMATS = ("TQ1_0", "TQ2_0", "I2_S")
+NORM_NAMES = ("attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm", "attn_q_norm", "attn_k_norm")
+TERNARY_FORMATS = ("TQ1_0", "TQ2_0", "I2_S", "Q2_0", "Q2_0_128")
 FLOAT_TABLE_TYPES = ("F32", "F16", "BF16")
+# Ternary packings whose rows are stored one after another (so a table's rows can be read one at a time): what a
+# ternary token embedding / LM head may be stored in (Ternary-Bonsai's are).
+TERNARY_TABLE_FORMATS = ("TQ1_0", "TQ2_0", "Q2_0", "Q2_0_128")
+# Group sizes a float tensor's per-group scales are looked for at, largest first, and the packing each becomes.
+GROUP_PACKINGS = {128: "Q2_0_128", 64: "Q2_0"}
 
 
 @dataclass
@@ -78,6 +83,28 @@ class FloatTable:
             yield start, self.rows_f32(start, min(self.rows, start + chunk_rows))
 
 
+class PackedTable(FloatTable):
+    """A ternary table (Ternary-Bonsai's token embedding) kept in its packed bytes: rows are unpacked to float32
+    (codes times their block scales) when looked up."""
+
+    def _row_bytes(self) -> int:
+        return native.packed_nbytes(self.type_name, 1, self.cols)
+
+    def rows_f32(self, start: int, stop: int) -> np.ndarray:
+        rb = self._row_bytes()
+        codes, scales = native.unpack(self.type_name, self.data[start * rb : stop * rb], stop - start, self.cols)
+        group = self.cols // scales.shape[1] if scales.ndim == 2 else self.cols
+        return (codes.astype(np.float32) * np.repeat(scales.reshape(stop - start, -1), group, axis=1)).reshape(
+            stop - start, self.cols
+        )
+
+    def take(self, ids: np.ndarray) -> np.ndarray:
+        out = np.empty((len(ids), self.cols), dtype=np.float32)
+        for i, t in enumerate(ids):
+            out[i] = self.rows_f32(int(t), int(t) + 1)[0]
+        return out
+
+
 @dataclass
 class LayerWeights:
     norms: dict[str, np.ndarray] = field(default_factory=dict)  # float32 vectors
@@ -91,6 +118,8 @@ class ModelWeights:
     output_norm: np.ndarray
     layers: list[LayerWeights]
     output: FloatTable | None = None  # None: tied to token_embd
+    # A ternary output head (packed): the head runs on the projections' kernels instead of a quantized float table.
+    output_ternary: TernaryTensor | None = None
     keep_alive: list[Any] = field(default_factory=list)  # open files the arrays point into
     traits: ModelTraits = field(default_factory=ModelTraits)
 
@@ -114,6 +143,70 @@ def ternarize_exact(w: np.ndarray) -> tuple[np.ndarray, float] | None:
     if not np.array_equal(codes * np.float32(s), w):
         return None
     return codes.astype(np.int8), s
+
+
+def ternarize_groups(w: np.ndarray, group: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Weights exactly of the form t * s_g, t in {-1, 0, +1}, one scale per `group` consecutive weights of a row
+    (Ternary-Bonsai's F16 / BF16 files): (codes [rows, cols], scales [rows, cols/group]), else None. Found exactly,
+    never fitted: s_g is the group's largest |w|, every weight must be -s_g, 0 or +s_g, and s_g must be an FP16
+    value (what Q2_0 stores)."""
+    rows, cols = w.shape
+    if cols % group:
+        return None
+    g = np.asarray(w, dtype=np.float32).reshape(rows, cols // group, group)
+    s = np.abs(g).max(axis=2)
+    if not np.all(np.isfinite(s)) or not np.array_equal(s.astype(np.float16).astype(np.float32), s):
+        return None
+    safe = np.where(s == 0, 1, s)[..., None]
+    codes = np.round(g / safe)
+    if not np.array_equal(codes * safe, g):
+        return None
+    return codes.astype(np.int8).reshape(rows, cols), s
+
+
+def pack_groups(table: FloatTable) -> TernaryTensor | None:
+    """A float table whose values are exactly ternary times one scale per group of 128 or 64 (checked in chunks
+    of rows, largest group first), packed as Q2_0_128 / Q2_0 with those scales; None where it is not."""
+    for group, fmt in GROUP_PACKINGS.items():
+        if table.cols % group:
+            continue
+        out = np.empty(native.packed_nbytes(fmt, table.rows, table.cols), np.uint8)
+        rb = native.packed_nbytes(fmt, 1, table.cols)
+        for start, rows in table.chunks():
+            found = ternarize_groups(rows, group)
+            if found is None:
+                break
+            out[start * rb : (start + len(rows)) * rb] = native.pack(fmt, *found)
+        else:
+            return TernaryTensor(fmt, out, table.rows, table.cols)
+    return None
+
+
+class NotTernaryError(ValueError):
+    """A float tensor whose values are not exactly ternary (per tensor or per group) where the file did not ask for
+    them to be ternarized."""
+
+
+ABSMEAN_HINT = "ternarize them with BitNet's absmean rule"
+
+
+def ternary_from_floats(table: FloatTable, absmean: bool) -> TernaryTensor:
+    """A float projection as packed ternary: exactly {-s, 0, +s} (one scale; BitNet converters write these), else
+    exactly ternary times one scale per group of 128 or 64 (Ternary-Bonsai's F16 / BF16 files; packed Q2_0_128 /
+    Q2_0 with those scales, never re-ternarized), else, if `absmean`, BitNet's absmean rule for latent weights;
+    otherwise NotTernaryError."""
+    w = table.rows_f32(0, table.rows)
+    found = ternarize_exact(w)
+    if found is not None:
+        return pack_ternary(*found)
+    grouped = pack_groups(FloatTable("F32", w, table.rows, table.cols))
+    if grouped is not None:
+        return grouped
+    if not absmean:
+        raise NotTernaryError(
+            "holds floats that are not ternary times one scale per tensor or per group of 64 or 128 weights"
+        )
+    return pack_ternary(*ternarize_absmean(w))
 
 
 def pack_ternary(codes: np.ndarray, scale: float) -> TernaryTensor:

@@ -1,6 +1,6 @@
 """Secret-shaped strings, found and redacted before text enters the index (chunks, full text, embeddings and their
 signatures) or a prompt. One home for the rules: detect-secrets' (Yelp, PyPI `detect-secrets`), not a list of our
-own.
+own; secret_rules.py holds a copy of them (importing the package opens a socket), checked against it by the tests.
 
 - Its token plugins (AWS, GitHub, GitLab, Stripe, Slack, OpenAI, PyPI, npm, JWT, private keys, URL passwords and the
   rest): their regexes, applied per line as detect-secrets applies them. A private key is redacted whole, from its
@@ -31,7 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+
+from pyserver.index import secret_rules
 
 MARKER = "«redacted:{kind}»"
 MARKER_RE = re.compile(r"«redacted:[a-z0-9-]+»")
@@ -108,98 +109,34 @@ def _unhinted(cls_name: str, pattern: re.Pattern[str]) -> bool:
     return cls_name == "AWSKeyDetector" and pattern.pattern.startswith("(?:A3T")
 
 
-def _plugin_classes() -> list[Any]:
-    from detect_secrets.plugins.artifactory import ArtifactoryDetector
-    from detect_secrets.plugins.aws import AWSKeyDetector
-    from detect_secrets.plugins.azure_storage_key import AzureStorageKeyDetector
-    from detect_secrets.plugins.basic_auth import BasicAuthDetector
-    from detect_secrets.plugins.cloudant import CloudantDetector
-    from detect_secrets.plugins.discord import DiscordBotTokenDetector
-    from detect_secrets.plugins.github_token import GitHubTokenDetector
-    from detect_secrets.plugins.gitlab_token import GitLabTokenDetector
-    from detect_secrets.plugins.ibm_cloud_iam import IbmCloudIamDetector
-    from detect_secrets.plugins.ibm_cos_hmac import IbmCosHmacDetector
-    from detect_secrets.plugins.jwt import JwtTokenDetector
-    from detect_secrets.plugins.mailchimp import MailchimpDetector
-    from detect_secrets.plugins.npm import NpmDetector
-    from detect_secrets.plugins.openai import OpenAIDetector
-    from detect_secrets.plugins.private_key import PrivateKeyDetector
-    from detect_secrets.plugins.pypi_token import PypiTokenDetector
-    from detect_secrets.plugins.sendgrid import SendGridDetector
-    from detect_secrets.plugins.slack import SlackDetector
-    from detect_secrets.plugins.softlayer import SoftlayerDetector
-    from detect_secrets.plugins.square_oauth import SquareOAuthDetector
-    from detect_secrets.plugins.stripe import StripeDetector
-    from detect_secrets.plugins.telegram_token import TelegramBotTokenDetector
-    from detect_secrets.plugins.twilio import TwilioKeyDetector
-
-    return [
-        AWSKeyDetector,
-        ArtifactoryDetector,
-        AzureStorageKeyDetector,
-        BasicAuthDetector,
-        CloudantDetector,
-        DiscordBotTokenDetector,
-        GitHubTokenDetector,
-        GitLabTokenDetector,
-        IbmCloudIamDetector,
-        IbmCosHmacDetector,
-        JwtTokenDetector,
-        MailchimpDetector,
-        NpmDetector,
-        OpenAIDetector,
-        PrivateKeyDetector,
-        PypiTokenDetector,
-        SendGridDetector,
-        SlackDetector,
-        SoftlayerDetector,
-        SquareOAuthDetector,
-        StripeDetector,
-        TelegramBotTokenDetector,
-        TwilioKeyDetector,
-    ]
-
-
 @cache
 def _token_rules() -> tuple[_Rule, ...]:
     rules = []
-    for cls in _plugin_classes():
-        for pattern in cls.denylist:
+    for plugin in secret_rules.PLUGINS:
+        for pattern in plugin.denylist:
             # MULTILINE: `^` and `$` mean a line's ends, as they do for detect-secrets, which scans line by line.
             compiled = re.compile(pattern.pattern, pattern.flags | re.MULTILINE)
-            hint = None if _unhinted(cls.__name__, pattern) else _HINTS.get(cls.__name__)
-            whole = cls.__name__ in _WHOLE_MATCH or compiled.groups == 0
-            rules.append(_Rule(_slug(cls.secret_type), compiled, None, whole, hint))
+            hint = None if _unhinted(plugin.name, pattern) else _HINTS.get(plugin.name)
+            whole = plugin.name in _WHOLE_MATCH or compiled.groups == 0
+            rules.append(_Rule(_slug(plugin.secret_type), compiled, None, whole, hint))
     return tuple(rules)
 
 
 @cache
-def _keyword_rules(filetype: Any) -> tuple[_Rule, ...]:
-    from detect_secrets.plugins import keyword
-
-    table = keyword.REGEX_BY_FILETYPE.get(filetype, keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
-    kind = _slug(keyword.KeywordDetector.secret_type)
+def _keyword_rules(filetype: secret_rules.FileType) -> tuple[_Rule, ...]:
+    kind = _slug(secret_rules.KEYWORD_SECRET_TYPE)
+    table = secret_rules.keyword_table(filetype)
     return tuple(_Rule(kind, p, g, False, _HINTS["KeywordDetector"], keyword=True) for p, g in table.items())
 
 
-@cache
-def _filetype(suffix: str) -> Any:
-    from detect_secrets.util.filetype import determine_file_type
-
-    return determine_file_type(f"file{suffix}")
-
-
 def _rules(filename: str | None) -> tuple[_Rule, ...]:
-    from detect_secrets.util.filetype import FileType
-
-    ftype = _filetype(Path(filename).suffix.lower()) if filename else FileType.OTHER
+    ftype = secret_rules.file_type(Path(filename).suffix.lower()) if filename else secret_rules.FileType.OTHER
     return _token_rules() + _keyword_rules(ftype)
 
 
 def _keyword_false_positive(value: str, line: str) -> bool:
     """detect-secrets' default filters for a keyword hit (filters.heuristic), in its order."""
-    from detect_secrets.filters import heuristic as h
-
+    h = secret_rules
     return (
         len(value) < MIN_KEYWORD_VALUE
         or h.is_sequential_string(value)
@@ -370,7 +307,7 @@ def redact(text: str, filename: str | None = None) -> str:
 def main(argv: list[str]) -> int:
     """What the rules find in files, and how fast: `python -m pyserver.index.secrets FILE...`."""
     total_bytes, total_s, count = 0, 0.0, 0
-    find_secrets("", "warm.py")  # imports detect-secrets and compiles the rules outside the timing
+    find_secrets("", "warm.py")  # compiles the rules outside the timing
     for name in argv:
         text = Path(name).read_text(encoding="utf-8", errors="replace")
         t0 = time.perf_counter()

@@ -64,10 +64,12 @@ class ScanReport:
 
 @dataclass
 class Progress:
-    """What a long job reports: done / total and a message; `cancelled` is polled between files."""
+    """What a long job reports: done / total and a message; `cancelled` is polled between files, and `pause` called
+    there (the sidecar's indexer waits in it while a completion runs: two cores are all a laptop may have)."""
 
     report: Callable[[int, int, str], None] = lambda done, total, msg: None
     cancelled: Callable[[], bool] = lambda: False
+    pause: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -170,6 +172,7 @@ class WorkspaceIndex:
         paths = list(self.rules.walk())
         seen: set[str] = set()
         for i, rel in enumerate(paths):
+            progress.pause()
             if progress.cancelled():
                 rep.cancelled = True
                 break

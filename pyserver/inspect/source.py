@@ -23,7 +23,7 @@ from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from pyserver import native
 from pyserver.engine.config import ARCHITECTURES, ModelConfig
-from pyserver.engine.errors import ModelLoadError
+from pyserver.engine.errors import ModelLoadError, unreachable
 from pyserver.engine.gguf_file import GGUFFile, TensorInfo, read_file_range
 from pyserver.engine.gguf_loader import TABLE_TYPES, gguf_config
 from pyserver.engine.safetensors_file import SafetensorsFile
@@ -362,8 +362,8 @@ def open_model(path: str | Path) -> ModelSource:
     p = Path(path)
     if p.is_dir():
         return _open_checkpoint(p)
-    if not p.exists():
-        raise ModelLoadError(p, "no such file or directory")
+    if (problem := unreachable(p)) is not None:
+        raise ModelLoadError(p, problem)
     if p.suffix == ".safetensors":
         return _open_checkpoint(p.parent)
     return _open_gguf(p)

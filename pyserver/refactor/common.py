@@ -56,13 +56,16 @@ def run(
     forced: str = "",
     sampler: Sampler | None = None,
     on_text: Callable[[str], None] | None = None,
+    stop_tokens: Sequence[int] | None = None,
 ) -> str | None:
     """The generated text after `forced` (the prompt's last line, see `split_at_line_start`), runaway repetition
-    cut (the completion filter's rule); None when stopped. `on_text(text so far)` is called as it grows."""
+    cut (the completion filter's rule); None when stopped. `on_text(text so far)` is called as it grows.
+    `stop_tokens`: instead of the tokenizer's (a chat prompt adds its end-of-turn marker)."""
     g = Generation(
         session,
         prompt,
         max_tokens=max_tokens,
+        stop_tokens=stop_tokens,
         stop_strings=stop,
         should_stop=should_stop,
         forced_prefix=forced,

@@ -66,6 +66,7 @@ class PytestRun:
     collected: int = 0
     passed: int = 0
     failed: list[str] = field(default_factory=list)  # "test_name: first line of the failure"
+    passed_names: list[str] = field(default_factory=list)  # the tests that passed
     error: str = ""  # the file did not import or collect, pytest is missing, or the run timed out
     seconds: float = 0.0
 
@@ -132,14 +133,15 @@ def _unshare_prefix() -> list[str]:
 _UNSHARE: list[str] | None = None
 
 
-def _environment(root: Path) -> dict[str, str]:
+def _environment(root: Path, import_root: Path | None = None) -> dict[str, str]:
     env = {k: os.environ[k] for k in KEEP_ENV if k in os.environ}
     home = root / ".sandbox-home"
     home.mkdir(exist_ok=True)
     env.update(
         HOME=str(home),
         TMPDIR=str(home),
-        PYTHONPATH=str(root),
+        # the copy's root (sitecustomize) and the folder the module's import path starts from (a src layout's src/)
+        PYTHONPATH=os.pathsep.join(dict.fromkeys([str(root), str(import_root or root)])),
         PYTHONDONTWRITEBYTECODE="1",
         RYZANSTEIN_SANDBOX="1",
         NO_PROXY="*",
@@ -157,9 +159,12 @@ def run_tests(
     test_text: str,
     python: str = sys.executable,
     timeout_s: float = TIMEOUT_S,
+    test_dir: Path | None = None,
+    import_root: Path | None = None,
 ) -> PytestRun:
-    """Runs `test_text`, written as `test_name` beside `module` (whose text is `module_text`), in a copy of
-    `workspace`; module must lie inside workspace."""
+    """Runs `test_text`, written as `test_name` beside `module` (whose text is `module_text`; or in `test_dir`), in
+    a copy of `workspace`; module must lie inside workspace. `import_root`: the folder the module's import path
+    starts from (imports.py), put on the path."""
     import time
 
     with tempfile.TemporaryDirectory(prefix="ryzanstein-tests-") as tmp:
@@ -170,7 +175,13 @@ def run_tests(
             rel = Path(module.name)
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(module_text, encoding="utf-8")
-        test_path = (root / rel).parent / test_name
+        where = (root / rel).parent
+        if test_dir is not None and test_dir.is_relative_to(workspace):
+            where = root / test_dir.relative_to(workspace)
+        test_path = where / test_name
+        imports_from = (
+            root / import_root.relative_to(workspace) if import_root and import_root.is_relative_to(workspace) else root
+        )
         test_path.write_text(test_text, encoding="utf-8")
         (root / "sitecustomize.py").write_text(SITECUSTOMIZE, encoding="utf-8")
         report = root / ".sandbox-report.xml"
@@ -192,7 +203,7 @@ def run_tests(
         proc = subprocess.Popen(
             cmd,
             cwd=test_path.parent,
-            env=_environment(root),
+            env=_environment(root, imports_from),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -236,6 +247,7 @@ def _read_report(report: Path, output: str, returncode: int) -> PytestRun:
         run.collected += 1
         if bad is None and case.find("skipped") is None:
             run.passed += 1
+            run.passed_names.append(case.get("name", "?"))
         elif bad is not None:
             run.failed.append(f"{case.get('name', '?')}: {_error_line(bad.get('message') or bad.text or '')}")
     if import_errors:

@@ -107,3 +107,48 @@ def tests_problem(source: str) -> str | None:
     if not any(isinstance(n, ast.Assert) for t in tests for n in ast.walk(t)):
         return "the model's tests assert nothing"
     return None
+
+
+# Words that say nothing about a particular function (a docstring's score counts the others).
+PLAIN_WORDS = frozenset(
+    "the this that with from into when then than there their they them have been were will would should could "
+    "return returns returned given which what where while each also only more most other some such used uses using "
+    "function method argument arguments object objects value values none true false must does done make and for "
+    "are not its one all any can may".split()
+)
+
+
+def _word_parts(code: str) -> set[str]:
+    """The words a function's code holds: identifiers split at `_` and case changes, and the words of its strings
+    and comments, lower-cased."""
+    words: set[str] = set()
+    for ident in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", code):
+        for part in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+", ident):
+            words.add(part.lower())
+    return words
+
+
+def docstring_score(doc: str, function_source: str) -> float:
+    """How much of what a docstring says the function's own code backs: 0 when it fails `docstring_problem`; else
+    (its words the code holds + its parameters named) / (its words + 1), where its words are those of three letters
+    or more beyond PLAIN_WORDS and a word the code holds matches a part of an identifier, a string or a comment
+    (the same first five letters will do: "configuration" and "config"). A docstring about other things scores
+    lower than one about this code; Update Docstring offers a new one only if it scores no lower than the old."""
+    try:
+        fn = next(
+            n for n in ast.walk(ast.parse(function_source)) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        )
+    except (SyntaxError, StopIteration):
+        return 0.0
+    if docstring_problem(doc, fn.name):
+        return 0.0
+    body = [n for n in fn.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    code = fn.name + " " + " ".join(ast.unparse(n) for n in body) + " " + " ".join(re.findall(r"#.*", function_source))
+    parts = _word_parts(code)
+    stems = {p[:5] for p in parts if len(p) >= 5}
+    said = [w.lower() for w in re.findall(r"[A-Za-z]+", doc)]
+    words = [w for w in said if len(w) >= 3 and w not in PLAIN_WORDS]
+    held = sum(w in parts or (len(w) >= 5 and w[:5] in stems) for w in words)
+    params = {a.arg for a in (*fn.args.posonlyargs, *fn.args.args, *fn.args.kwonlyargs)} - {"self", "cls"}
+    named = len(params & set(said) | params & set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", doc)))
+    return round((held + named) / (len(words) + 1), 3)

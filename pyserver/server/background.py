@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ryzanstein")
 
 QUIET_S = 20.0  # no completion for this long: the machine is free to measure
+QUIET_WAIT_MAX_S = 15 * 60.0  # past this, measure anyway (a disturbed figure is measured again later)
 
 
 def start(job: Callable[[RyzansteinServer], None], ls: RyzansteinServer, name: str) -> None:
@@ -27,14 +28,14 @@ def start(job: Callable[[RyzansteinServer], None], ls: RyzansteinServer, name: s
     threading.Thread(target=job, args=(ls,), name=name, daemon=True).start()
 
 
-def first_setup(ls: RyzansteinServer, measure: bool = False) -> None:
+def first_setup(ls: RyzansteinServer, measure: bool = False, busy: Callable[[], bool] | None = None) -> None:
     """No setup decision yet (or new model folders, or a model just downloaded): make one (profile, discovery,
     choice) and serve by it, with no step for the user. The engine's speed is not measured now, while the editor
     starts (the cached measurement serves, else a provisional one); `measure_when_quiet` measures it later."""
     try:
         from pyserver.tiers.setup import run_setup
 
-        result = run_setup(ls.settings.model_folders, measure=measure)
+        result = run_setup(ls.settings.model_folders, measure=measure, busy=busy)
     except Exception:  # noqa: BLE001 - the shipped model keeps serving
         log.exception("automatic setup failed")
         return
@@ -42,19 +43,46 @@ def first_setup(ls: RyzansteinServer, measure: bool = False) -> None:
     ls.make_plan()
     if ls.plan.completion != before and ls.host.state != "loading":
         ls.load_completion_model()
-    if not measure and not result.get("hardware", {}).get("measured", True) and not ls.measure_scheduled:
-        ls.measure_scheduled = True  # one waiting measurement, however many setups ran meanwhile
+    hw = result.get("hardware", {})
+    if not measure and (not hw.get("measured", True) or hw.get("stale")):
+        schedule_measurement(ls)
+
+
+def schedule_measurement(ls: RyzansteinServer) -> None:
+    """One waiting measurement, however many setups asked for it meanwhile."""
+    if not ls.measure_scheduled:
+        ls.measure_scheduled = True
         start(measure_when_quiet, ls, "setup-measure")
 
 
+def sidecar_busy(ls: RyzansteinServer) -> bool:
+    """The sidecar's own work, which a speed measurement must not share the cores with: a completion (or one
+    asked for within QUIET_S), a refactor, the index's scan or embeddings, a warm-up."""
+    return (
+        time.monotonic() - ls.host.last_used < QUIET_S
+        or ls.host.state in ("busy", "loading")
+        or ls.host.completion_running.is_set()
+        or ls.index.state in ("scanning", "embedding")
+    )
+
+
 def measure_when_quiet(ls: RyzansteinServer) -> None:
-    """The setup's speed measurement (a few seconds of both cores) once the user has paused typing, then the
-    decision again with it."""
+    """The setup's speed measurement (some seconds of every core) once the sidecar is idle and other processes
+    leave the machine quiet (hardware.quiet_enough), then the decision again with it."""
+    from pyserver.tiers.hardware import quiet_enough
+
+    waited = 0.0
     time.sleep(QUIET_S)
-    while time.monotonic() - ls.host.last_used < QUIET_S or ls.host.state == "busy":
+    while waited < QUIET_WAIT_MAX_S and (sidecar_busy(ls) or not quiet_enough()):
         time.sleep(5)
-    log.info("measuring this machine's decode speed for the setup (the editor is idle)")
-    first_setup(ls, measure=True)
+        waited += 6
+    log.info(
+        "measuring this machine's decode speed for the setup (%s)",
+        "quiet"
+        if waited < QUIET_WAIT_MAX_S
+        else "not quiet after 15 minutes: measured anyway, and again later if disturbed",
+    )
+    first_setup(ls, measure=True, busy=lambda: sidecar_busy(ls))
     ls.measure_scheduled = False
 
 

@@ -56,6 +56,7 @@ class WriteTestsArgs:
 
     uri: str
     position: t.Position
+    force: bool = False
     preview: bool = False
 
 
@@ -68,6 +69,7 @@ class RewriteArgs:
     range: t.Range
     instruction: str
     position: t.Position | None = None
+    force: bool = False
     preview: bool = False
 
     def __post_init__(self) -> None:

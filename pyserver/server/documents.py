@@ -1,12 +1,14 @@
 """Documents: open, changed, saved and closed documents feed the completion pipeline's context ring (the recently
 edited code a completion prompt draws on); a resting cursor starts a warm-up of its prompt. pygls keeps the open
-documents' text itself.
+documents, each a LineDocument (document_text.py: a line table edited in place, positions clamped as LSP says).
 
 A document the client names but has not opened is read from disk by `read_unopened` only, whoever asks for it
 (`document`, or any handler's `ls.workspace.get_text_document`: the workspace is a `ClientDocuments`): a regular
 file inside a workspace folder (symbolic links resolved), at most `MAX_UNOPENED_BYTES`, UTF-8, read within
-`READ_TIMEOUT_S`; never a device, a FIFO or a file outside the workspace. Anything else is an InvalidParams error
-that says why (pygls would read any path: a FIFO hangs the server, /dev/zero fills its memory).
+`READ_TIMEOUT_S`; never a device, a FIFO, a file outside the workspace, or one the index never reads because its
+name says it holds secrets (`.env`, keys, credentials: index/files.py's SECRET_PATTERNS, by the name the client gave
+and the one it resolves to). Anything else is an InvalidParams error that says why (pygls would read any path: a FIFO
+hangs the server, /dev/zero fills its memory).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from lsprotocol import types as t
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument, Workspace
 
-from pyserver.index.files import MAX_FILE_BYTES
+from pyserver.index.files import MAX_FILE_BYTES, is_secret
+from pyserver.server.command_args import ArgumentError
+from pyserver.server.document_text import LineDocument, chars, line_count
 from pyserver.server.sidecar import RyzansteinServer
 
 log = logging.getLogger("ryzanstein")
@@ -54,7 +58,7 @@ def text_document(workspace: Workspace, uri: str) -> TextDocument:
     if doc is not None:
         return doc
     source = read_unopened(uri, workspace_roots(workspace))
-    return TextDocument(uri, source=source, position_codec=workspace.position_codec)
+    return LineDocument(uri, source=source, position_codec=workspace.position_codec)
 
 
 def workspace_roots(workspace: Workspace) -> list[Path]:
@@ -69,7 +73,8 @@ def open_document(ls: RyzansteinServer, uri: str) -> TextDocument | None:
 
 
 class ClientDocuments(Workspace):
-    """pygls' workspace, except that a document the client has not opened is read by `read_unopened`."""
+    """pygls' workspace, except that its documents are LineDocuments and one the client has not opened is read by
+    `read_unopened`."""
 
     @classmethod
     def like(cls, workspace: Workspace) -> ClientDocuments:
@@ -86,6 +91,13 @@ class ClientDocuments(Workspace):
         super().__init__(*args, **kwargs)
         self.out_of_sync: dict[str, str] = {}  # uri -> why the server lost track of its text (update_text_document)
 
+    def _create_text_document(
+        self, doc_uri: str, source: str | None = None, version: int | None = None, language_id: str | None = None
+    ) -> TextDocument:
+        return LineDocument(
+            doc_uri, source, version, language_id, sync_kind=self._sync_kind, position_codec=self.position_codec
+        )
+
     def get_text_document(self, doc_uri: str) -> TextDocument:
         why = self.out_of_sync.get(unquote(doc_uri))
         if why:
@@ -100,7 +112,7 @@ class ClientDocuments(Workspace):
         instead, and the document is out of sync (refused by get_text_document) until the editor opens it again."""
         uri = unquote(text_doc.uri)
         doc = self.text_documents.get(uri)
-        problem = _bad_change(doc.source, change) if doc is not None else None
+        problem = _bad_change(doc, change) if doc is not None else None
         if problem:
             self.out_of_sync[uri] = problem
             log.warning("%s: change refused (%s); the document is out of sync until it is reopened", uri, problem)
@@ -112,15 +124,15 @@ class ClientDocuments(Workspace):
         super().put_text_document(text_document, notebook_uri)
 
 
-def _bad_change(source: str, change: t.TextDocumentContentChangeEvent) -> str | None:
-    """Why a change cannot be applied to source as LSP defines it, or None. (A character past a line's end is
+def _bad_change(doc: TextDocument, change: t.TextDocumentContentChangeEvent) -> str | None:
+    """Why a change cannot be applied to the document as LSP defines it, or None. (A character past a line's end is
     allowed: LSP says it means the line's end.)"""
     if not isinstance(change, t.TextDocumentContentChangePartial):
         return None
     start, end = change.range.start, change.range.end
     if (end.line, end.character) < (start.line, start.character):
         return f"its range ends ({end.line}:{end.character}) before it starts ({start.line}:{start.character})"
-    last = source.count("\n")  # the last line's index (the empty line after a final newline counts)
+    last = line_count(doc) - 1  # the last line's index (the empty line after a final line break counts)
     if end.line > last:
         return f"its range reaches line {end.line}, past the document's last line {last}"
     return None
@@ -140,11 +152,24 @@ def read_unopened(uri: str, roots: list[Path]) -> str:
         raise DocumentRefused(f"{uri} is not open in the editor and cannot be read: {_why(exc)}") from None
     if not inside:
         raise DocumentRefused(f"{uri} is not open in the editor and is outside the workspace folders")
+    named = [path.relative_to(r) for r in roots if path.is_relative_to(r)]  # as the client wrote it
+    if any(is_secret(rel.as_posix()) for rel in [*named, *(real.relative_to(r.resolve()) for r in inside)]):
+        raise DocumentRefused(f"{uri} is not open in the editor and holds secrets by its name: it is never read")
     if not stat.S_ISREG(st.st_mode):
         raise DocumentRefused(f"{uri} is not open in the editor and is not a regular file")
     if st.st_size > MAX_UNOPENED_BYTES:
         raise DocumentRefused(f"{uri} is not open in the editor and is over {MAX_UNOPENED_BYTES} bytes")
     return _read_within_timeout(uri, real, st)
+
+
+def line_of(doc: TextDocument, line: int) -> str:
+    """Line `line` of the document (with its line break); InvalidParams past its last line (LSP counts the empty
+    line after a final line break, so an empty document has one line)."""
+    count = line_count(doc)
+    if not 0 <= line < count:
+        raise ArgumentError(f"line {line} is past the end of the document ({count} line{'s' if count > 1 else ''})")
+    lines = doc.lines
+    return lines[line] if line < len(lines) else ""
 
 
 def fs_path(uri: str) -> Path | None:
@@ -214,13 +239,13 @@ def did_change(ls: RyzansteinServer, params: t.DidChangeTextDocumentParams) -> N
             if ls.last_line.get(uri) != line:  # re-chunk when the edit moves to another line, not per keystroke
                 ls.last_line[uri] = line
                 doc = open_document(ls, uri)
-                if doc is not None and len(doc.source) <= MAX_DOCUMENT_CHARS:
+                if doc is not None and chars(doc) <= MAX_DOCUMENT_CHARS:
                     ls.pipeline.ring.add(uri, doc.source, line)
 
 
 def did_save(ls: RyzansteinServer, params: t.DidSaveTextDocumentParams) -> None:
     doc = open_document(ls, params.text_document.uri)
-    if doc is not None and len(doc.source) <= MAX_DOCUMENT_CHARS:
+    if doc is not None and chars(doc) <= MAX_DOCUMENT_CHARS:
         ls.pipeline.ring.add(doc.uri, doc.source, ls.last_line.get(doc.uri, 0))
 
 
@@ -241,7 +266,7 @@ def cursor_rest(ls: RyzansteinServer, params: object) -> None:
     doc = open_document(ls, uri)
     if not ls.settings.enable or not ls.host.ready or doc is None:
         return
-    if len(doc.source) > MAX_DOCUMENT_CHARS or not ls.settings.language_enabled(doc.language_id or ""):
+    if chars(doc) > MAX_DOCUMENT_CHARS or not ls.settings.language_enabled(doc.language_id or ""):
         return
     offset = doc.offset_at_position(t.Position(line=max(0, line), character=max(0, character)))
     ls.warmups.request(ls.host, ls.pipeline, uri, doc.source, offset)

@@ -1,8 +1,9 @@
 """The sidecar's workspace indexes: one per workspace folder, built and kept live in the background.
 
 The lexical scan runs first (with work-done progress the user can cancel), then the watcher starts and the
-embeddings are computed at low priority, one batch at a time, holding still while a completion is being generated
-(the machine may have two cores). Any failure leaves the sidecar serving, without the index.
+embeddings are computed at low priority, one batch at a time; both hold still while a completion is being
+generated (between files, and twice per layer of the embedding model: the machine may have two cores). Any
+failure leaves the sidecar serving, without the index.
 
 A settings change replaces the host (RyzansteinServer.restart_index): `stop` cancels the scan or the embedding
 between two steps, then closes everything the host opened (watchers, every thread's connections) and drops its
@@ -68,7 +69,9 @@ class IndexHost:
         except (AttributeError, OSError):
             pass  # not Linux, or not allowed: the pauses below still keep completions first
         outer = progress or Progress()
-        scan_progress = Progress(report=outer.report, cancelled=lambda: self._stop.is_set() or outer.cancelled())
+        scan_progress = Progress(
+            report=outer.report, cancelled=lambda: self._stop.is_set() or outer.cancelled(), pause=self._pause
+        )
         try:
             self.state = "scanning"
             for root in roots:

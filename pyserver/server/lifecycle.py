@@ -15,8 +15,10 @@ from lsprotocol import types as t
 from pyserver.server import background
 from pyserver.server.acceptance import AcceptanceStats, storage_folder
 from pyserver.server.documents import ClientDocuments
+from pyserver.server.outcomes import CompletionOutcomes
 from pyserver.server.progress import begin_progress
 from pyserver.server.sidecar import RyzansteinServer
+from pyserver.tiers.hardware import needs_measuring
 from pyserver.tiers.setup import read_config
 
 PING = "ryzanstein/ping"
@@ -36,6 +38,7 @@ def initialize(ls: RyzansteinServer, params: t.InitializeParams) -> None:
     ls.settings_problems(problems)
     ls.pipeline.settings = ls.settings.completion
     ls.acceptance = AcceptanceStats(storage_folder(ls.settings.storage_path))
+    ls.outcomes = CompletionOutcomes(storage_folder(ls.settings.storage_path))
     ls.make_plan()
 
 
@@ -46,6 +49,8 @@ async def initialized(ls: RyzansteinServer, params: t.InitializedParams) -> None
     background.start(background.keep_memory, ls, "memory-keeper")
     if not ls.settings.model_path and read_config() is None:
         background.start(background.first_setup, ls, "first-setup")
+    elif not ls.settings.model_path and needs_measuring():  # disturbed or a week old: again, when quiet
+        background.schedule_measurement(ls)
     ls.index_roots = [
         Path(unquote(urlparse(f.uri).path)) for f in (ls.workspace.folders or {}).values() if f.uri.startswith("file:")
     ]
@@ -70,4 +75,5 @@ def ping(ls: RyzansteinServer, params: Any = None) -> dict[str, Any]:
 def shutdown(ls: RyzansteinServer, *args: Any) -> None:
     del args
     ls.acceptance.save()
+    ls.outcomes.save()
     ls.index.stop()

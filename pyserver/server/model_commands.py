@@ -21,6 +21,8 @@ def cmd_status(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     status["larger_tier"] = ls.tiers.status()
     status["serving_plan"] = ls.plan.reasons
     status["acceptance"] = ls.acceptance.summary()
+    status["last_outcome"] = ls.outcomes.last
+    status["outcomes"] = dict(ls.outcomes.counts)
     return status
 
 

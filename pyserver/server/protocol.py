@@ -2,10 +2,14 @@
 
 - Framing (`FrameParser`): every message is read whatever its headers say. A Content-Length shorter or longer than
   the body, a header line that is not ASCII, or bytes between messages cost that message only: the reader finds the
-  next `Content-Length:` header and goes on. A length over `MAX_BODY_BYTES` is refused before anything is allocated.
+  next `Content-Length:` header and goes on (a length a few bytes too long, which ends inside the next header line,
+  included). A length over `MAX_BODY_BYTES` is refused before anything is allocated.
 - JSON-RPC: a body that is not JSON (or nested too deep) gets a ParseError (-32700), one that is not a JSON-RPC
   message an InvalidRequest (-32600), both with a null id as JSON-RPC 2.0 says; a request whose params cannot be read
-  gets InvalidParams (-32602): pygls raises while decoding such a message and never answers it.
+  gets InvalidParams (-32602): pygls raises while decoding such a message and never answers it. A message with an
+  id is a request, whatever its method: one of LSP's notifications (`textDocument/didOpen`, `$/cancelRequest`, ...)
+  sent with an id gets MethodNotFound (-32601) and is not acted on (pygls would drop the id, handle it as the
+  notification, and leave the client waiting for an answer).
 - The LSP life cycle: requests before `initialize` get ServerNotInitialized (-32002) and notifications are dropped;
   a second `initialize` and requests after `shutdown` get InvalidRequest; only the first `initialized` notification
   is handled (each one loads the model and starts an index); `exit` ends the process with 0 after `shutdown` and 1
@@ -33,11 +37,13 @@ from functools import partial
 from typing import Any, BinaryIO
 from urllib.parse import unquote
 
+import attrs
 from lsprotocol import types as t
 from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
     JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
@@ -58,6 +64,20 @@ _CONTENT_LENGTH = re.compile(rb"content-length:", re.IGNORECASE)
 # the words are not JSON outside one), so one inside a body means the body ran into the next message.
 _HEADER_IN_BODY = re.compile(rb"content-length:[ \t]*[0-9]+[ \t]*\r?\n", re.IGNORECASE)
 _KEEP = len(b"content-length:") - 1  # garbage bytes kept at the end of the buffer: a header may start in them
+
+
+def _prefix_pattern(word: bytes, tail: bytes) -> bytes:
+    """A pattern for any non-empty prefix of `word` followed by `tail` (itself optional): c, co, ..., word+tail."""
+    pattern = b"(?:" + tail + b")?"
+    for i in range(len(word) - 1, -1, -1):
+        pattern = b"(?:" + re.escape(word[i : i + 1]) + pattern + b")" + (b"?" if i else b"")
+    return pattern
+
+
+# The start of a Content-Length header line whose end has not arrived yet, at the end of the buffer.
+_HEADER_STARTED = re.compile(_prefix_pattern(b"content-length:", rb"[ \t]*[0-9]*[ \t]*\r?") + rb"\Z", re.IGNORECASE)
+# LSP's notifications: the methods whose message type has no id.
+NOTIFICATIONS = frozenset(m for m, (kind, *_) in t.METHOD_TO_TYPES.items() if "id" not in attrs.fields_dict(kind))
 
 
 @dataclass(frozen=True)
@@ -140,17 +160,24 @@ class FrameParser:
                 self._pending = int(value)
 
     def _body(self) -> Body | None:
+        """The body, once its Content-Length bytes are there; cut short where a header line starts inside them (the
+        declared length ran into the next message: that line may end past the declared end, so it is looked for up
+        to a header line's length beyond it, and waited for while it has only begun)."""
         assert self._length is not None
         n, buf = self._length, self._buf
-        found = _HEADER_IN_BODY.search(buf, max(0, self._scanned - 64), min(n, len(buf)))
-        if found is not None:  # the Content-Length was longer than the body: cut where the next message starts
+        end = min(n + MAX_HEADER_LINE, len(buf))
+        found = _HEADER_IN_BODY.search(buf, max(0, self._scanned - MAX_HEADER_LINE), end)
+        if found is not None and found.start() < n:  # the Content-Length was longer than the body
             data = bytes(buf[: found.start()])
             del buf[: found.start()]
             self._length = None
             return Body(data, f"Content-Length {n} ran into the next message after {len(data)} bytes")
+        self._scanned = end
         if len(buf) < n:
-            self._scanned = len(buf)
             return None
+        started = _HEADER_STARTED.search(buf, max(0, len(buf) - MAX_HEADER_LINE))
+        if started is not None and started.start() < n and len(buf) < n + MAX_HEADER_LINE:
+            return None  # a header line begun inside the body: wait for its end (a body that is JSON never ends so)
         data = bytes(buf[:n])
         del buf[:n]
         self._length = None
@@ -284,6 +311,10 @@ class RyzansteinProtocol(LanguageServerProtocol):
 
     def _refused(self, method: str | None, is_request: bool) -> JsonRpcException | None:
         """The LSP life cycle's rules: why this message is not handled now (None: it is)."""
+        if is_request and method in NOTIFICATIONS:
+            return JsonRpcMethodNotFound(
+                f"{method} is a notification: there is no request by that name (send it without an id)"
+            )
         if method == t.EXIT:
             return None  # always (lsp_exit)
         if self.phase is Phase.NEW:

@@ -9,8 +9,10 @@ with that version; the sidecar refuses it itself if the document moved on meanwh
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,8 +24,10 @@ from lsprotocol.converters import get_converter
 from pyserver.completion.prompt import context_block
 from pyserver.index.files import language_of
 from pyserver.refactor import TextEdit
-from pyserver.refactor.docstring import MODES, docstring_edit
+from pyserver.refactor.common import function_at
+from pyserver.refactor.docstring import MODES, docstring_edit, docstring_precheck
 from pyserver.refactor.explain import explain, explanation_problem
+from pyserver.refactor.imports import module_import
 from pyserver.refactor.rewrite import rewrite_edit
 from pyserver.refactor.sandbox import run_tests
 from pyserver.refactor.write_tests import write_tests
@@ -36,7 +40,7 @@ from pyserver.server.command_args import (
     WriteTestsArgs,
     parse,
 )
-from pyserver.server.documents import fs_path
+from pyserver.server.documents import fs_path, line_of
 from pyserver.server.edits import (
     Snapshot,
     annotated,
@@ -51,11 +55,41 @@ from pyserver.server.progress import begin_progress
 from pyserver.server.sidecar import RyzansteinServer
 from pyserver.tiers.capability import weakness
 
+log = logging.getLogger("ryzanstein")
+
 EXPLANATION_NOTIFICATION = "ryzanstein/explanation"
 R = TypeVar("R")
 ShouldStop = Callable[[], bool]
 # make(writer, document text, should_stop, workspace context) -> an edit, a reason there is none, or None (stopped)
 MakeEdit = Callable[[Writer, str, ShouldStop, str], TextEdit | str | None]
+
+
+class Refused(Exception):
+    """An expected refusal (no document to work on, the model not ready): answered as {"applied": false, "reason"}
+    and logged in one line, never as an error with a traceback."""
+
+
+Command = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def refusing(cmd: Command) -> Command:
+    @functools.wraps(cmd)
+    async def run(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
+        try:
+            return await cmd(ls, *args)
+        except Refused as exc:  # (a file the sidecar may not read stays an InvalidParams error: documents.py)
+            log.info("%s refused: %s", cmd.__name__.removeprefix("cmd_"), exc)
+            return {"applied": False, "reason": str(exc), "refused": True}
+
+    return run
+
+
+def _document_text(ls: RyzansteinServer, uri: str) -> Any:
+    """The document a refactor works on: a file (or an untitled one) the editor has, never a virtual document such
+    as a preview of a proposed change."""
+    if not uri.startswith(("file:", "untitled:")):
+        raise Refused("this is not a file Ryzanstein can work on (a preview or another virtual document)")
+    return ls.workspace.get_text_document(uri)
 
 
 def _gated(ls: RyzansteinServer, task: str, force: bool) -> dict[str, Any] | None:
@@ -66,14 +100,17 @@ def _gated(ls: RyzansteinServer, task: str, force: bool) -> dict[str, Any] | Non
     return {"applied": False, "reason": why, "gated": True} if why else None
 
 
+@refusing
 async def cmd_explain(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(ExplainArgs, args)
+    doc = _document_text(ls, a.uri)
+    start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
+    selection = doc.source[start:end] or line_of(doc, a.range.start.line)  # (past the end: a clear refusal)
+    if not selection.strip():  # the cheap checks first, then the gate
+        return {"applied": False, "reason": "select the code to explain"}
     gated = _gated(ls, "explain", a.force)
     if gated:
         return gated
-    doc = ls.workspace.get_text_document(a.uri)
-    start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
-    selection = doc.source[start:end] or doc.lines[a.range.start.line]
     context = _workspace_context(ls, a.uri, selection)
     on_text = _streamer(ls, a.stream) if a.stream else None
     text = await _run_refactor(
@@ -102,10 +139,14 @@ def _streamer(ls: RyzansteinServer, token: str, every_s: float = 0.1) -> Callabl
     return send
 
 
+@refusing
 async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(DocstringArgs, args)
     if a.mode not in MODES:
         raise ArgumentError(f"'mode' must be one of {', '.join(MODES)}, got {a.mode!r}")
+    problem = docstring_precheck(_document_text(ls, a.uri).source, a.position.line + 1, a.mode)
+    if problem:  # the cheap checks first, then the gate
+        return {"applied": False, "reason": problem}
     gated = _gated(ls, "docstring", a.force)
     if gated:
         return gated
@@ -121,10 +162,16 @@ async def cmd_docstring(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     )
 
 
+@refusing
 async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     a = parse(RewriteArgs, args)
-    doc = ls.workspace.get_text_document(a.uri)
+    doc = _document_text(ls, a.uri)
     start, end = doc.offset_at_position(a.range.start), doc.offset_at_position(a.range.end)
+    if start >= end or not doc.source[start:end].strip():  # the cheap checks first, then the gate
+        return {"applied": False, "reason": "select the code to rewrite"}
+    gated = _gated(ls, "rewrite", a.force)
+    if gated:
+        return gated
     n = ls.settings.refactor_max_tokens
     around = (a.position or a.range.start).line
     language = language_of(unquote(urlparse(a.uri).path)) or (doc.language_id or None)
@@ -139,22 +186,41 @@ async def cmd_rewrite(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     )
 
 
+@refusing
 async def cmd_write_tests(ls: RyzansteinServer, *args: Any) -> dict[str, Any]:
     """Best-of-n tests run in a sandbox (write_tests.py); the kept file is offered as a preview: a new
     test_<module>.py, or the tests appended to the existing one."""
     a = parse(WriteTestsArgs, args)
     line, n = a.position.line + 1, ls.settings.refactor_max_tokens
-    doc = ls.workspace.get_text_document(a.uri)
-    module = fs_path(a.uri) or Path("/module.py")
+    doc = _document_text(ls, a.uri)
+    module = fs_path(a.uri)
     text = doc.source
-    target = snapshot(ls.workspace, a.uri.rsplit("/", 1)[0] + f"/test_{module.stem}.py")
+    if module is None or module.suffix != ".py":  # the cheap checks first, then the gate
+        return {"applied": False, "reason": "Write Tests needs a Python file saved on disk"}
+    if function_at(text, line) is None:
+        return {"applied": False, "reason": "no function at the cursor (or the file does not parse)"}
+    gated = _gated(ls, "tests", a.force)
+    if gated:
+        return gated
+    where = module_import(module)
+    target = snapshot(ls.workspace, where.test_file.as_uri())
     workspace = _folder_of(ls, module)
-    runner = partial(run_tests, workspace, module, text, Path(urlparse(target.uri).path).name)
-    context = _workspace_context(ls, a.uri, "\n".join(doc.lines[max(0, line - 5) : line + 25]))
+    runner = partial(
+        run_tests,
+        workspace,
+        module,
+        text,
+        where.test_file.name,
+        test_dir=where.test_file.parent,
+        import_root=where.root,
+    )
+    context = _workspace_context(ls, a.uri, "".join(doc.lines[max(0, line - 5) : line + 25]))  # lines keep breaks
     result = await _run_refactor(
         ls,
         "Ryzanstein: writing and running tests",
-        lambda stop, writer: write_tests(writer, text, line, module.name, n, stop, runner, context, target.text),
+        lambda stop, writer: write_tests(
+            writer, text, line, module.name, n, stop, runner, context, target.text, import_path=where.dotted
+        ),
     )
     if result is None:
         return {"cancelled": True}
@@ -191,7 +257,7 @@ async def _edit_command(
     doc = ls.workspace.get_text_document(uri)
     before_text = doc.source  # (the document object changes as the user types on)
     before = Snapshot(uri, doc.version, before_text)
-    around = "\n".join(doc.lines[max(0, line - 5) : line + 25])
+    around = "".join(doc.lines[max(0, line - 5) : line + 25])  # (lines keep their breaks)
     edit = await _run_refactor(
         ls, title, lambda stop, writer: make(writer, before_text, stop, _workspace_context(ls, uri, around))
     )
@@ -208,7 +274,7 @@ async def _run_refactor(ls: RyzansteinServer, title: str, job: Callable[[ShouldS
     """Runs job(should_stop, writer) on the refactor thread with work-done progress; the user can cancel from the
     progress notification."""
     if not ls.host.ready:
-        raise ValueError(f"the model is not ready ({ls.host.state})")
+        raise Refused(f"the model is not ready yet ({ls.host.state}); try again in a moment")
     progress = await begin_progress(ls, title)
     stop = progress.cancelled
     ls.host.state = "busy"

@@ -36,6 +36,7 @@ class ServerSettings:
         ("scminput", False),
     )
     trigger: str = "automatic"  # automatic | manual (suggestions only when asked for, e.g. Alt+\\)
+    log_prompts: bool = False  # the completion log line also holds the prompt and the suggestion (document text)
     # The remote tier (pyserver/tiers/remote.py): an OpenAI-compatible server; empty: nothing is ever sent anywhere.
     remote_url: str = ""
     remote_api_key: str = ""  # empty: $RYZANSTEIN_REMOTE_API_KEY, else none

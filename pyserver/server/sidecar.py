@@ -24,6 +24,7 @@ from pyserver.server import background
 from pyserver.server.acceptance import AcceptanceStats
 from pyserver.server.downloads import Downloads
 from pyserver.server.index_host import IndexHost
+from pyserver.server.outcomes import CompletionOutcomes
 from pyserver.server.protocol import RyzansteinProtocol
 from pyserver.server.settings import ServerSettings
 from pyserver.server.tier_host import TierHost
@@ -67,6 +68,7 @@ class RyzansteinServer(LanguageServer):
         self._shown: set[str] = set()
         self._pending_problems: list[str] = []
         self.acceptance = AcceptanceStats(None)
+        self.outcomes = CompletionOutcomes(None)  # how completion requests ended, by reason
         self.downloads = Downloads(self._download_progress)
         self.speed_recorded_at = 0.0
         self.measure_scheduled = False
@@ -99,6 +101,7 @@ class RyzansteinServer(LanguageServer):
         status = self.host.status()
         acc = self.acceptance.summary()
         status["acceptance"] = {k: acc[k] for k in ("shown", "accepted", "acceptance_rate", "partial_rate")}
+        status["last_outcome"] = self.outcomes.last
         if self.loop is None:
             return
         self.loop.call_soon_threadsafe(self.protocol.notify, STATUS_NOTIFICATION, status)

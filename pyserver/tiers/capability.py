@@ -9,7 +9,8 @@ from pathlib import Path
 from pyserver.tiers.registry import Registry
 
 GATE_RATE = 0.25  # a task with fewer useful answers than this is gated for the model
-WHAT = {"docstring": "write docstrings", "explain": "explain code"}
+# The gate's tasks: the refactors `bench refactors` measures (docstring covers Add and Update Docstring).
+WHAT = {"docstring": "write docstrings", "explain": "explain code", "rewrite": "rewrite code", "tests": "write tests"}
 
 
 def weakness(model_path: Path | None, task: str, registry: Registry | None = None) -> str | None:

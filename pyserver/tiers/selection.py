@@ -3,7 +3,8 @@
 Setup picks the largest tier with a model that fits the RAM budget (weights + KV cache, leaving room for the editor)
 and whose predicted decode speed (measured bandwidth x the engine's measured efficiency / bytes read per token)
 meets the completion latency budget. Per task: completions go to the fastest model meeting that budget, refactors
-and explanations to the largest available one."""
+and explanations to the best available model of the largest tier. While only the shipped model is here, the smallest
+download that would serve completions (Ternary-Bonsai-1.7B wherever it fits) is offered first."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def roofline_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None 
     """Decode tokens/s from the bandwidth roofline: efficiency (the profile's, unless given) x bandwidth / bytes
     read per token."""
     eff = hw.efficiency if efficiency is None else efficiency
-    return eff * hw.bandwidth_gbs * 1e9 / spec.shape.bytes_per_token()
+    return eff * hw.bandwidth_gbs * 1e9 / spec.bytes_per_token()
 
 
 def predicted_tps(spec: ModelSpec, hw: HardwareProfile, efficiency: float | None = None) -> float:
@@ -70,7 +71,7 @@ def corrected_efficiency(registry: Registry, hw: HardwareProfile) -> float:
     ratios = [
         hw.observed_tps[m.id] / roofline_tps(m, hw)
         for m in registry.models
-        if m.id in hw.observed_tps and m.shape.bytes_per_token() >= CORRECTION_MIN_BYTES and roofline_tps(m, hw) > 0
+        if m.id in hw.observed_tps and m.bytes_per_token() >= CORRECTION_MIN_BYTES and roofline_tps(m, hw) > 0
     ]
     if not ratios:
         return hw.efficiency
@@ -91,6 +92,7 @@ class Candidate:
     seen_in_use: bool = False  # tps is the median decode speed observed, not a prediction
     prefill_tps: float = 0.0
     latency_ms: float = 0.0  # a typical completion's, predicted (completion_latency_ms)
+    closest_fit: str | None = None  # when this one does not fit: the largest model that does (choose)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +106,8 @@ class Candidate:
             "speed_seen_in_use": self.seen_in_use,
             "fits_ram": self.fits_ram,
             "fast_enough_for_completions": self.fast_enough,
+            "over_budget": round(self.latency_ms / COMPLETION_LATENCY_MS, 2),  # the predicted latency / the budget
+            "closest_fit": self.closest_fit,
             "present": self.present,
         }
 
@@ -117,12 +121,16 @@ class Decision:
     refactor_model: str
     reasons: list[str] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
+    # While only the shipped model serves completions: the smallest download that would serve them here (what the
+    # first-run notice offers; Ternary-Bonsai-1.7B wherever it fits), else None.
+    first_download: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tier": self.tier,
             "model": self.model,
             "use_now": self.use_now,
+            "first_download": self.first_download,
             "completion_model": self.completion_model,
             "refactor_model": self.refactor_model,
             "reasons": self.reasons,
@@ -140,7 +148,7 @@ def evaluate(
     corrected = corrected_efficiency(registry, hw) if efficiency is None else efficiency
     out = []
     for spec in registry.models:
-        resident = spec.shape.resident_bytes(min(spec.context_length, COMPLETION_CTX))
+        resident = spec.resident_bytes(min(spec.context_length, COMPLETION_CTX))
         seen = efficiency is None and spec.id in hw.observed_tps
         tps = predicted_tps(spec, hw) if seen else roofline_tps(spec, hw, corrected)
         latency = completion_latency_ms(spec, hw, tps)
@@ -165,7 +173,17 @@ def completion_candidate(ready: list[Candidate]) -> Candidate:
     published tier qualifies: it is the fallback that needs nothing, the larger tiers answer uncertain cases
     (escalation)."""
     real = [c for c in ready if c.spec.tier != "shipped"] or ready
-    return min(real, key=lambda c: c.spec.shape.bytes_per_token())
+    return min(real, key=lambda c: c.spec.bytes_per_token())
+
+
+def _closest_fit(c: Candidate, good: list[Candidate]) -> str | None:
+    """Of the models that fit this machine, the one nearest `c` in size (the largest not above it, else the
+    smallest above it)."""
+    below = [g for g in good if g.spec.shape.n_params <= c.spec.shape.n_params and g is not c]
+    if below:
+        return max(below, key=lambda g: g.spec.shape.n_params).spec.id
+    above = [g for g in good if g is not c]
+    return min(above, key=lambda g: g.spec.shape.n_params).spec.id if above else None
 
 
 def choose(
@@ -200,8 +218,14 @@ def choose(
         if not c.fits_ram:
             why.append(f"needs {c.resident_bytes / GIB:.1f} GiB")
         if not c.fast_enough:
-            why.append(f"~{c.latency_ms:.0f} ms a completion ({c.prefill_tps:.0f} prefill, {c.tps:.0f} decode tok/s)")
+            why.append(
+                f"~{c.latency_ms:.0f} ms a completion, {c.latency_ms / COMPLETION_LATENCY_MS:.1f}x the "
+                f"{COMPLETION_LATENCY_MS:.0f} ms budget ({c.prefill_tps:.0f} prefill, {c.tps:.0f} decode tok/s)"
+            )
         verdict = "fits" if not why else "too " + ("large" if not c.fits_ram else "slow") + f" ({', '.join(why)})"
+        if why:
+            c.closest_fit = _closest_fit(c, good)
+            verdict += f"; the closest that fits: {c.closest_fit}" if c.closest_fit else ""
         reasons.append(f"{c.spec.tier} {c.spec.id}: {verdict}{'' if c.present else ', not downloaded'}")
     ready = [c for c in good if c.present]
     now = max(ready, key=lambda c: (TIER_ORDER.index(c.spec.tier), -cands.index(c)))
@@ -211,6 +235,34 @@ def choose(
         )
     completion = completion_candidate(ready)
     large = [c for c in cands if c.present and c.fits_ram and c.tps >= REFACTOR_MIN_TPS]
-    biggest = max(large, key=lambda c: (TIER_ORDER.index(c.spec.tier), c.spec.shape.n_params))
+    # The largest tier's best present model (each tier lists its models best first: Ternary-Bonsai before the
+    # larger general checkpoints with no code score).
+    biggest = max(large, key=lambda c: (TIER_ORDER.index(c.spec.tier), -cands.index(c)))
+    first = first_download(completion, good)
+    if first is not None:
+        reasons.append(
+            f"first download: {first.spec.id} ({first.spec.download_bytes() / 1e9:.2f} GB, ~{first.latency_ms:.0f} ms "
+            f"a completion here): the smallest that serves completions on this machine "
+            f"(`python -m pyserver download {first.spec.id}`)"
+        )
     reasons.append(f"completions: {completion.spec.id}; refactors and explanations: {biggest.spec.id}")
-    return Decision(best.spec.tier, best.spec.id, now.spec.id, completion.spec.id, biggest.spec.id, reasons, cands)
+    return Decision(
+        best.spec.tier,
+        best.spec.id,
+        now.spec.id,
+        completion.spec.id,
+        biggest.spec.id,
+        reasons,
+        cands,
+        first.spec.id if first is not None else None,
+    )
+
+
+def first_download(completion: Candidate, good: list[Candidate]) -> Candidate | None:
+    """While the shipped model serves completions: of the published models that fit and meet the latency budget,
+    the smallest download (the one that makes suggestions useful soonest; the tier's best may be larger and is
+    offered beside it). None once a published model serves completions, or when none qualifies."""
+    if completion.spec.tier != "shipped":
+        return None
+    published = [c for c in good if c.spec.tier != "shipped" and not c.present]
+    return min(published, key=lambda c: c.spec.download_bytes(), default=None)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,17 @@ def plan(registry: Registry, hw: HardwareProfile, found: list[FoundModel]) -> di
 
 
 def run_setup(
-    folders: Iterable[str | Path] = (), write: bool = True, remeasure: bool = False, measure: bool = True
+    folders: Iterable[str | Path] = (),
+    write: bool = True,
+    remeasure: bool = False,
+    measure: bool = True,
+    busy: Callable[[], bool] | None = None,
 ) -> dict[str, Any]:
     """measure=False: no speed measurement now (the cached one, else a provisional profile whose
-    hardware.measured is False): for the editor's start-up; run it again with measure=True once things are quiet."""
+    hardware.measured is False): for the editor's start-up; run it again with measure=True once things are quiet
+    (`busy`: the caller's own work, waited out during the measurement)."""
     registry = Registry.load()
-    hw = profile(remeasure=remeasure, measure=measure)
+    hw = profile(remeasure=remeasure, measure=measure, busy=busy)
     found, problems = discover(known_folders(folders), registry)
     out = plan(registry, hw, found) | {"problems": problems, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     if write:
@@ -74,7 +79,8 @@ def models_table(folders: Iterable[str | Path] = (), measure: bool = True) -> di
     return {
         "tiers": tiers,
         "would_choose": {
-            k: p["decision"][k] for k in ("tier", "model", "use_now", "completion_model", "refactor_model")
+            k: p["decision"][k]
+            for k in ("tier", "model", "use_now", "first_download", "completion_model", "refactor_model")
         },
         "unregistered_models_found": [f for f in p["found"] if not f["registry_id"]],
         "problems": problems,

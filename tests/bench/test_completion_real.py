@@ -79,3 +79,7 @@ def test_smoke_on_a_local_folder(tmp_path: Path) -> None:
     assert m["ungated"]["shown_rate"] == pytest.approx(1 - m["empty_rate"])
     assert m["gated"]["calibrated"]  # the shipped model's own calibration
     assert m["gated"]["shown_rate"] <= m["ungated"]["shown_rate"]
+    # the reasons the editor logs, counted over the same answers: every sample has one, and those shown by the
+    # gate are the "shown" ones
+    assert sum(m["reasons"].values()) == m["samples"]
+    assert m["reasons"].get("shown", 0) == pytest.approx(m["gated"]["shown_rate"] * m["samples"])

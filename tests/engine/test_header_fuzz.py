@@ -263,7 +263,7 @@ def _mutate_raw(raw: bytearray, fields: list[Field], data: st.DataObject) -> Non
         del raw[data.draw(st.integers(0, len(raw))) :]
 
 
-def test_gguf_header_fuzz(good_gguf: bytes, tmp_path: Path, fuzz_examples: int) -> None:
+def _fuzz_gguf(good_gguf: bytes, tmp_path: Path, fuzz_examples: int) -> None:
     path = tmp_path / "fuzz.gguf"
     path.write_bytes(good_gguf)
     meta = GGUFFile(path).metadata
@@ -286,6 +286,16 @@ def test_gguf_header_fuzz(good_gguf: bytes, tmp_path: Path, fuzz_examples: int) 
 
     check()
     assert "error" in outcomes  # the mutations reach the checks (and loads are not all refused for one reason)
+
+
+def test_gguf_header_fuzz(good_gguf: bytes, tmp_path: Path, fuzz_examples: int) -> None:
+    _fuzz_gguf(good_gguf, tmp_path, fuzz_examples)
+
+
+def test_qwen3_gguf_header_fuzz(tmp_path: Path, fuzz_examples: int) -> None:
+    """The same on a Qwen3 file (Q2_0 type-42 tensors, a ternary embedding, q/k norms, the qwen2 vocabulary)."""
+    fixture = Path(__file__).resolve().parents[2] / "models" / "fixtures" / "qwen3-tiny-outliers-q2_0.gguf"
+    _fuzz_gguf(fixture.read_bytes(), tmp_path, fuzz_examples)
 
 
 def header_fields_safe(raw: bytes) -> list[Field]:

@@ -24,6 +24,7 @@ import pytest
 from pyserver.engine import Model, ModelLoadError
 from pyserver.engine.gguf_file import GGUFFile
 from pyserver.engine.host import ModelHost
+from pyserver.inspect.source import open_model
 from tests.support.builders import random_model, write_gguf, write_safetensors_dir
 
 # ---- a small GGUF codec, independent of the reader under test: parse a good file, change it, write it back -----
@@ -200,6 +201,19 @@ def test_bad_magic_and_missing(tmp_path: Path) -> None:
     p.write_bytes(b"GGML" + b"\0" * 100)
     _expect(p, "bad magic")
     _expect(tmp_path / "nope.gguf", "no such file")
+
+
+def test_a_symbolic_link_loop_is_named_as_one(tmp_path: Path) -> None:
+    """Not "no such file": the path is there, and says why it cannot be opened."""
+    (tmp_path / "a.gguf").symlink_to(tmp_path / "b.gguf")
+    (tmp_path / "b.gguf").symlink_to(tmp_path / "a.gguf")
+    (tmp_path / "self").symlink_to(tmp_path / "self")
+    for path in (tmp_path / "a.gguf", tmp_path / "self"):
+        _expect(path, "too many levels of symbolic links")
+        with pytest.raises(ModelLoadError, match="too many levels of symbolic links"):
+            open_model(path)  # (the inspector's reader)
+    (tmp_path / "dangling.gguf").symlink_to(tmp_path / "gone.gguf")
+    _expect(tmp_path / "dangling.gguf", "no such file")
 
 
 def test_fifo_is_refused_at_once(good_hf: Path, tmp_path: Path) -> None:

@@ -95,3 +95,50 @@ def test_a_session_with_a_draft_generates_the_same_text(models: tuple[Model, Mod
         ).tokens
     )
     assert sampled[0] == sampled[1]
+
+
+# ---- bench speculative --arch qwen3: the costs of draft-verify between two Bonsai sizes ----------------------------
+def test_break_even_acceptance_by_hand() -> None:
+    """k = 1, a verify pass of 2 tokens at 1.5 steps, a draft step at 0.1: (1 + a) / 1.6 = 1 at a = 0.6; a verify pass
+    dearer than a round's tokens can ever pay back never pays."""
+    from pyserver.bench.speculative import _expected_speedup, break_even_acceptance
+
+    assert break_even_acceptance(1, 1.0, 1.5, 0.1) == pytest.approx(0.6, abs=1e-3)
+    assert _expected_speedup(0.6, 1, 1.0, 1.5, 0.1) == pytest.approx(1.0)
+    # k = 2: (1 + a + a^2) / (1.8 + 0.2) = 1 at a = (-1 + sqrt(5)) / 2
+    assert break_even_acceptance(2, 1.0, 1.8, 0.1) == pytest.approx((5**0.5 - 1) / 2, abs=1e-3)
+    assert break_even_acceptance(1, 1.0, 1.9, 0.2) is None  # at most 2 tokens for 2.1 steps
+
+
+def test_bonsai_pair_report_on_tiny_qwen3_models() -> None:
+    """The report's parts agree with each other on two random group-scaled Qwen3 models (the path the 1.7B / 8B pair
+    takes), and draft-verify on them gives the target's own greedy tokens for every k."""
+    from pyserver.bench.model import SHAPES, build_random_model
+    from pyserver.bench.speculative import _expected_speedup, _random_pair
+
+    target = build_random_model(SHAPES["qwen3-tiny"], "Q2_0")
+    draft = build_random_model(SHAPES["qwen3-tiny"], "Q2_0", seed=1)
+    assert target._weights.output_ternary is not None  # a Bonsai-like ternary head
+    ks, acceptances = (1, 2, 4), (0.5, 0.9)
+    r = _random_pair(target, draft, {"target": "t"}, ks, 12, acceptances, reps=2)
+    step, draft_step = r["target_step_ms"], r["draft_step_ms"]
+    pays = []
+    for k in ks:
+        row = r[f"k{k}"]
+        assert row["measured"]["output_equal_to_plain_greedy"] is True
+        verify = row[f"verify_{k + 1}_tokens_ms"]
+        assert row["verify_cost_in_steps"] == pytest.approx(
+            verify / step, rel=0.03, abs=0.006
+        )  # from ms rounded to 1 us
+        for a in acceptances:
+            want = _expected_speedup(a, k, step, verify, draft_step)
+            assert row["expected_speedup_at_acceptance"][str(a)] == pytest.approx(want, rel=0.03, abs=0.006)
+        if row["pays_from_acceptance"] is not None:
+            pays.append(row["pays_from_acceptance"])
+            assert _expected_speedup(row["pays_from_acceptance"], k, step, verify, draft_step) == pytest.approx(
+                1.0, rel=0.03
+            )
+    for a in acceptances:
+        best = r["best_k_at_acceptance"][str(a)]
+        assert best["speedup"] == max(r[f"k{k}"]["expected_speedup_at_acceptance"][str(a)] for k in ks)
+    assert r["pays_from_acceptance"] == (min(pays) if pays else None)

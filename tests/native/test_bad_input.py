@@ -76,7 +76,7 @@ def test_misaligned_packed_buffer_is_used_correctly(fmt: str, rng: np.random.Gen
     rows, cols = 9, 768 if fmt not in ref.ONE_SCALE else 384
     w = rng.integers(-1, 2, size=(rows, cols), dtype=np.int8)
     n = native.scale_count(fmt, rows, cols)
-    s = np.ones(n, np.float32) if fmt in ref.ONE_SCALE else np.ones((rows, cols // 256), np.float32)
+    s = np.ones(n, np.float32) if fmt in ref.ONE_SCALE else np.ones((rows, cols // ref.GROUP[fmt]), np.float32)
     data = native.pack(fmt, w, s)
     shifted = np.zeros(data.nbytes + 3, np.uint8)
     shifted[3:] = data

@@ -46,3 +46,15 @@ def test_set_isa_cap_round_trip() -> None:
     finally:
         native.set_isa_cap(top)
     assert native.cpu_info()["auto"] == top
+
+
+def test_levels_are_asked_one_by_one() -> None:
+    """AVX-VNNI sits between AVX2 and AVX-512 but is not implied by AVX-512 (Zen 4 has AVX-512 VNNI and no VEX
+    vpdpbusd): each level is listed only when its own features are there, and a cap at a missing level falls to
+    the best supported one below it."""
+    info = native.cpu_info()
+    f = info["features"]
+    isas = native.available_isas()
+    assert ("avxvnni" in isas) == bool(f["avx_vnni"] and f["avx2"] and f["os_ymm"])
+    assert _cpu_info_with_env("avxvnni")["active"] == ("avxvnni" if "avxvnni" in isas else isas[min(1, len(isas) - 1)])
+    assert _cpu_info_with_env("avx2")["active"] == ("avx2" if "avx2" in isas else "scalar")

@@ -35,11 +35,16 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (ws / "big.py").write_text("x = 1\n" * (MAX_UNOPENED_BYTES // 6 + 10))
     (ws / "latin1.py").write_bytes(b"name = '\xe9t\xe9'\n")
     (outside / "secret.py").write_text("TOKEN = 'not for the model'\n")
+    (ws / ".env").write_text("API_TOKEN=not-for-the-model\n")
+    (ws / "keys").mkdir()
+    (ws / "keys" / "id_ed25519").write_text("not for the model\n")
+    (ws / "credentials.json").write_text('{"token": "not for the model"}\n')
     if sys.platform != "win32":
         os.mkfifo(ws / "fifo.py")
         (ws / "link_in.py").symlink_to(ws / "ok.py")
         (ws / "link_out.py").symlink_to(outside / "secret.py")
         (ws / "etc").symlink_to("/etc")
+        (ws / "env_link.txt").symlink_to(ws / ".env")
     return ws
 
 
@@ -64,8 +69,9 @@ async def complete(rpc: StdioServer, target: str) -> dict[str, Any]:
     )
 
 
-async def explain(rpc: StdioServer, target: str) -> dict[str, Any]:
-    args = {"uri": target, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}}
+async def explain(rpc: StdioServer, target: str, line: int = 0) -> dict[str, Any]:
+    at = {"start": {"line": line, "character": 0}, "end": {"line": line + 1, "character": 0}}
+    args = {"uri": target, "range": at, "force": True}  # (past the capability gate)
     return await rpc.request(
         f"explain-{target}",
         "workspace/executeCommand",
@@ -111,6 +117,27 @@ async def test_files_outside_the_workspace_are_refused(rpc: StdioServer, target:
 async def test_links_and_dots_out_of_the_workspace_are_refused(rpc: StdioServer, workspace: Path, name: str) -> None:
     target = f"{workspace.as_uri()}/{name}"  # as the client wrote it: not normalised
     refused(await explain(rpc, target), "outside the workspace")
+
+
+@on_module_loop
+@pytest.mark.parametrize(
+    "name", [".env", "keys/id_ed25519", "credentials.json", pytest.param("env_link.txt", marks=needs_posix)]
+)
+async def test_files_of_secrets_are_never_read(rpc: StdioServer, workspace: Path, name: str) -> None:
+    """The index never reads them (index/files.py's SECRET_PATTERNS), and neither does anything else the client
+    names without opening: Explain with force sent a never-opened .env to the model."""
+    refused(await explain(rpc, uri(workspace / name)), "secrets")
+    refused(await complete(rpc, uri(workspace / name)), "secrets")
+
+
+@on_module_loop
+async def test_explain_past_the_end_says_so(rpc: StdioServer, workspace: Path) -> None:
+    refused(await explain(rpc, uri(workspace / "ok.py"), line=40), "line 40 is past the end of the document (3 lines)")
+    target = uri(workspace / "open-empty.py")
+    item = {"uri": target, "languageId": "python", "version": 1, "text": ""}
+    await rpc.notify("textDocument/didOpen", {"textDocument": item})
+    refused(await explain(rpc, target, line=1), "line 1 is past the end of the document (1 line)")
+    await rpc.notify("textDocument/didClose", {"textDocument": {"uri": target}})
 
 
 @on_module_loop

@@ -5,6 +5,7 @@ One server for the module; every test ends with a ping that must be answered."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,13 +57,20 @@ async def test_content_length_longer_than_the_body(rpc: StdioServer) -> None:
     assert await answered(rpc, "long-next") == []
 
 
-async def test_content_length_a_little_longer_loses_only_that_message(rpc: StdioServer) -> None:
-    body = json.dumps(ping("little-lost")).encode()
-    # 3 bytes too many take "Con" of the next header: that message is lost too, the one after it is not.
-    await rpc.write(b"Content-Length: %d\r\n\r\n" % (len(body) + 3) + body + frame(ping("little-eaten")))
-    await rpc.write(frame(ping("little-next")))
-    errors = await answered(rpc, "little-next")
-    assert [e["error"]["code"] for e in errors] == [PARSE_ERROR]
+@pytest.mark.parametrize("extra", [1, 3, 14, 15, 16, 19, 20, 21, 22, 23, 30, 60])
+@pytest.mark.parametrize("pause", [False, True])
+async def test_content_length_a_little_longer_costs_no_message(rpc: StdioServer, extra: int, pause: bool) -> None:
+    """The declared end falls inside the next message's header line (or its blank line, or its body): the header
+    still shows where the first body ended, even when the bytes after the declared end come later (`pause`)."""
+    body = json.dumps(ping("little-first")).encode()
+    data = b"Content-Length: %d\r\n\r\n" % (len(body) + extra) + body + frame(ping("little-next"))
+    cut = data.index(body) + len(body) + extra
+    await rpc.write(data[:cut])
+    if pause:
+        await asyncio.sleep(0.3)
+    await rpc.write(data[cut:])
+    assert await answered(rpc, "little-first") == []
+    assert await answered(rpc, "little-next") == []
 
 
 @pytest.mark.parametrize(
@@ -160,6 +168,45 @@ async def test_unknown_method_and_bad_params(rpc: StdioServer) -> None:
     assert unknown["error"]["code"] == -32601  # MethodNotFound
     bad = await rpc.request("bad-params", "textDocument/inlineCompletion", [1, 2, 3])
     assert bad["error"]["code"] == -32602  # InvalidParams
+
+
+NOTIFICATIONS_WITH_AN_ID = [
+    (
+        "textDocument/didOpen",
+        {"textDocument": {"uri": "file:///x/a.py", "languageId": "python", "version": 1, "text": ""}},
+    ),
+    ("textDocument/didChange", {"textDocument": {"uri": "file:///x/a.py", "version": 2}, "contentChanges": []}),
+    ("textDocument/didSave", {"textDocument": {"uri": "file:///x/a.py"}}),
+    ("textDocument/didClose", {"textDocument": {"uri": "file:///x/a.py"}}),
+    ("workspace/didChangeConfiguration", {"settings": {"ryzanstein": {"maxTokens": 8}}}),
+    ("workspace/didChangeWorkspaceFolders", {"event": {"added": [], "removed": []}}),
+    ("$/cancelRequest", {"id": "nothing-running"}),
+    ("$/setTrace", {"value": "off"}),
+    ("window/workDoneProgress/cancel", {"token": "t"}),
+    ("initialized", {}),
+]
+
+
+@pytest.mark.parametrize(("method", "params"), NOTIFICATIONS_WITH_AN_ID, ids=[m for m, _ in NOTIFICATIONS_WITH_AN_ID])
+async def test_a_notification_sent_with_an_id_is_a_request_and_is_answered(
+    rpc: StdioServer, method: str, params: dict[str, Any]
+) -> None:
+    """JSON-RPC: a message with an id is a request, and a request gets a response. No request has a notification's
+    name, so it gets MethodNotFound (and is not acted on)."""
+    answer = await rpc.request(f"as-request-{method}", method, params, timeout=10)
+    assert answer["error"]["code"] == -32601 and "notification" in answer["error"]["message"], answer
+    await rpc.send(ping("after-as-request"))
+    await answered(rpc, "after-as-request")
+
+
+async def test_a_notification_sent_with_an_id_is_not_acted_on(rpc: StdioServer) -> None:
+    uri = "untitled:as-request"
+    item = {"uri": uri, "languageId": "python", "version": 1, "text": "x = 1\n"}
+    await rpc.request("open-as-request", "textDocument/didOpen", {"textDocument": item}, timeout=10)
+    # Not opened: a completion there is refused as for any document the editor has not opened.
+    params = {"textDocument": {"uri": uri}, "position": {"line": 0, "character": 5}, "context": {"triggerKind": 1}}
+    answer = await rpc.request("complete-unopened", "textDocument/inlineCompletion", params, timeout=10)
+    assert answer["error"]["code"] == -32602 and "not open" in answer["error"]["message"], answer
 
 
 async def test_many_messages_in_one_write(rpc: StdioServer) -> None:

@@ -117,6 +117,23 @@ async def test_utf16_positions(client: LanguageClient) -> None:
     assert got == engine_answer(text, text.index("t = ") + 4)
 
 
+@pytest.mark.asyncio
+@pytest.mark.parametrize("where", [(1, 2**31 - 1), (2**31 - 1, 0), (2**31 - 1, 2**31 - 1)])
+async def test_a_position_past_the_end_is_the_end_and_is_not_echoed(
+    client: LanguageClient, where: tuple[int, int]
+) -> None:
+    """LSP: a character past a line's end means that end, a line past the last the document's end. The suggestion
+    is the one at the end, and its range is where it really goes."""
+    text = "def add(a, b):\n    return a + "
+    uri = open_doc(client, text, uri=f"file:///work/past-{where[0]}-{where[1]}.py")
+    at_end = await client.text_document_inline_completion_async(request(uri, 1, 15, invoked=True))
+    past = await client.text_document_inline_completion_async(request(uri, *where, invoked=True))
+    assert at_end is not None and at_end.items, "the model suggests something at the end"
+    assert past is not None and [i.insert_text for i in past.items] == [i.insert_text for i in at_end.items]
+    end = t.Position(line=1, character=15)
+    assert past.items[0].range == t.Range(start=end, end=end)
+
+
 async def status(client: LanguageClient) -> dict[str, Any]:
     return await client.workspace_execute_command_async(t.ExecuteCommandParams(command="ryzanstein.sidecar.status"))
 

@@ -45,11 +45,11 @@ async def test_first_run_sets_itself_up(client: LanguageClient) -> None:
         await asyncio.sleep(0.05)
     decision = json.loads(config.read_text())["decision"]
     assert decision["use_now"] == "ryzanstein-code" and decision["reasons"]
-    for _ in range(300):  # the plan follows the decision once it is written
+    for _ in range(600):  # the plan follows the decision once it is written, and the model loads by it
         status = await client.workspace_execute_command_async(
             t.ExecuteCommandParams(command="ryzanstein.sidecar.status")
         )
-        if status["serving_plan"][0].startswith("completions"):
+        if status["serving_plan"][0].startswith("completions") and status["model"]:
             break
         await asyncio.sleep(0.05)
     assert status["serving_plan"] == [

@@ -1,6 +1,9 @@
 """Fuzzing `python -m pyserver` over a raw pipe: broken framing (lengths, header bytes, garbage), bodies that are
 not JSON or not JSON-RPC, and the params of the real methods and commands, shaped and misshaped. After each
-fuzzed message a ping must be answered: no crash, no hang, no request left unanswered.
+fuzzed message a ping must be answered: no crash, no hang. And JSON-RPC's rule, for every message framed right:
+one with a valid id (a string or an integer) and a method is a request, whatever the method (a notification's
+name included), and gets exactly one response with that id (a result or an error); one whose id is not valid, and
+a body that is not a JSON-RPC message, gets exactly one error with `"id": null`.
 
 A few hundred messages by default (seconds); RYZANSTEIN_FUZZ_MESSAGES=10000 for a long run. One server (with the
 small test model, so completions and refactors really run) for the module."""
@@ -9,8 +12,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -43,6 +49,10 @@ class Run:
     file_uri: str
     sent = 0
     pings = 0
+    requests: Counter[Any] = Counter()  # fuzzed requests framed right, by id: each must get one response
+    maybe: Counter[Any] = Counter()  # those framed wrong, which may get one
+    used_ids: set[str | int] = set()
+    methods: dict[Any, Any] = {}  # request id -> its method, for the failure message
 
 
 @pytest.fixture(scope="module")
@@ -200,6 +210,8 @@ methods = st.sampled_from(
         "$/setTrace",
         "workspace/executeCommand",
         "workspace/didChangeConfiguration",
+        "workspace/didChangeWorkspaceFolders",
+        "window/workDoneProgress/cancel",
         "initialize",
         "initialized",
         "ryzanstein/ping",
@@ -213,34 +225,78 @@ def messages(draw: st.DrawFn) -> dict[str, Any]:
     message: dict[str, Any] = {"jsonrpc": draw(mostly(st.just("2.0"))), "method": method}
     if draw(mostly(st.just(True), st.just(False))):
         message["params"] = draw(params_of(method))
-    if draw(st.booleans()):
-        message["id"] = draw(mostly(st.text(max_size=8) | st.integers(-(2**63), 2**63)))
+    if draw(st.booleans()):  # (never one of the pings' ids, r1, r2, ...)
+        ids = st.text(max_size=8).filter(lambda i: not PING_ID.fullmatch(i)) | st.integers(-(2**63), 2**63)
+        message["id"] = draw(mostly(ids))
     return message
 
 
+PING_ID = re.compile(r"r[0-9]+")
+
+
+def expected_answer(body: bytes) -> str:
+    """What JSON-RPC 2.0 says a body framed right gets: "request" (exactly one response with its id), "null" (exactly
+    one error with a null id: not JSON, not an object, an id that is no id, or an Invalid Request without an id) or
+    "nothing" (a notification)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "null"
+    if not isinstance(data, dict) or "method" not in data:  # (the fuzzed messages all have a method)
+        return "null"
+    if "id" in data:
+        valid = isinstance(data["id"], (str, int)) and not isinstance(data["id"], bool)
+        return "request" if valid else "null"
+    return "nothing" if data.get("jsonrpc") == "2.0" and isinstance(data["method"], str) else "null"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A fuzzed message and how it goes on the wire: `wire(body)` gives the bytes to send and the body as framed
+    (None where the framing is broken: then the ping after it may be lost with it)."""
+
+    message: dict[str, Any]
+    ensure_ascii: bool
+    wire: Callable[[bytes], tuple[bytes, bytes | None]]
+
+
 @st.composite
-def wire(draw: st.DrawFn) -> tuple[bytes, bool]:
-    """(bytes to send, whether their framing is broken: then the ping right after may be lost with them)."""
+def cases(draw: st.DrawFn) -> Case:
     message = draw(messages())
-    body = json.dumps(message, ensure_ascii=draw(st.booleans())).encode()
     how = draw(st.sampled_from(["good"] * 6 + ["length", "header", "garbage", "huge", "body"]))
+    wire: Callable[[bytes], tuple[bytes, bytes | None]]
     if how == "good":
-        return frame(body), False
-    if how == "body":  # framed right, the body broken: a parse error, the next message is served
-        cut = draw(st.integers(0, len(body)))
-        return frame(body[:cut] + draw(st.binary(max_size=20)).replace(b"\n", b"")), False
-    if how == "length":
-        delta = draw(st.integers(-len(body), 400).filter(lambda d: d != 0))
-        return b"Content-Length: %d\r\n\r\n" % (len(body) + delta) + body, True
-    if how == "header":
+        wire = lambda body: (frame(body), body)  # noqa: E731
+    elif how == "body":  # framed right, the body broken: a parse error, the next message is served
+        cut, junk = draw(st.integers(0, 2000)), draw(st.binary(max_size=20)).replace(b"\n", b"")
+        wire = lambda body: (frame(body[:cut] + junk), body[:cut] + junk)  # noqa: E731
+    elif how == "length":
+        delta = draw(st.integers(-2000, 400).filter(lambda d: d != 0))
+        wire = lambda body: (b"Content-Length: %d\r\n\r\n" % max(0, len(body) + delta) + body, None)  # noqa: E731
+    elif how == "header":
         header = draw(
             st.binary(max_size=40)
             | st.sampled_from([b"Content-Length: ", b"Content-Length:\t-1", b"Content-Type: x", b"\xff\xfe"])
         )
-        return header + draw(st.sampled_from([b"\r\n", b"\n", b""])) + frame(body), True
-    if how == "huge":
-        return b"Content-Length: %d\r\n\r\n" % draw(st.integers(64 * 2**20 + 1, 2**80)) + body, True
-    return draw(st.binary(max_size=300)), True
+        header += draw(st.sampled_from([b"\r\n", b"\n", b""]))
+        wire = lambda body: (header + frame(body), None)  # noqa: E731
+    elif how == "huge":
+        length = draw(st.integers(64 * 2**20 + 1, 2**80))
+        wire = lambda body: (b"Content-Length: %d\r\n\r\n" % length + body, None)  # noqa: E731
+    else:
+        garbage = draw(st.binary(max_size=300))
+        wire = lambda body: (garbage, None)  # noqa: E731
+    return Case(message, draw(st.booleans()), wire)
+
+
+def unique_id(msg_id: str | int, used: set[str | int]) -> str | int:
+    """`msg_id`, or a variant of it not used yet: a fuzzed id is sent once, so each response can be told apart."""
+    n, candidate = 0, msg_id
+    while candidate in used:
+        n += 1
+        candidate = f"{msg_id}~{n}" if isinstance(msg_id, str) else msg_id + n
+    used.add(candidate)
+    return candidate
 
 
 @settings(
@@ -248,14 +304,19 @@ def wire(draw: st.DrawFn) -> tuple[bytes, bool]:
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
-@given(case=wire())
-def test_fuzzed_messages_never_stop_the_server(run: type[Run], case: tuple[bytes, bool]) -> None:
-    data, broken = case
-    pipe = run.pipe
+@given(case=cases())
+def test_fuzzed_messages_never_stop_the_server(run: type[Run], case: Case) -> None:
+    pipe, message = run.pipe, dict(case.message)
+    msg_id = message.get("id")
+    request = "method" in message and isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)
+    if request:
+        message["id"] = unique_id(message["id"], run.used_ids)
+    data, body = case.wire(json.dumps(message, ensure_ascii=case.ensure_ascii).encode())
+    nulls_before = len(pipe.errors_without_id)
     pipe.write(data)
     run.sent += 1
     first = pipe.request_nowait("ryzanstein/ping")
-    if broken:  # the ping may go with the broken message: the one after it may not
+    if body is None:  # the ping may go with the broken message: the one after it may not
         second = pipe.request_nowait("ryzanstein/ping")
         answer = pipe.wait(second, ANSWER_S)
         pipe.wait(first, 0)
@@ -264,6 +325,38 @@ def test_fuzzed_messages_never_stop_the_server(run: type[Run], case: tuple[bytes
     assert pipe.proc.poll() is None, f"the server died after {data[:300]!r}"
     assert answer is not None and "result" in answer, f"no answer to a ping after {data[:300]!r}: {answer}"
     run.pings += 1
+    if body is None:
+        if request:  # it may have been read whole, or not
+            run.maybe[message["id"]] += 1
+        return
+    expected = expected_answer(body)
+    if expected == "request":
+        run.requests[message["id"]] += 1  # answered now or later (a refactor takes a while)
+        run.methods[message["id"]] = message["method"]
+    # A null-id error is sent as the message is read, so before the ping's answer.
+    nulls = len(pipe.errors_without_id) - nulls_before
+    assert nulls == (1 if expected == "null" else 0), f"{nulls} errors with a null id after {data[:300]!r}"
+
+
+def test_every_request_got_exactly_one_response(run: type[Run]) -> None:
+    """The fuzzed requests (framed right, a valid id) got one response each by the end: a result or an error."""
+    pipe = run.pipe
+
+    def fuzzed_answers() -> Counter[Any]:
+        return Counter({i: n for i, n in pipe.answers.items() if not (isinstance(i, str) and PING_ID.fullmatch(i))})
+
+    deadline = time.monotonic() + 120  # refactors under way finish (or fail) first
+    while any(fuzzed_answers()[i] < n for i, n in run.requests.items()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    pipe.request("ryzanstein/ping")  # anything still being sent has arrived
+    answers = fuzzed_answers()
+    unanswered = [i for i, n in run.requests.items() if answers[i] < n]
+    extra = {i: n for i, n in answers.items() if n > run.requests[i] + run.maybe[i]}
+    assert not unanswered and not extra, (
+        f"of {sum(run.requests.values())} requests, {len(unanswered)} unanswered "
+        f"({Counter(str(run.methods[i]) for i in unanswered).most_common()}), "
+        f"{len(extra)} answered more than once: {dict(list(extra.items())[:20])}"
+    )
 
 
 def test_the_model_was_served(run: type[Run]) -> None:

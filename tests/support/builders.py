@@ -365,3 +365,27 @@ def write_safetensors_dir(
     assert m.tokenizer is not None
     m.tokenizer.save(str(directory / "tokenizer.json"))
     return directory
+
+
+# ---- Qwen3 files in layouts the gguf package cannot write ------------------------------------------------------
+
+
+def write_gguf_retyped(src: Path, dst: Path, convert: dict[str, tuple[int, bytes]]) -> Path:
+    """dst = the GGUF src (any file the gguf package reads) with the named tensors replaced by raw (type id, bytes):
+    how a test writes PrismML's Q2_0 g128 blocks (type 42), which no writer here knows. Metadata is copied byte for
+    byte; tensors are laid out again, 32-byte aligned."""
+    r = gguf.GGUFReader(src)
+    kv = [b"".join(p.tobytes() for p in f.parts) for name, f in r.fields.items() if not name.startswith("GGUF.")]
+    infos, blobs, offset = [], [], 0
+    for t in r.tensors:
+        tid, blob = convert.get(t.name, (int(t.tensor_type), t.data.tobytes()))
+        dims = [int(d) for d in t.shape]  # GGUF order, innermost first
+        infos.append(_gguf_str(t.name) + struct.pack("<I", len(dims)) + b"".join(struct.pack("<Q", d) for d in dims))
+        infos[-1] += struct.pack("<IQ", tid, offset)
+        pad = (-len(blob)) % 32
+        blobs.append(blob + b"\0" * pad)
+        offset += len(blob) + pad
+    head = b"GGUF" + struct.pack("<IQQ", 3, len(r.tensors), len(kv)) + b"".join(kv) + b"".join(infos)
+    head += b"\0" * ((-len(head)) % 32)
+    dst.write_bytes(head + b"".join(blobs))
+    return dst

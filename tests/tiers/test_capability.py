@@ -19,7 +19,9 @@ def test_the_shipped_model_is_gated_for_what_it_was_measured_weak_at() -> None:
     assert rates["docstring"] < GATE_RATE and rates["explain"] < GATE_RATE
     why = weakness(default_model_path(), "docstring", registry)
     assert why is not None and f"{rates['docstring']:.0%} of its answers" in why and "larger model" in why
-    assert weakness(default_model_path(), "writeTests", registry) is None  # not measured: not gated
+    assert weakness(default_model_path(), "tests", registry) is not None  # every refactor kind is measured
+    assert weakness(default_model_path(), "rewrite", registry) is not None
+    assert weakness(default_model_path(), "no-such-task", registry) is None  # not measured: not gated
     assert weakness(Path("/models/my-own.gguf"), "docstring", registry) is None  # unknown model
     assert weakness(None, "docstring", registry) is None
 

@@ -43,7 +43,20 @@ def test_setup_writes_its_decision_and_models_lists_the_tiers(tmp_path: Path) ->
     assert out["hardware"]["bandwidth_gbs"] > 0
     models = run(["models"], tmp_path)
     assert set(models["tiers"]) == {"shipped", "3B", "7B", "13B"}
-    assert models["tiers"]["3B"][0]["id"] == "bitnet-b1.58-2b4t" and models["tiers"]["3B"][0]["present"] is False
+    assert models["tiers"]["3B"][0]["id"] == "ternary-bonsai-1.7b" and models["tiers"]["3B"][0]["present"] is False
+    assert [m["id"] for m in models["tiers"]["3B"][1:]] == ["bitnet-b1.58-2b4t", "falcon3-3b-instruct-1.58bit"]
+    bonsai = models["tiers"]["3B"][0]
+    assert bonsai["license"] == "Apache-2.0" and bonsai["published"] == "prism-ml/Ternary-Bonsai-1.7B-gguf"
     assert models["would_choose"]["use_now"] == "ryzanstein-code"
+    # The first download offered: the 1.7B where it serves completions on this machine, else nothing.
+    assert models["would_choose"]["first_download"] in ("ternary-bonsai-1.7b", None)
     doctor = run(["doctor"], tmp_path)
     assert doctor["setup"]["model"] == out["decision"]["model"]
+
+
+def test_models_without_measuring(tmp_path: Path) -> None:
+    """`models --no-measure` lists sizes and memory at once, with the speeds a provisional guess (measured: false),
+    and writes no measurement."""
+    models = run(["models", "--no-measure"], tmp_path)
+    assert models["measured"] is False and models["tiers"]["3B"][0]["approx_download_bytes"] > 0.4e9
+    assert not (tmp_path / "cache" / "ryzanstein" / "hardware.json").exists()

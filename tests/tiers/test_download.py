@@ -233,3 +233,50 @@ def test_a_checkpoint_folder(hub: FakeHub, files: dict[str, bytes], tmp_path: Pa
     found = identify(path, registry(tmp_path))
     assert found.registry_id == "tiny-st" and found.format == "safetensors"
     assert installed_path(spec(tmp_path, "tiny-st")) == path
+
+
+# A Ternary-Bonsai-like entry: the committed tiny Qwen3 fixture (llama.cpp's Q2_0 of a random ternary file with group
+# scales, Qwen's specials and ChatML template) published under a Bonsai-style repository beside an F16 file that a
+# download must leave alone, as PrismML's repositories hold both.
+QWEN3_FIXTURE = Path(__file__).resolve().parents[2] / "models" / "fixtures" / "qwen3-tiny-outliers-q2_0.gguf"
+QWEN3_REPO = "tiny-org/Tiny-Bonsai-gguf"
+QWEN3_SHAPE = {"n_embd": 256, "n_ff": 512, "n_layer": 2, "n_head": 4, "n_head_kv": 2, "vocab": 8256, "head_dim": 64}
+
+
+def qwen3_spec(tmp: Path) -> ModelSpec:
+    entry = tiny_entry(
+        id="tiny-bonsai",
+        name="tiny Bonsai",
+        files=["Tiny-Bonsai-Q2_0.gguf"],
+        repo=QWEN3_REPO,
+        architecture="qwen3",
+        tokenizer="qwen2",
+        ternary_tables=True,
+        group_size=64,
+        shape=dict(QWEN3_SHAPE),
+    )
+    s = Registry.load(write_registry(tmp / "qwen3-registry.json", {"3B": [entry]})).by_id("tiny-bonsai")
+    assert s is not None
+    return s
+
+
+def test_a_qwen3_model_downloads_through_the_verified_path(
+    hub: FakeHub, files: dict[str, bytes], tmp_path: Path
+) -> None:
+    from pyserver.engine import Model
+
+    q2 = QWEN3_FIXTURE.read_bytes()
+    hub.add(QWEN3_REPO, {"Tiny-Bonsai-Q2_0.gguf": q2, "Tiny-Bonsai-F16.gguf": b"F16 source" * 1000})
+    path = download_model(qwen3_spec(tmp_path))
+    assert path.name == "Tiny-Bonsai-Q2_0.gguf" and path.read_bytes() == q2
+    assert blobs(tmp_path, QWEN3_REPO) == [hashlib.sha256(q2).hexdigest()]  # the F16 file was not fetched
+    assert not hub.gets("Tiny-Bonsai-F16.gguf")
+    reg = Registry.load(tmp_path / "qwen3-registry.json")
+    found, _ = discover(known_folders(), reg)
+    assert [(f.registry_id, f.architecture, f.weights) for f in found] == [("tiny-bonsai", "qwen3", "Q2_0")]
+    m = Model.load(path)
+    assert m.config.arch == "qwen3" and m.tokenizer is not None and m.tokenizer.special.has_fim
+    # A file of another shape under the same name is refused by its header and deleted.
+    hub.add(QWEN3_REPO, {"Tiny-Bonsai-Q2_0.gguf": files["gguf"]})
+    with pytest.raises(DownloadError, match="n_embd=256 n_ff=768.*deleted"):
+        download_model(qwen3_spec(tmp_path))

@@ -4,6 +4,7 @@ changes), corrected by the decode speeds seen in use, and repeatable (the median
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pyserver.tiers.hardware import (
     GIB,
     MAX_OBSERVED,
     HardwareProfile,
+    cache_key,
     observed_tps,
     profile,
     record_observed,
@@ -36,11 +38,12 @@ class Fake:
         monkeypatch.setattr(hardware, "measure_decode", self.decode)
         monkeypatch.setattr(hardware, "measure_prefill", lambda threads: 300.0)
         monkeypatch.setattr(native, "measure_read_bandwidth", self.probe)
+        monkeypatch.setattr(hardware, "other_load", lambda interval=0.5: 0.0)  # a quiet machine
 
     def bandwidth(self, threads: int) -> float:
         return 20.0
 
-    def decode(self, threads: int) -> tuple[float, int, list[float]]:
+    def decode(self, threads: int, **kw: object) -> tuple[float, int, list[float]]:
         self.measurements += 1
         return 80.0, 125_000_000, [79.0, 80.0, 81.0]  # 10 GB/s of 20: efficiency 0.5
 
@@ -111,8 +114,10 @@ def test_observed_speeds_correct_the_prediction() -> None:
     # 0.55 x 30 / 0.685 GB: 24.1 tokens/s; with a fast prefill, a completion takes 12 / 24.1 s + 17 ms = 515 ms
     hw = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 30.0, prefill_gmacs=2000.0)
     assert predicted_tps(b2, hw) == pytest.approx(24.1, rel=0.01)
-    assert choose(registry, hw, present=[b2.id]).model == b2.id
-    # In use it decodes at 12 tokens/s: too slow for completions after all (1 s), and the 7B predicted slower too.
+    before = choose(registry, hw, present=[b2.id])
+    assert before.use_now == b2.id and before.model == "ternary-bonsai-1.7b"  # the 3B tier's first, not downloaded
+    # In use it decodes at 12 tokens/s: too slow for completions after all (1 s), and the others predicted slower
+    # too (Bonsai-1.7B: 0.274 x 30 / 0.457 GB = 18 tokens/s, 667 ms).
     seen = HardwareProfile(8 * GIB, 6 * GIB, 2, 2, ("avx2",), 30.0, prefill_gmacs=2000.0, observed_tps={b2.id: 12.0})
     assert predicted_tps(b2, seen) == 12.0
     assert corrected_efficiency(registry, seen) == pytest.approx(DEFAULT_EFFICIENCY * 12.0 / 24.1, rel=0.01)
@@ -152,3 +157,15 @@ def test_the_measurement_repeats() -> None:
             break
     else:
         pytest.fail(f"three measurements disagree by more than 2x, twice: {tries}")
+
+
+def test_the_measurement_belongs_to_the_isa_in_use() -> None:
+    # RYZ_MAX_ISA=avx2 on an AVX-512 machine runs (and must measure) the AVX2 path: the CPU's features are the
+    # same, so the ISA in use is part of the cache key (before, the AVX-512 figures were read back for AVX2).
+    code = "import json; from pyserver.tiers.hardware import cache_key; print(json.dumps(cache_key()))"
+    env = {**os.environ, "RYZ_MAX_ISA": "avx2"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=60)
+    key = json.loads(out.stdout)
+    assert key["isa"] == "avx2"
+    assert cache_key()["isa"] == native.cpu_info()["auto"]
+    assert {k: v for k, v in key.items() if k != "isa"} == {k: v for k, v in cache_key().items() if k != "isa"}

@@ -29,6 +29,11 @@ async function runInSidecar(sidecar: Sidecar, command: string, extra: Args = {},
     void vscode.window.showWarningMessage("Ryzanstein: open a file first (and wait for the sidecar to start).");
     return undefined;
   }
+  if (editor.document.uri.scheme === Proposals.scheme) {
+    void vscode.window.showWarningMessage("Ryzanstein: this is the preview of a proposed change. Apply or Discard " +
+      "it (the diff's title bar) first, then run the command in the file itself.");
+    return undefined;
+  }
   const args = { ...where(editor), ...extra, ...(proposals ? { preview: true } : {}) };
   let result: Args | undefined;
   try {
@@ -76,6 +81,8 @@ export function registerCommands(ctx: vscode.ExtensionContext, sidecar: Sidecar,
   const proposals = new Proposals();
   ctx.subscriptions.push(vscode.workspace.registerTextDocumentContentProvider(Proposals.scheme, proposals));
   registerRefactors(reg, sidecar, explanations, models, proposals);
+  reg("ryzanstein.applyProposal", () => proposals.choose?.("Apply"));
+  reg("ryzanstein.discardProposal", () => proposals.choose?.("Discard"));
   registerCompletionControls(reg, snooze, refreshStatus);
   registerSidecarCommands(reg, sidecar, showStatus, models);
 }

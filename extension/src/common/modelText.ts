@@ -12,11 +12,17 @@ export interface ModelRow {
   fast_enough_for_completions: boolean;
   present: boolean;
   path: string | null;
+  /** a typical completion's predicted latency here, and that over the latency budget (pyserver/tiers/selection.py) */
+  predicted_completion_ms?: number;
+  over_budget?: number;
+  /** when it does not fit this machine: the model nearest it in size that does */
+  closest_fit?: string | null;
 }
 
 export interface ModelsTable {
   tiers: Record<string, ModelRow[]>;
-  would_choose: { tier: string | null; model: string | null; use_now: string | null };
+  /** first_download: while only the shipped model serves completions, the smallest download that would (selection.py) */
+  would_choose: { tier: string | null; model: string | null; use_now: string | null; first_download?: string | null };
   serving?: { completion: string | null };
   /** false while the speeds are the provisional guess made before the setup measured this machine */
   measured?: boolean;
@@ -64,7 +70,11 @@ export function modelStatus(m: ModelRow, serving: string | null | undefined, rec
     notes.push("recommended for this machine");
   }
   if (!m.fast_enough_for_completions && m.tier !== "shipped") {
-    notes.push("too slow here for inline completions: refactors and explanations");
+    const by = m.predicted_completion_ms != null && m.over_budget != null
+      ? ` (~${Math.round(m.predicted_completion_ms)} ms a completion, ${m.over_budget.toFixed(1)}x the budget` +
+        `${m.closest_fit ? `; the closest that fits: ${m.closest_fit}` : ""})`
+      : "";
+    notes.push(`too slow here for inline completions${by}: refactors and explanations`);
   }
   return notes.join(" · ");
 }
@@ -77,8 +87,8 @@ export function progressText(job: DownloadJob): string {
 
 /** The tier the setup recommends when its model is not here yet (what the first-run notice offers). */
 export function recommendedAbsent(t: ModelsTable): ModelRow | undefined {
-  const id = t.would_choose.model;
-  if (!id || t.would_choose.tier === "shipped") {
+  const id = t.would_choose.first_download ?? t.would_choose.model;
+  if (!id || (id === t.would_choose.model && t.would_choose.tier === "shipped")) {
     return undefined;
   }
   const row = Object.values(t.tiers).flat().find((m) => m.id === id);

@@ -16,13 +16,19 @@ import { RestartBackoff } from "./backoff";
 import { HealthMonitor, PING } from "./health";
 import { LogLines } from "./logLines";
 import type { DownloadJob } from "./modelText";
+import { type CompletionOutcome, noSuggestionText } from "./outcome";
 import type { SidecarStatus } from "./status";
 
 /** When and how the editor asks for inline suggestions. */
 export interface CompletionPolicy {
   debounceMs(): number;
-  /** Off for this document or this kind of trigger (language setting, snooze, manual mode). */
-  wanted(document: vscode.TextDocument, context: vscode.InlineCompletionContext): boolean;
+  /** Why not to ask for this document or this kind of trigger (language setting, snooze, manual mode), or
+   * undefined to ask. */
+  whyNot(document: vscode.TextDocument, context: vscode.InlineCompletionContext): string | undefined;
+  /** The user asked (Alt+\) and nothing came: say why. */
+  nothingCame(why: string): void;
+  /** Every request's outcome, as the sidecar tells it. */
+  outcome(o: CompletionOutcome): void;
 }
 
 export class Sidecar implements vscode.Disposable {
@@ -35,6 +41,8 @@ export class Sidecar implements vscode.Disposable {
   private stopping = false;
   private gaveUp = false;
   private health: HealthMonitor | undefined;
+  /** Per document: how its last completion request ended. */
+  private readonly outcomes = new Map<string, CompletionOutcome>();
 
   constructor(
     private readonly python: string,
@@ -79,7 +87,12 @@ export class Sidecar implements vscode.Disposable {
       middleware: {
         // Typing fast asks for many suggestions: wait a moment and skip the ones already out of date.
         provideInlineCompletionItems: async (document, position, context, token, next) => {
-          if (!this.policy.wanted(document, context)) {
+          const invoked = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke;
+          const whyNot = this.policy.whyNot(document, context);
+          if (whyNot !== undefined) {
+            if (invoked) {
+              this.policy.nothingCame(whyNot);
+            }
             return null;
           }
           const delay = this.policy.debounceMs();
@@ -89,8 +102,16 @@ export class Sidecar implements vscode.Disposable {
           if (token.isCancellationRequested) {
             return null;
           }
+          const uri = document.uri.toString();
+          this.outcomes.delete(uri);
           const items = await next(document, position, context, token);
           this.health?.answered();
+          const empty = !items || (Array.isArray(items) ? items.length === 0 : items.items.length === 0);
+          const outcome = this.outcomes.get(uri); // (the sidecar sends it before its answer)
+          const why = outcome && noSuggestionText(outcome);
+          if (invoked && empty && !token.isCancellationRequested) {
+            this.policy.nothingCame(why ?? "no suggestion");
+          }
           return items;
         },
         executeCommand: async (command, args, next) => {
@@ -105,6 +126,13 @@ export class Sidecar implements vscode.Disposable {
     this.client.onNotification("ryzanstein/status", (s: SidecarStatus) => {
       this.health?.answered();
       this.onStatus(s);
+    });
+    this.client.onNotification("ryzanstein/completion", (o: CompletionOutcome) => {
+      this.outcomes.set(o.uri, o);
+      if (this.outcomes.size > 64) {
+        this.outcomes.delete(this.outcomes.keys().next().value as string);
+      }
+      this.policy.outcome(o);
     });
     this.client.onNotification("ryzanstein/download", (j: DownloadJob) => {
       this.health?.answered();

@@ -50,7 +50,25 @@ export function clientSettings(get: Getter): ClientSettings {
 /** Whether to ask the sidecar at all: not while snoozed, not in a language switched off, and in manual mode only
  * when the user asked (Trigger Completion). */
 export function wantsSuggestion(s: ClientSettings, languageId: string, automatic: boolean, snoozed: boolean): boolean {
-  return s.enable && !snoozed && languageEnabled(s.languages, languageId) && !(automatic && s.trigger === "manual");
+  return whyNoSuggestion(s, languageId, automatic, snoozed ? 1 : 0) === undefined;
+}
+
+/** Why the sidecar is not asked (one line for the user), or undefined when it is. */
+export function whyNoSuggestion(s: ClientSettings, languageId: string, automatic: boolean,
+  snoozedMinutes: number): string | undefined {
+  if (!s.enable) {
+    return "suggestions are off (Toggle Inline Completions)";
+  }
+  if (snoozedMinutes > 0) {
+    return `suggestions are snoozed (${snoozedMinutes} more minutes; the status bar menu resumes them)`;
+  }
+  if (!languageEnabled(s.languages, languageId)) {
+    return `suggestions are off for ${languageId} (ryzanstein.languages)`;
+  }
+  if (automatic && s.trigger === "manual") {
+    return "ryzanstein.trigger is manual: only Alt+\\ asks";
+  }
+  return undefined;
 }
 
 /** The `ryzanstein` object sent as initializationOptions and on every configuration change. */
@@ -69,6 +87,7 @@ export function serverSettings(get: Getter): Record<string, unknown> {
     minConfidence: unit(get("minConfidence")),
     languages: flags(get("languages"), DEFAULT_LANGUAGES),
     trigger: get("trigger") === "manual" ? "manual" : "automatic",
+    logPrompts: bool(get("logPrompts"), false),
   };
 }
 

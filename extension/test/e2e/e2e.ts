@@ -4,176 +4,19 @@
 //
 // Inputs (from prerequisites.sh): E2E_NODE24, E2E_CODE_SERVER, E2E_CHROMIUM. Artifacts go to build/e2e/.
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { cpSync, createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { chromium, type Browser, type Locator, type Page } from "playwright-core";
+import type { Browser, Locator, Page } from "playwright-core";
 
-const ROOT = path.resolve(__dirname, "..", "..");
-const VSIX = path.join(ROOT, "build", "ryzanstein-linux-x64.vsix");
-const ARTIFACTS = path.join(ROOT, "build", "e2e");
+import { ARTIFACTS, Fatal, ROOT, VSIX, dumpLogs, editorLines, env, freePort, ghostText, installVsix, launchBrowser,
+  log, openAtEnd, plain, runCommand, save, startCodeServer, statusText, toast, userSettings, waitFor } from "./harness";
+
 const FIXTURE = path.join(ROOT, "extension", "test", "e2e", "workspace");
 const FILE = "geometry.py";
 const NOTES = "notes.md";
 const TOTAL_TIMEOUT_MS = 9 * 60_000;
-
-function env(name: string): string {
-  const v = process.env[name];
-  if (!v) {
-    throw new Error(`${name} is not set: run this through 'make test-e2e'`);
-  }
-  return v;
-}
-
-function log(msg: string): void {
-  const t = ((Date.now() - started) / 1000).toFixed(1).padStart(6);
-  console.log(`[e2e ${t}s] ${msg}`);
-}
-
-const started = Date.now();
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const addr = srv.address();
-      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
-    });
-  });
-}
-
-/** A failure that waiting longer cannot mend: `waitFor` stops at once. */
-class Fatal extends Error {}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await probe();
-      if (v !== undefined) {
-        return v;
-      }
-    } catch (e) {
-      if (e instanceof Fatal) {
-        throw e;
-      }
-      lastError = e;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${lastError ? ` (last error: ${lastError})` : ""}`);
-}
-
-/** Ghost text is rendered with non-breaking spaces; the document has plain ones. */
-function plain(s: string): string {
-  return s.replace(/\u00a0/g, " ");
-}
-
-function userSettings(): Record<string, unknown> {
-  // Keep VS Code's own suggestion widget and auto-closing out of the way, so Tab accepts our ghost text and the
-  // typed text is exactly what reaches the document.
-  return {
-    "workbench.startupEditor": "none",
-    "workbench.secondarySideBar.defaultVisibility": "hidden",
-    "chat.disableAIFeatures": true,
-    "workbench.tips.enabled": false,
-    "workbench.enableExperiments": false,
-    "telemetry.telemetryLevel": "off",
-    "security.workspace.trust.enabled": false,
-    "extensions.autoUpdate": false,
-    "extensions.autoCheckUpdates": false,
-    "update.mode": "none",
-    "editor.inlineSuggest.enabled": true,
-    "editor.quickSuggestions": { other: "off", comments: "off", strings: "off" },
-    "editor.suggestOnTriggerCharacters": false,
-    "editor.wordBasedSuggestions": "off",
-    "editor.parameterHints.enabled": false,
-    "editor.autoClosingBrackets": "never",
-    "editor.autoClosingQuotes": "never",
-    "files.autoSave": "off",
-    "ryzanstein.debounceMs": 30,
-  };
-}
-
-function dumpLogs(userData: string): void {
-  const found: string[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const p = path.join(dir, name);
-      if (statSync(p).isDirectory()) {
-        walk(p);
-      } else if (/ryzanstein|exthost/i.test(name) && name.endsWith(".log")) {
-        found.push(p);
-      }
-    }
-  };
-  try {
-    walk(path.join(userData, "logs"));
-  } catch {
-    return;
-  }
-  for (const p of found) {
-    const text = readFileSync(p, "utf8");
-    cpSync(p, path.join(ARTIFACTS, path.basename(path.dirname(p)) + "-" + path.basename(p)));
-    console.log(`----- ${p} (last 60 lines)\n${text.split("\n").slice(-60).join("\n")}`);
-  }
-}
-
-async function statusText(page: Page): Promise<string> {
-  return plain(await page.locator(".statusbar-item", { hasText: "Ryzanstein" }).first().innerText({ timeout: 1000 }));
-}
-
-async function runCommand(page: Page, title: string): Promise<void> {
-  const input = page.locator(".quick-input-widget input");
-  if (await input.isVisible()) { // a quick input still open (or fading out) is not the palette
-    await page.keyboard.press("Escape");
-    await input.waitFor({ state: "hidden", timeout: 10_000 });
-  }
-  // The palette opens with ">" in its input; until then, keys would go to the editor (and replace its selection).
-  await waitFor("the command palette", 20_000, async () => {
-    if (!(await input.isVisible())) {
-      await page.locator(".part.statusbar").click({ position: { x: 5, y: 5 } }); // out of any webview's frame
-      await page.keyboard.press("F1");
-      await page.waitForTimeout(300);
-    }
-    return (await input.isVisible()) && (await input.inputValue()).startsWith(">") ? true : undefined;
-  });
-  await input.fill(`>${title}`);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: title }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-}
-
-/** Opens `name` with Quick Open, waits for text it holds, and puts the cursor at its end. */
-async function openAtEnd(page: Page, name: string, holds: string): Promise<void> {
-  await page.keyboard.press("Control+P");
-  await page.locator(".quick-input-widget input").fill(name);
-  await page.locator(".quick-input-list .monaco-list-row", { hasText: name }).first().waitFor({ timeout: 10_000 });
-  await page.keyboard.press("Enter");
-  const lines = page.locator(".part.editor .monaco-editor .view-lines").first();
-  await lines.filter({ hasText: holds }).waitFor({ timeout: 20_000 });
-  await lines.click();
-  await page.keyboard.press("Control+End");
-}
-
-async function save(page: Page, file: string, previous: string | undefined): Promise<string> {
-  await page.keyboard.press("Control+S");
-  // The save is asynchronous: wait until the file on disk changes (or, when nothing changed, settles).
-  if (previous === undefined) {
-    await new Promise((r) => setTimeout(r, 1000));
-    return readFileSync(file, "utf8");
-  }
-  let last: string | undefined;
-  return waitFor("the file to be saved", 15_000, async () => {
-    const now = readFileSync(file, "utf8");
-    const settled = now !== previous && now === last; // (two reads alike: not caught half-written)
-    last = now;
-    return settled ? now : undefined;
-  });
-}
 
 /** The temporary folders of one run: a fresh extensions folder, user data (with our settings), a workspace copy. */
 interface Run {
@@ -194,47 +37,6 @@ function prepare(): Run {
   mkdirSync(path.join(run.userData, "User"), { recursive: true });
   writeFileSync(path.join(run.userData, "User", "settings.json"), JSON.stringify(userSettings(), null, 2));
   return run;
-}
-
-function installVsix(run: Run, node24: string, codeServer: string): void {
-  log(`installing ${path.relative(ROOT, VSIX)} into a fresh extensions folder`);
-  const inst = spawnSync(node24, [codeServer, "--extensions-dir", run.extDir, "--user-data-dir", run.userData,
-    "--install-extension", VSIX], { encoding: "utf8", timeout: 120_000 });
-  if (inst.status !== 0 || !/successfully installed/i.test(inst.stdout + inst.stderr)) {
-    throw new Error(`installing the VSIX failed:\n${inst.stdout}\n${inst.stderr}`);
-  }
-}
-
-function startCodeServer(run: Run, node24: string, codeServer: string, port: number): ChildProcess {
-  const serverLog = createWriteStream(path.join(ARTIFACTS, "code-server.log"));
-  const server: ChildProcess = spawn(node24, [codeServer, "--auth", "none", "--bind-addr", `127.0.0.1:${port}`,
-    "--disable-telemetry", "--disable-update-check", "--disable-workspace-trust", "--disable-getting-started-override",
-    "--extensions-dir", run.extDir, "--user-data-dir", run.userData, run.workspace],
-    // Started in the repository, whose pyserver/ folder must not shadow the sidecar installed from the VSIX; with a
-    // private config and cache, so the sidecar's first-run setup and index never touch the user's own.
-    { cwd: ROOT, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env,
-      XDG_CONFIG_HOME: path.join(run.tmp, "config"), XDG_CACHE_HOME: path.join(run.tmp, "cache"),
-      HF_HOME: path.join(run.tmp, "hf") } });
-  server.stdout?.pipe(serverLog);
-  server.stderr?.pipe(serverLog);
-  return server;
-}
-
-function launchBrowser(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: env("E2E_CHROMIUM"),
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync"],
-  });
-}
-
-function editorLines(page: Page): Locator {
-  return page.locator(".part.editor .monaco-editor .view-lines").first();
-}
-
-function ghostText(page: Page): Locator {
-  return page.locator(".ghost-text-decoration, .ghost-text-decoration-preview");
 }
 
 /** First run: a venv in the extension's storage gets the VSIX's wheels, then the sidecar loads the shipped model. */
@@ -307,6 +109,46 @@ async function checkAcceptCounted(userData: string): Promise<void> {
   log(`acceptance statistics: ${JSON.stringify(counted)}`);
 }
 
+/** Alt+\ where nothing is shown says why, in the status bar: here every suggestion is held back (minConfidence 1,
+ * in the folder's settings as a user would set it), after Markdown, which is off (checkMarkdownQuiet). */
+async function checkManualTriggerSaysWhy(page: Page, workspace: string): Promise<void> {
+  const file = path.join(workspace, ".vscode", "settings.json");
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify({ "ryzanstein.minConfidence": 1 }, null, 2));
+  const typed = "\nx = math."; // (the editor indents the new line)
+  try {
+    await waitFor("the Markdown step's message to go", 20_000, async () =>
+      (/no suggestion/.test(await statusText(page)) ? undefined : true));
+    await editorLines(page).click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type(typed, { delay: 40 });
+    let asked = 0;
+    const said = await waitFor("the status bar to say why nothing came", 45_000, async () => {
+      if (Date.now() - asked > 4000) { // (asked again until the setting has reached the sidecar)
+        asked = Date.now();
+        await page.keyboard.press("Escape");
+        await page.keyboard.press("Alt+Backslash");
+      }
+      const t = await statusText(page);
+      return /no suggestion:.*held back/.test(t) ? t : undefined;
+    });
+    await page.screenshot({ path: path.join(ARTIFACTS, "why-nothing.png") });
+    if (!/held back: confidence \d\.\d\d below the threshold 1\.00/.test(said)) {
+      throw new Error(`the status bar says ${JSON.stringify(said)}`);
+    }
+    log(`Alt+\\ at a gated spot: "${said.trim()}" (screenshot build/e2e/why-nothing.png)`);
+  } finally {
+    rmSync(path.dirname(file), { recursive: true, force: true });
+    await page.keyboard.press("Escape");
+    // the typed line (with the indentation the editor added) and its line break go
+    await page.keyboard.press("Control+End");
+    await page.keyboard.press("Shift+Home");
+    await page.keyboard.press("Shift+Home");
+    await page.keyboard.press("Backspace");
+    await page.keyboard.press("Backspace");
+  }
+}
+
 /** Markdown gets no suggestions (off by default, and the shipped model knows Python only); then back to the file. */
 async function checkMarkdownQuiet(page: Page): Promise<void> {
   await openAtEnd(page, NOTES, "Notes");
@@ -315,6 +157,12 @@ async function checkMarkdownQuiet(page: Page): Promise<void> {
   if ((await ghostText(page).count()) > 0) {
     throw new Error("ghost text appeared in a Markdown file");
   }
+  await page.keyboard.press("Alt+Backslash");
+  const said = await waitFor("the status bar to say why nothing came in Markdown", 15_000, async () => {
+    const t = await statusText(page);
+    return /no suggestion: suggestions are off for markdown/.test(t) ? t : undefined;
+  });
+  log(`Alt+\\ in Markdown: "${said.trim()}"`);
   await page.screenshot({ path: path.join(ARTIFACTS, "markdown-quiet.png") });
   log("no ghost text in Markdown (screenshot build/e2e/markdown-quiet.png)");
   await page.keyboard.press("Control+Z");
@@ -322,14 +170,35 @@ async function checkMarkdownQuiet(page: Page): Promise<void> {
   await editorLines(page).filter({ hasText: "def circle_area" }).waitFor({ timeout: 20_000 });
 }
 
-function toast(page: Page, text: string | RegExp): Locator {
-  return page.locator(".notifications-toasts .notification-toast", { hasText: text });
-}
-
 /** A refactor's preview: a diff editor of the file as it is and as the edit would leave it, and a notification of
  * ours asking to Apply or Discard. */
 function previewButton(page: Page, label: "Apply" | "Discard"): Locator {
   return toast(page, "Ryzanstein:").locator(".monaco-button", { hasText: new RegExp(`^\\s*${label}\\s*$`) });
+}
+
+/** The diff's own Apply / Discard (its title bar): there for as long as the preview is open. */
+function titleButton(page: Page, label: "Apply" | "Discard"): Locator {
+  return page.locator(`.editor-actions .action-label[aria-label*="${label} Proposed Change"]`);
+}
+
+let previewChecked = false;
+
+/** The first preview of the run is left open past the time VS Code hides notifications: its Apply / Discard are
+ * still there (in the diff's title bar), and the diff too. */
+async function checkPreviewStays(page: Page): Promise<void> {
+  if (previewChecked) {
+    return;
+  }
+  await page.waitForTimeout(20_000);
+  await page.screenshot({ path: path.join(ARTIFACTS, "preview-later.png") });
+  const apply = await titleButton(page, "Apply").count();
+  const discard = await titleButton(page, "Discard").count();
+  if (!apply || !discard || (await page.locator(".monaco-diff-editor").count()) === 0) {
+    throw new Error(`20 s into the preview: title Apply ${apply}, Discard ${discard}; the diff ` +
+      `${(await page.locator(".monaco-diff-editor").count()) ? "open" : "closed"}`);
+  }
+  previewChecked = true;
+  log("20 s into the preview, Apply / Discard are still in the diff's title bar (screenshot build/e2e/preview-later.png)");
 }
 
 async function gotoLine(page: Page, line: number): Promise<void> {
@@ -379,7 +248,8 @@ async function previewOrRefusal(page: Page, what: string, refusal: Locator, befo
 }
 
 async function clickPreview(page: Page, label: "Apply" | "Discard"): Promise<void> {
-  await previewButton(page, label).first().click();
+  const inToast = previewButton(page, label);
+  await ((await inToast.count()) > 0 ? inToast : titleButton(page, label)).first().click();
   await waitFor(`the preview to close after ${label}`, 15_000, async () =>
     (await previewButton(page, "Apply").count()) === 0 && (await page.locator(".monaco-diff-editor").count()) === 0
       ? true : undefined);
@@ -402,6 +272,7 @@ async function docstringPreview(page: Page, file: string, accepted: string): Pro
       return;
     }
     await page.screenshot({ path: path.join(ARTIFACTS, "docstring-preview.png") });
+    await checkPreviewStays(page);
     await clickPreview(page, choice);
     if (choice === "Discard") {
       if ((await save(page, file, undefined)) !== accepted) {
@@ -426,14 +297,15 @@ async function docstringPreview(page: Page, file: string, accepted: string): Pro
   }
 }
 
-/** Write Tests on circle_area: candidates run with pytest in a sandbox; the kept file comes as a preview of a new
- * test_geometry.py: discarded (no file), then applied (the file opens, the report says how many tests pass). */
-async function writeTestsPreview(page: Page, workspace: string): Promise<void> {
+/** Write Tests on circle_area: gated for the shipped model (bench refactors measured it), tried anyway: candidates
+ * run with pytest in a sandbox; the kept file (one of its tests passes) comes as a preview of a new test_geometry.py:
+ * discarded (no file), then applied (the file opens, the report says how many tests pass); or it is refused. */
+async function writeTestsPreview(page: Page, workspace: string, file: string, accepted: string): Promise<void> {
   const target = path.join(workspace, "test_geometry.py");
   const refusals = toast(page, "Ryzanstein: no usable tests");
   for (const choice of ["Discard", "Apply"] as const) {
     await gotoLine(page, 5);
-    await runCommand(page, "Ryzanstein: Write Tests");
+    await passTheGate(page, "Ryzanstein: Write Tests", "too small to write tests", file, accepted, "");
     if (!(await previewOrRefusal(page, "write tests", refusals, await refusals.count()))) {
       if (existsSync(target)) {
         throw new Error("refused tests left a file behind");
@@ -442,6 +314,7 @@ async function writeTestsPreview(page: Page, workspace: string): Promise<void> {
     }
     if (choice === "Discard") {
       await page.screenshot({ path: path.join(ARTIFACTS, "tests-preview.png") });
+      await checkPreviewStays(page);
       await clickPreview(page, "Discard");
       await page.waitForTimeout(1000);
       if (existsSync(target)) {
@@ -560,6 +433,48 @@ async function checkDoctorReport(page: Page): Promise<void> {
   log("doctor report rendered (screenshot build/e2e/doctor.png)");
 }
 
+/** A new folder opened with Workspace Trust on is in Restricted Mode: the extension starts nothing, and its status
+ * item says so with a one-line reason (its tooltip). A second code-server on the same extensions folder. */
+async function checkRestrictedMode(run: Run, node24: string, codeServer: string): Promise<void> {
+  const userData = path.join(run.tmp, "user-data-restricted");
+  mkdirSync(path.join(userData, "User"), { recursive: true });
+  writeFileSync(path.join(userData, "User", "settings.json"), JSON.stringify(userSettings(true), null, 2));
+  const folder = path.join(run.tmp, "untrusted");
+  cpSync(FIXTURE, folder, { recursive: true });
+  const port = await freePort();
+  mkdirSync(path.join(ARTIFACTS, "restricted"), { recursive: true });
+  const server = startCodeServer({ tmp: run.tmp, extDir: run.extDir, userData }, node24, codeServer, port, folder,
+    { trust: true, artifacts: path.join(ARTIFACTS, "restricted") });
+  const browser = await launchBrowser();
+  try {
+    await waitFor("code-server (restricted) to listen", 60_000, async () =>
+      (await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined);
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(folder)}`);
+    await page.locator(".monaco-workbench").waitFor({ timeout: 60_000 });
+    const no = page.locator(".monaco-dialog-box .monaco-button", { hasText: /No, I don't trust/ });
+    await no.first().click({ timeout: 10_000 }).catch(() => undefined); // (when VS Code asks)
+    const item = page.locator(".statusbar-item", { hasText: "Ryzanstein: Restricted Mode" }).first();
+    await item.waitFor({ timeout: 60_000 });
+    await item.hover();
+    const tip = await waitFor("the restricted status's tooltip", 15_000, async () => {
+      const t = await page.locator(".monaco-hover, .workbench-hover").first().innerText({ timeout: 500 });
+      return /Restricted Mode: it would run Python/.test(t) ? t : undefined;
+    });
+    await page.screenshot({ path: path.join(ARTIFACTS, "restricted.png") });
+    log(`Restricted Mode: status "Ryzanstein: Restricted Mode", tooltip "${plain(tip).trim()}" (screenshot build/e2e/restricted.png)`);
+  } finally {
+    await browser.close().catch(() => undefined);
+    if (server.pid) {
+      try {
+        process.kill(-server.pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
 /** A sidecar that dies is started again by the extension (with back-off), and serves again. */
 async function checkSidecarRestart(page: Page, tmp: string): Promise<void> {
   const sidecarPids = () => spawnSync("pgrep", ["-f", `^${tmp}/.*python -m pyserver$`], { encoding: "utf8" })
@@ -598,7 +513,7 @@ async function main(): Promise<void> {
   installVsix(run, node24, codeServer);
 
   const port = await freePort();
-  const server = startCodeServer(run, node24, codeServer, port);
+  const server = startCodeServer(run, node24, codeServer, port, run.workspace);
   let browser: Browser | undefined;
   let page: Page | undefined;
   try {
@@ -615,14 +530,21 @@ async function main(): Promise<void> {
     const accepted = await completeAndAccept(page, run.file, original);
     await checkAcceptCounted(run.userData);
     await checkMarkdownQuiet(page);
+    await checkManualTriggerSaysWhy(page, run.workspace);
     await docstringPreview(page, run.file, accepted);
-    await writeTestsPreview(page, run.workspace);
+    await writeTestsPreview(page, run.workspace, run.file, accepted);
     await explainReadOnly(page, run.file, accepted);
     await checkReindex(page);
     await checkInspect(page);
     await checkModelPicker(page);
     await checkDoctorReport(page);
     await checkSidecarRestart(page, run.tmp);
+    if (!previewChecked) {
+      throw new Error("no refactor offered a preview: that its Apply / Discard stay could not be checked");
+    }
+    await browser.close();
+    browser = undefined;
+    await checkRestrictedMode(run, node24, codeServer);
   } catch (e) {
     if (page) {
       await page.screenshot({ path: path.join(ARTIFACTS, "failure.png") }).catch(() => undefined);

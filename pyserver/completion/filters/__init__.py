@@ -30,13 +30,20 @@ PIPELINE: tuple[Filter, ...] = (
 
 
 def apply_filters(suggestion: str, ctx: CursorContext, max_lines: int | None = None) -> str:
+    return filter_suggestion(suggestion, ctx, max_lines)[0]
+
+
+def filter_suggestion(suggestion: str, ctx: CursorContext, max_lines: int | None = None) -> tuple[str, str | None]:
+    """(the suggestion to keep, the name of the filter that removed it, or None when something is kept)."""
+    if not suggestion:
+        return "", None
     for f in PIPELINE:
         suggestion = f(suggestion, ctx)
         if not suggestion:
-            return ""
+            return "", f.__name__
     if max_lines is not None:  # the cut may end at a blank line: it goes too
         suggestion = "\n".join(suggestion.split("\n")[:max_lines]).rstrip()
-    return suggestion
+    return suggestion, None
 
 
-__all__ = ["PIPELINE", "CursorContext", "apply_filters"]
+__all__ = ["PIPELINE", "CursorContext", "apply_filters", "filter_suggestion"]
