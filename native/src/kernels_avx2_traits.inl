@@ -64,6 +64,13 @@ struct T {
     static constexpr int kPanelRows = 16;     // 2 vectors of rows ...
     static constexpr int kGemmToks = 6;       // ... x 6 tokens: 12 accumulators + 2 code vectors + 1 broadcast
     static constexpr int64_t kGemmSlice = 1024;  // K columns per slice (see kernels_simd.inl: kKc)
+    // A period's sums scaled straight from the registers (gemm_block): timed on AVX2 only (Zen 3); the AVX-VNNI
+    // and AVX-512 paths keep the path they were timed with.
+#if RYZ_AVXVNNI
+    static constexpr bool kPeriodSumsDirect = false;
+#else
+    static constexpr bool kPeriodSumsDirect = true;
+#endif
     // Tokens per pass of the small-batch I2_R16 GEMV (measured at the 2B4T shape, 8 tokens on 2 threads: AVX2 126 ms
     // with 2, 140 with 4; AVX-VNNI 141 with 2, 116 with 4).
 #if RYZ_AVXVNNI

@@ -70,6 +70,7 @@ struct T {
     static constexpr int kPanelRows = 32;     // 2 vectors of rows ...
     static constexpr int kGemmToks = 8;       // ... x 8 tokens: 16 accumulators + 2 code vectors + 1 broadcast
     static constexpr int64_t kGemmSlice = 1024;  // K columns per slice (see kernels_simd.inl: kKc)
+    static constexpr bool kPeriodSumsDirect = false;  // (see the AVX2 traits: untimed here)
     static constexpr int kR16MultiGroup = 4;
     static OV oset1_8(int8_t v) { return _mm512_set1_epi8(v); }
     static OV oand(OV a, OV b) { return _mm512_and_si512(a, b); }

@@ -67,7 +67,9 @@ def _child(path: str, out: str, tokens: list[int], threads: int) -> None:
     np.save(out, np.asarray(llm.scores[: len(tokens)], dtype=np.float32))
 
 
-def engine_logits(path: Path, tokens: list[int], threads: int, act_block: int | None = None) -> np.ndarray:
+def engine_logits(path: Path, tokens: list[int], threads: int, act_block: int | None = None) -> tuple[np.ndarray, int]:
+    """The engine's logits at every position, and the activation block it ran with (config.py: the weights' group,
+    unless `act_block` fixes one)."""
     from pyserver import native
     from pyserver.engine.loaders import load_weights
     from pyserver.engine.model import Model
@@ -75,11 +77,11 @@ def engine_logits(path: Path, tokens: list[int], threads: int, act_block: int | 
     native.set_num_threads(threads)
     weights, tokenizer = load_weights(path)
     if act_block is not None:
-        weights.config = weights.config.with_(act_block=act_block)
+        weights.config = weights.config.with_(act_block=act_block, act_block_max=act_block)
     model = Model(weights, tokenizer, path)
     logits = model.session(n_ctx=len(tokens) + 16).append(tokens, n_logits=len(tokens))
     assert logits is not None
-    return logits
+    return logits, model.config.act_block
 
 
 def compare(ours: np.ndarray, theirs: np.ndarray) -> dict[str, Any]:
@@ -115,8 +117,9 @@ def run_agreement(
             theirs = llama_cpp_logits(path, tokens, threads)
             if variant == "f16":
                 f16_ref = theirs
-            ours = engine_logits(path, tokens, threads)
-            row: dict[str, Any] = {"variant": variant, "outliers": outl, "file": path.name, **compare(ours, theirs)}
+            ours, block = engine_logits(path, tokens, threads)
+            row: dict[str, Any] = {"variant": variant, "outliers": outl, "file": path.name, "act_block": block}
+            row |= compare(ours, theirs)
             if f16_ref is not None and variant == "q2_0":  # exact: the F16 file's very weights (TQ2_0 is lossy)
                 row["vs_llama_cpp_f16"] = compare(ours, f16_ref)
                 row["llama_cpp_vs_its_f16"] = compare(theirs, f16_ref)
@@ -128,7 +131,6 @@ def run_agreement(
         "bars": {"correlation": CORRELATION_BAR, "top1_agreement": TOP1_BAR},
         "cpu": cpu_model(),
         "isa": str(native.cpu_info()["active"]),
-        "act_block": cfg.act_block,
         "results": rows,
         "pass": all(r["pass"] for r in rows),
     }

@@ -20,8 +20,18 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     "llama": {"act": "silu", "sub_norms": False, "rope_neox": False},
     # Qwen3 (Ternary-Bonsai): RMSNorm on each head's q and k before RoPE, NEOX rotation, SwiGLU, no sub-norms. Its
     # activations were never trained for one int8 scale per token and carry outlier channels 30-100x the rest, so
-    # they are quantized per block of 32 (llama.cpp's q8_0 block), chosen by agreement with llama.cpp's F16 run.
-    "qwen3": {"act": "silu", "sub_norms": False, "rope_neox": True, "qk_norm": True, "act_block": 32},
+    # they are quantized per block of 32 (llama.cpp's q8_0 block), chosen by agreement with llama.cpp's F16 run. Each
+    # block ends the kernels' integer run with float work, which made AVX2 decode of TQ2_0 files compute-bound (0.41
+    # of the bandwidth on 1 Zen 3 thread), so those files (requantized per 256 already, and run by llama.cpp with
+    # activations per 256) take blocks of act_block_max (Model: _act_block).
+    "qwen3": {
+        "act": "silu",
+        "sub_norms": False,
+        "rope_neox": True,
+        "qk_norm": True,
+        "act_block": 32,
+        "act_block_max": 128,
+    },
 }
 
 
@@ -45,6 +55,8 @@ class ModelConfig:
     tied_embeddings: bool = True  # the output head is the token embedding table
     qk_norm: bool = False  # Qwen3's per-head RMSNorm of q and k (attn_q_norm / attn_k_norm, head_dim weights)
     act_block: int = 0  # activation quantization: 0 one int8 scale per token (BitNet's rule), else per block of this
+    # The longest block the model may raise act_block to, up to its weights' scale group (0: act_block as it is).
+    act_block_max: int = 0
 
     def __post_init__(self) -> None:
         if not self.head_dim:
@@ -64,7 +76,7 @@ class ModelConfig:
     def native(self) -> dict[str, object]:
         """The dict the native `Model` constructor takes."""
         d = asdict(self)
-        for key in ("arch", "context_length", "tied_embeddings"):
+        for key in ("arch", "context_length", "tied_embeddings", "act_block_max"):
             del d[key]
         return d
 

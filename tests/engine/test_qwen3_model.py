@@ -48,7 +48,7 @@ def f16_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_fixture_loads_as_qwen3_with_a_ternary_head_and_embedding() -> None:
     for path, fmt, layout in ((Q2_0, "Q2_0", "I2_R16_G64"), (TQ2_0, "TQ2_0", "I2_R16_G256")):
         m = Model.load(path)
-        assert m.config.arch == "qwen3" and m.config.qk_norm and m.config.act_block == 32
+        assert m.config.arch == "qwen3" and m.config.qk_norm and m.config.act_block == {"Q2_0": 32, "TQ2_0": 128}[fmt]
         assert (m.config.head_dim, m.config.rope_base) == (64, 1e6) and m.config.norm_eps == pytest.approx(1e-6)
         assert {(s.fmt, s.packing) for s in m.tensor_stats} == {(fmt, layout)}
         w = m._weights
@@ -73,7 +73,9 @@ def test_q2_0_fixture_matches_the_numpy_reference_and_llama_cpp() -> None:
 
 def test_tq2_0_fixture_matches_the_numpy_reference() -> None:
     corr, top1 = agreement(logits(TQ2_0), forward(load_reference(TQ2_0, CFG), TOKENS))
-    assert corr > 0.997 and top1 > 0.8  # measured 0.9985 / 0.90 (llama.cpp's q8_K activations: 0.9952 / 0.81)
+    # Activations per 128 here (model.py: _act_block): measured 0.9961 / 0.85, closer than llama.cpp's own run on
+    # this file (q8_K activations, per 256: 0.9952 / 0.81); per 32 gave 0.9985 / 0.90 at twice the decode time.
+    assert corr > 0.9955 and top1 > 0.8
 
 
 def test_activation_blocks_of_32_agree_best_with_the_exact_model(f16_file: Path) -> None:
@@ -84,7 +86,7 @@ def test_activation_blocks_of_32_agree_best_with_the_exact_model(f16_file: Path)
     corr = {}
     for block in (0, 32, 128):
         weights, tok = load_weights(f16_file)
-        weights.config = weights.config.with_(act_block=block)
+        weights.config = weights.config.with_(act_block=block, act_block_max=block)
         out = Model(weights, tok, f16_file).session().append(TOKENS, n_logits=len(TOKENS))
         corr[block] = agreement(np.asarray(out, np.float64), ref)[0]
     assert corr[32] > corr[128] > corr[0] and corr[32] > 0.998

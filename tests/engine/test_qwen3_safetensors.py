@@ -69,7 +69,7 @@ def checkpoint(gguf_path: Path, d: Path, spoil: bool = False) -> Path:
 def test_unpacked_checkpoint_is_the_gguf_model(tmp_path: Path) -> None:
     src = write_qwen3_f16(CFG, tmp_path / "f16.gguf", outliers=True, group=128)
     m = Model.load(checkpoint(src, tmp_path / "ckpt"))
-    assert m.config.arch == "qwen3" and m.config.qk_norm and m.config.act_block == 32
+    assert m.config.arch == "qwen3" and m.config.qk_norm and m.config.act_block == 32  # Q2_0 (_act_block)
     assert {s.fmt for s in m.tensor_stats} == {"Q2_0_128"}
     assert m._weights.output_ternary is not None
     tokens = [int(t) for t in np.random.default_rng(1).integers(3, 8000, 48)]
