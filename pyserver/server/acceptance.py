@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyserver.paths import cache_dir
+from pyserver.paths import cache_dir, write_text_atomic
 
 log = logging.getLogger("ryzanstein")
 
@@ -104,10 +103,7 @@ class AcceptanceStats:
             self._dirty = False
             self._saved_at = time.monotonic()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(data)
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, data)
         except OSError as exc:
             log.warning("could not save acceptance statistics to %s: %s", self.path, exc)
 

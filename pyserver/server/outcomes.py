@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from pyserver.completion.outcome import Outcome
+from pyserver.paths import write_text_atomic
 
 log = logging.getLogger("ryzanstein")
 
@@ -48,10 +48,7 @@ class CompletionOutcomes:
             text = json.dumps({"by_reason": self.counts, "last": self.last, "note": "local only"}, indent=1)
             self._dirty, self._saved_at = False, time.monotonic()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(text)
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, text)
         except OSError as exc:
             log.warning("could not save the completion outcomes to %s: %s", self.path, exc)
 
