@@ -75,21 +75,19 @@ class TensorStats:
         return float(-(p * np.log2(p)).sum())
 
 
-# The scale group of each I2_R16 layout a tensor runs in (I2_R16 itself: one scale for the whole tensor).
-_R16_GROUPS = {"I2_R16_G64": 64, "I2_R16_G128": 128, "I2_R16_G256": 256, "I2_R16": 1 << 30}
 COARSE_GROUP = 256  # weights scaled this coarsely (TQ2_0, TQ1_0) take the longer activation block
 
 
 def _act_block(config: ModelConfig, targets: list[str]) -> int:
     """The activations' block (config.py): act_block, or act_block_max when every projection's weight scales
-    cover COARSE_GROUP columns or more. Q2_0 files (the models' own packing) keep per 32, as llama.cpp's q8_0 path
-    does: per 64 was measured to lose more to the exact model than llama.cpp's own run (0.9973 vs 0.9991) for
-    little speed. TQ2_0 files, already requantized per 256 and run by llama.cpp with activations per 256 (q8_K),
-    take 128: still closer to the exact model than llama.cpp there, and 1.5-2x faster on AVX2."""
+    cover COARSE_GROUP columns or more (a packing without a group has one scale per tensor). Q2_0 files (the
+    models' own packing) keep per 32, as llama.cpp's q8_0 path does: per 64 was measured to lose more to the exact
+    model than llama.cpp's own run (0.9973 vs 0.9991) for little speed. TQ2_0 files, already requantized per 256
+    and run by llama.cpp with activations per 256 (q8_K), take 128: still closer to the exact model than llama.cpp
+    there, and 1.5-2x faster on AVX2."""
     block, most = config.act_block, config.act_block_max
-    if block and most > block and targets and all(_R16_GROUPS.get(t, 0) >= COARSE_GROUP for t in targets):
-        return most
-    return block
+    coarse = all(native.SCALE_GROUP.get(t, COARSE_GROUP) >= COARSE_GROUP for t in targets)
+    return most if block and most > block and targets and coarse else block
 
 
 def _targets(tensors: list[TernaryTensor], layout: str, act_block: int) -> list[str]:
